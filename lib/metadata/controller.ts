@@ -1,0 +1,251 @@
+/**
+ * Controller decisions as pure functions: given the current image and a request, the
+ * records that carry it out, or a typed error with Kafka's code. The driver that owns
+ * the record log (today a local journal, later the Raft leader) persists and applies them.
+ */
+import { ErrorCode } from "../protocol/error_codes.ts";
+import { TidelogError } from "../util/errors.ts";
+import type { MetadataImage, TopicImage } from "./metadata_image.ts";
+import type { MetadataRecord, PartitionRecord } from "./records.ts";
+import { topicCollisionKey, validateTopicConfigs, validateTopicName } from "./topic_config.ts";
+
+/** Broker-wide defaults the controller applies. */
+export interface ControllerDefaults {
+  /** Kafka `num.partitions`. */
+  numPartitions: number;
+  /** Kafka `default.replication.factor`. */
+  defaultReplicationFactor: number;
+}
+
+/** What the controller knows about the cluster beyond the image. */
+export interface ControllerContext {
+  /** Broker ids that may receive replicas, ascending. */
+  liveBrokers: readonly number[];
+  defaults: ControllerDefaults;
+  /** A fresh topic id (Kafka Uuid string). */
+  newTopicId: () => string;
+}
+
+/** One topic of a CreateTopics request. */
+export interface CreateTopicSpec {
+  name: string;
+  /** -1: broker default. */
+  numPartitions: number;
+  /** -1: broker default. */
+  replicationFactor: number;
+  /** Manual assignment; when non-empty numPartitions and replicationFactor must be -1. */
+  assignments: readonly { partitionIndex: number; brokerIds: readonly number[] }[];
+  configs: readonly { name: string; value: string | null }[];
+}
+
+/** The records for a topic creation, with the resolved numbers for the response. */
+export interface TopicCreationPlan {
+  records: MetadataRecord[];
+  topicId: string;
+  numPartitions: number;
+  replicationFactor: number;
+  configs: Record<string, string>;
+}
+
+function fail(code: ErrorCode, message: string): never {
+  throw new TidelogError(code, message);
+}
+
+/** Checks a name against the image: legal, not taken, no '.'/'_' collision. */
+function checkNewTopicName(image: MetadataImage, name: string): void {
+  validateTopicName(name);
+  if (image.topic(name)) fail(ErrorCode.TOPIC_ALREADY_EXISTS, `Topic '${name}' already exists.`);
+  const key = topicCollisionKey(name);
+  for (const other of image.topicsByName.keys()) {
+    if (topicCollisionKey(other) === key) {
+      fail(
+        ErrorCode.INVALID_TOPIC_EXCEPTION,
+        `Topic '${name}' collides with existing topic: ${other}`,
+      );
+    }
+  }
+}
+
+/**
+ * Replica lists for partitions [first, first+count): replicas of partition p start at
+ * broker (p + offset) and continue round-robin, so leaders (first replica) and followers
+ * spread evenly over the brokers.
+ */
+export function assignReplicas(
+  brokers: readonly number[],
+  first: number,
+  count: number,
+  replicationFactor: number,
+  offset = 0,
+): number[][] {
+  const out: number[][] = [];
+  for (let p = first; p < first + count; p++) {
+    const replicas: number[] = [];
+    for (let r = 0; r < replicationFactor; r++) {
+      replicas.push(brokers[(p + offset + r) % brokers.length]!);
+    }
+    out.push(replicas);
+  }
+  return out;
+}
+
+function checkManualAssignment(
+  assignments: readonly { partitionIndex: number; brokerIds: readonly number[] }[],
+  first: number,
+  liveBrokers: readonly number[],
+): number[][] {
+  const sorted = [...assignments].sort((a, b) => a.partitionIndex - b.partitionIndex);
+  const rf = sorted[0]?.brokerIds.length ?? 0;
+  return sorted.map((a, i) => {
+    if (a.partitionIndex !== first + i) {
+      fail(
+        ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+        `Partitions must be numbered consecutively from ${first}`,
+      );
+    }
+    if (a.brokerIds.length === 0 || a.brokerIds.length !== rf) {
+      fail(
+        ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+        "All partitions must have the same, non-zero number of replicas",
+      );
+    }
+    if (new Set(a.brokerIds).size !== a.brokerIds.length) {
+      fail(
+        ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+        `Duplicate brokers in assignment of partition ${a.partitionIndex}`,
+      );
+    }
+    for (const b of a.brokerIds) {
+      if (!liveBrokers.includes(b)) {
+        fail(
+          ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+          `Broker ${b} in the assignment is not available`,
+        );
+      }
+    }
+    return [...a.brokerIds];
+  });
+}
+
+function partitionRecords(
+  topicId: string,
+  first: number,
+  replicaLists: number[][],
+): PartitionRecord[] {
+  return replicaLists.map((replicas, i) => ({
+    type: "Partition",
+    topicId,
+    partitionId: first + i,
+    replicas,
+    isr: replicas,
+    leader: replicas[0]!,
+    leaderEpoch: 0,
+    partitionEpoch: 0,
+  }));
+}
+
+/** Plans a CreateTopics entry, throwing a {@linkcode TidelogError} with Kafka's code. */
+export function planCreateTopic(
+  image: MetadataImage,
+  spec: CreateTopicSpec,
+  ctx: ControllerContext,
+): TopicCreationPlan {
+  checkNewTopicName(image, spec.name);
+  const configs = validateTopicConfigs(spec.configs);
+  let replicaLists: number[][];
+  if (spec.assignments.length > 0) {
+    if (spec.numPartitions !== -1 || spec.replicationFactor !== -1) {
+      fail(
+        ErrorCode.INVALID_REQUEST,
+        "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.",
+      );
+    }
+    replicaLists = checkManualAssignment(spec.assignments, 0, ctx.liveBrokers);
+  } else {
+    const numPartitions = spec.numPartitions === -1
+      ? ctx.defaults.numPartitions
+      : spec.numPartitions;
+    const rf = spec.replicationFactor === -1
+      ? Math.min(ctx.defaults.defaultReplicationFactor, ctx.liveBrokers.length)
+      : spec.replicationFactor;
+    if (numPartitions <= 0) {
+      fail(ErrorCode.INVALID_PARTITIONS, "Number of partitions must be larger than 0.");
+    }
+    if (rf <= 0) {
+      fail(ErrorCode.INVALID_REPLICATION_FACTOR, "Replication factor must be larger than 0.");
+    }
+    if (rf > ctx.liveBrokers.length) {
+      fail(
+        ErrorCode.INVALID_REPLICATION_FACTOR,
+        `Unable to replicate the partition ${rf} time(s): The target replication factor of ${rf} cannot be reached because only ${ctx.liveBrokers.length} broker(s) are registered.`,
+      );
+    }
+    replicaLists = assignReplicas(ctx.liveBrokers, 0, numPartitions, rf, image.topicsById.size);
+  }
+  const topicId = ctx.newTopicId();
+  return {
+    records: [
+      { type: "Topic", name: spec.name, topicId, configs },
+      ...partitionRecords(topicId, 0, replicaLists),
+    ],
+    topicId,
+    numPartitions: replicaLists.length,
+    replicationFactor: replicaLists[0]!.length,
+    configs,
+  };
+}
+
+/** Plans a CreatePartitions entry (grow `topic` to `count` partitions). */
+export function planCreatePartitions(
+  image: MetadataImage,
+  name: string,
+  count: number,
+  assignments: readonly (readonly number[])[] | null,
+  ctx: ControllerContext,
+): MetadataRecord[] {
+  const topic = image.topic(name);
+  if (!topic) fail(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `The topic '${name}' does not exist.`);
+  const current = topic.partitions.length;
+  if (count < current) {
+    fail(
+      ErrorCode.INVALID_PARTITIONS,
+      `The topic ${name} currently has ${current} partition(s); ${count} would not be an increase.`,
+    );
+  }
+  if (count === current) {
+    fail(ErrorCode.INVALID_PARTITIONS, `Topic already has ${current} partition(s).`);
+  }
+  const added = count - current;
+  const rf = topic.partitions[0]?.replicas.length ?? 1;
+  let replicaLists: number[][];
+  if (assignments) {
+    if (assignments.length !== added) {
+      fail(
+        ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+        `Increasing the number of partitions by ${added} but ${assignments.length} assignments provided.`,
+      );
+    }
+    replicaLists = checkManualAssignment(
+      assignments.map((brokerIds, i) => ({ partitionIndex: current + i, brokerIds })),
+      current,
+      ctx.liveBrokers,
+    );
+  } else {
+    if (rf > ctx.liveBrokers.length) {
+      fail(
+        ErrorCode.INVALID_REPLICATION_FACTOR,
+        `Unable to replicate the new partitions ${rf} time(s) with ${ctx.liveBrokers.length} broker(s)`,
+      );
+    }
+    replicaLists = assignReplicas(ctx.liveBrokers, current, added, rf);
+  }
+  return partitionRecords(topic.topicId, current, replicaLists);
+}
+
+/** Plans the removal of a topic given by name or id. */
+export function planDeleteTopic(image: MetadataImage, topic: TopicImage): MetadataRecord[] {
+  if (!image.topicsById.has(topic.topicId)) {
+    fail(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `Topic ${topic.name} does not exist`);
+  }
+  return [{ type: "RemoveTopic", topicId: topic.topicId }];
+}

@@ -1,0 +1,245 @@
+/**
+ * A Tidelog node: owns the data directory and wires metadata, partitions and the Kafka
+ * listener together. `main.ts` parses flags and starts one; tests start them in-process.
+ */
+import { join } from "node:path";
+import type { ServeOptions } from "./cli.ts";
+import { type ControllerContext, MetadataStore, randomUuid } from "./metadata/mod.ts";
+import { ReplicaManager } from "./replication/mod.ts";
+import { allHandlers, Broker, type BrokerServices, KafkaListener } from "./server/mod.ts";
+import { type Clock, systemClock } from "./util/clock.ts";
+import { getLogger } from "./util/log.ts";
+
+const log = getLogger(["tidelog", "node"]);
+
+/** Data directory format written in meta.json. */
+const FORMAT_VERSION = 1;
+
+/** The node cannot start with this data directory or configuration. */
+export class StartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StartupError";
+  }
+}
+
+interface MetaFile {
+  nodeId: number;
+  clusterId: string;
+  formatVersion: number;
+}
+
+/**
+ * Claims `dataDir` for `nodeId`: takes an exclusive lock (one process per directory),
+ * and writes or checks meta.json (node id and format version must match).
+ */
+async function claimDataDir(
+  dataDir: string,
+  nodeId: number,
+): Promise<{ lock: Deno.FsFile; meta: MetaFile | null }> {
+  await Deno.mkdir(dataDir, { recursive: true });
+  const lock = await Deno.open(join(dataDir, ".lock"), { read: true, write: true, create: true });
+  try {
+    // Non-blocking would be nicer, but Deno only offers a blocking lock; a short race
+    // is acceptable, two live nodes on one directory is not.
+    const timeout = new Promise<never>((_, reject) =>
+      setTimeout(
+        () => reject(new StartupError(`Data directory ${dataDir} is in use by another process`)),
+        2000,
+      )
+    );
+    await Promise.race([lock.lock(true), timeout]);
+  } catch (err) {
+    lock.close();
+    throw err;
+  }
+  let meta: MetaFile | null = null;
+  try {
+    meta = JSON.parse(await Deno.readTextFile(join(dataDir, "meta.json"))) as MetaFile;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) {
+      lock.close();
+      throw new StartupError(
+        `Cannot read ${join(dataDir, "meta.json")}: ${(err as Error).message}`,
+      );
+    }
+  }
+  if (meta && meta.nodeId !== nodeId) {
+    lock.close();
+    throw new StartupError(
+      `Data directory ${dataDir} belongs to node ${meta.nodeId}, not node ${nodeId}; use --node-id ${meta.nodeId} or another --data-dir`,
+    );
+  }
+  if (meta && meta.formatVersion !== FORMAT_VERSION) {
+    lock.close();
+    throw new StartupError(
+      `Data directory ${dataDir} has format ${meta.formatVersion}; this build reads ${FORMAT_VERSION}`,
+    );
+  }
+  return { lock, meta };
+}
+
+async function writeMeta(dataDir: string, meta: MetaFile): Promise<void> {
+  const path = join(dataDir, "meta.json");
+  const tmp = `${path}.tmp`;
+  await Deno.writeTextFile(tmp, JSON.stringify(meta, null, 2) + "\n");
+  {
+    using f = await Deno.open(tmp, { read: true, write: true });
+    await f.sync();
+  }
+  await Deno.rename(tmp, path);
+  using dir = await Deno.open(dataDir, { read: true });
+  await dir.sync();
+}
+
+/** A running node. */
+export class Node {
+  readonly #listener: KafkaListener;
+  readonly #store: MetadataStore;
+  readonly #replicas: ReplicaManager;
+  readonly #lock: Deno.FsFile;
+  readonly #retentionTimer: ReturnType<typeof setInterval>;
+  #retentionRunning = false;
+  #stopped: Promise<void> | null = null;
+
+  private constructor(
+    listener: KafkaListener,
+    store: MetadataStore,
+    replicas: ReplicaManager,
+    lock: Deno.FsFile,
+    retentionCheckIntervalMs: number,
+  ) {
+    this.#listener = listener;
+    this.#store = store;
+    this.#replicas = replicas;
+    this.#lock = lock;
+    this.#retentionTimer = setInterval(() => this.#runRetention(), retentionCheckIntervalMs);
+  }
+
+  /** Opens the data directory, recovers every log and starts listening. */
+  static async start(options: ServeOptions, deps: { clock?: Clock } = {}): Promise<Node> {
+    const clock = deps.clock ?? systemClock;
+    const { lock, meta } = await claimDataDir(options.dataDir, options.nodeId);
+    let store: MetadataStore | undefined;
+    let replicas: ReplicaManager | undefined;
+    try {
+      store = await MetadataStore.open(join(options.dataDir, "metadata"));
+      if (store.image.clusterId === null) {
+        const clusterId = meta?.clusterId ?? randomUuid();
+        await store.propose(() => ({
+          records: [{ type: "Cluster", clusterId }],
+          result: undefined,
+        }));
+      }
+      const clusterId = store.image.clusterId!;
+      if (meta && meta.clusterId !== clusterId) {
+        throw new StartupError(
+          `Data directory ${options.dataDir} is for cluster ${meta.clusterId}, but its metadata says ${clusterId}`,
+        );
+      }
+      if (!meta) {
+        await writeMeta(options.dataDir, {
+          nodeId: options.nodeId,
+          clusterId,
+          formatVersion: FORMAT_VERSION,
+        });
+      }
+
+      replicas = new ReplicaManager({
+        topicsDir: join(options.dataDir, "topics"),
+        nodeId: options.nodeId,
+        flush: options.flush,
+        clock,
+      });
+      await replicas.applyImage(store.image);
+      const r = replicas;
+      store.onChange((_prev, next) => r.applyImage(next));
+
+      let listener: KafkaListener;
+      const services: BrokerServices = {
+        config: {
+          nodeId: options.nodeId,
+          advertisedHost: options.advertisedHost,
+          advertisedPort: options.advertisedPort,
+          autoCreateTopics: options.autoCreateTopics,
+          numPartitions: options.numPartitions,
+          defaultReplicationFactor: options.defaultReplicationFactor,
+          maxRequestBytes: options.maxRequestBytes,
+        },
+        metadata: store,
+        replicas,
+        clock,
+        controllerContext: (): ControllerContext => ({
+          liveBrokers: [options.nodeId],
+          defaults: {
+            numPartitions: options.numPartitions,
+            defaultReplicationFactor: options.defaultReplicationFactor,
+          },
+          newTopicId: randomUuid,
+        }),
+      };
+      const broker: Broker = new Broker(services, allHandlers(() => broker.apiVersions()));
+      try {
+        listener = KafkaListener.listen(
+          {
+            hostname: options.kafkaHost,
+            port: options.kafkaPort,
+            maxRequestBytes: options.maxRequestBytes,
+          },
+          broker,
+        );
+      } catch (err) {
+        throw new StartupError(
+          `Cannot listen on ${options.kafkaHost}:${options.kafkaPort}: ${(err as Error).message}`,
+        );
+      }
+      if (options.advertisedPort === 0) services.config.advertisedPort = listener.addr.port;
+      log.info(
+        "Node {nodeId} of cluster {clusterId} serving Kafka on {addr} (advertised {advertised}), data in {dir}",
+        {
+          nodeId: options.nodeId,
+          clusterId,
+          addr: `${listener.addr.hostname}:${listener.addr.port}`,
+          advertised: `${services.config.advertisedHost}:${services.config.advertisedPort}`,
+          dir: options.dataDir,
+        },
+      );
+      return new Node(listener, store, replicas, lock, options.retentionCheckIntervalMs);
+    } catch (err) {
+      await replicas?.close();
+      await store?.close();
+      lock.close();
+      throw err;
+    }
+  }
+
+  /** The bound Kafka address. */
+  get kafkaAddr(): Deno.NetAddr {
+    return this.#listener.addr;
+  }
+
+  async #runRetention(): Promise<void> {
+    if (this.#retentionRunning) return;
+    this.#retentionRunning = true;
+    try {
+      await this.#replicas.applyRetention();
+    } catch (err) {
+      log.error("Retention failed: {error}", { error: err });
+    } finally {
+      this.#retentionRunning = false;
+    }
+  }
+
+  /** Stops accepting, closes connections, flushes and closes every log. Idempotent. */
+  stop(): Promise<void> {
+    this.#stopped ??= (async () => {
+      clearInterval(this.#retentionTimer);
+      await this.#listener.close();
+      await this.#store.close();
+      await this.#replicas.close();
+      this.#lock.close();
+      log.info("Node stopped");
+    })();
+    return this.#stopped;
+  }
+}

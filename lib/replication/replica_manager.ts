@@ -1,0 +1,234 @@
+/**
+ * The partitions this node hosts: opens their logs as the metadata image assigns them,
+ * removes them when topics are deleted, applies topic configs to their logs, and runs the
+ * leader-side append path (validate batches, assign offsets, write).
+ */
+import { join } from "node:path";
+import { DEFAULT_LOG_CONFIG, type FlushPolicy, type LogConfig, PartitionLog } from "../log/mod.ts";
+import type { MetadataImage, TopicImage } from "../metadata/mod.ts";
+import { topicConfigNumber, topicConfigValue } from "../metadata/mod.ts";
+import { ErrorCode } from "../protocol/error_codes.ts";
+import { splitBatches, validateBatch } from "../protocol/record_batch.ts";
+import { type Clock, systemClock } from "../util/clock.ts";
+import { TidelogError } from "../util/errors.ts";
+import { getLogger } from "../util/log.ts";
+import { Partition, partitionName } from "./partition.ts";
+
+const log = getLogger(["tidelog", "replication"]);
+
+/** Settings that apply to every partition on this node. */
+export interface ReplicaManagerOptions {
+  /** Directory holding one folder per partition (`<topic>-<partition>`). */
+  topicsDir: string;
+  nodeId: number;
+  flush: FlushPolicy;
+  clock?: Clock;
+}
+
+/** What a successful leader append did. */
+export interface LeaderAppendResult {
+  baseOffset: number;
+  lastOffset: number;
+  /** -1 unless the topic uses LogAppendTime. */
+  logAppendTimeMs: number;
+}
+
+/** Derives a partition's log settings from its topic's configs. */
+export function logConfigFor(topic: TopicImage, flush: FlushPolicy): LogConfig {
+  const c = topic.configs;
+  return {
+    ...DEFAULT_LOG_CONFIG,
+    segmentBytes: topicConfigNumber(c, "segment.bytes"),
+    segmentMs: topicConfigNumber(c, "segment.ms"),
+    indexIntervalBytes: topicConfigNumber(c, "index.interval.bytes"),
+    retentionMs: topicConfigNumber(c, "retention.ms"),
+    retentionBytes: topicConfigNumber(c, "retention.bytes"),
+    flush,
+  };
+}
+
+/** Partitions hosted here, keyed by "topic-partition". */
+export class ReplicaManager {
+  readonly #options: ReplicaManagerOptions;
+  readonly #clock: Clock;
+  readonly #partitions = new Map<string, Partition>();
+  #image: MetadataImage | null = null;
+
+  constructor(options: ReplicaManagerOptions) {
+    this.#options = options;
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  /** The partition, if this node hosts it. */
+  getPartition(topic: string, partitionId: number): Partition | undefined {
+    return this.#partitions.get(partitionName(topic, partitionId));
+  }
+
+  /** Every hosted partition. */
+  partitions(): IterableIterator<Partition> {
+    return this.#partitions.values();
+  }
+
+  /**
+   * Brings the hosted partitions in line with `image`: opens logs for new partitions
+   * assigned here, closes and deletes those of removed topics, and pushes config changes.
+   * Also removes leftover partition folders that no topic owns (a crash mid-delete).
+   */
+  async applyImage(image: MetadataImage): Promise<void> {
+    const first = this.#image === null;
+    this.#image = image;
+    await Deno.mkdir(this.#options.topicsDir, { recursive: true });
+    const wanted = new Map<string, { topic: TopicImage; partitionId: number }>();
+    for (const topic of image.topicsById.values()) {
+      topic.partitions.forEach((p, partitionId) => {
+        if (p.replicas.includes(this.#options.nodeId)) {
+          wanted.set(partitionName(topic.name, partitionId), { topic, partitionId });
+        }
+      });
+    }
+    for (const [name, partition] of this.#partitions) {
+      const want = wanted.get(name);
+      if (!want || want.topic.topicId !== partition.topicId) {
+        this.#partitions.delete(name);
+        partition.markClosed();
+        await partition.log.delete();
+        log.info("Deleted partition {partition}", { partition: name });
+      }
+    }
+    for (const [name, { topic, partitionId }] of wanted) {
+      const existing = this.#partitions.get(name);
+      const state = topic.partitions[partitionId]!;
+      if (existing) {
+        existing.leaderEpoch = state.leaderEpoch;
+        existing.log.updateConfig(logConfigFor(topic, this.#options.flush));
+        continue;
+      }
+      const dir = join(this.#options.topicsDir, name);
+      await this.#claimDirectory(dir, topic.topicId);
+      const partitionLog = await PartitionLog.open(dir, logConfigFor(topic, this.#options.flush), {
+        clock: this.#clock,
+        name,
+      });
+      this.#partitions.set(
+        name,
+        new Partition(
+          {
+            topic: topic.name,
+            topicId: topic.topicId,
+            partitionId,
+            log: partitionLog,
+            leaderEpoch: state.leaderEpoch,
+          },
+          { hwTracksDurable: this.#options.flush.kind !== "never" },
+        ),
+      );
+      if (!first) log.info("Created partition {partition}", { partition: name });
+    }
+    if (first) await this.#removeOrphans(new Set(wanted.keys()));
+  }
+
+  /**
+   * Makes `dir` belong to topic `topicId`: a folder left by an earlier topic of the same
+   * name (deleted while this node was down) is removed first.
+   */
+  async #claimDirectory(dir: string, topicId: string): Promise<void> {
+    const marker = join(dir, "partition.json");
+    try {
+      const existing = JSON.parse(await Deno.readTextFile(marker)) as { topicId?: string };
+      if (existing.topicId === topicId) return;
+      log.warn("Removing {dir}: it belongs to an earlier topic {old}", {
+        dir,
+        old: existing.topicId,
+      });
+      await Deno.remove(dir, { recursive: true });
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound) && !(err instanceof SyntaxError)) throw err;
+    }
+    await Deno.mkdir(dir, { recursive: true });
+    const tmp = `${marker}.tmp`;
+    await Deno.writeTextFile(tmp, JSON.stringify({ topicId }));
+    using f = await Deno.open(tmp, { read: true, write: true });
+    await f.sync();
+    await Deno.rename(tmp, marker);
+  }
+
+  async #removeOrphans(keep: Set<string>): Promise<void> {
+    for await (const entry of Deno.readDir(this.#options.topicsDir)) {
+      if (!entry.isDirectory || keep.has(entry.name)) continue;
+      log.warn("Removing partition folder {dir}: no topic owns it", { dir: entry.name });
+      await Deno.remove(join(this.#options.topicsDir, entry.name), { recursive: true });
+    }
+  }
+
+  /**
+   * Validates and appends a produce request's records for `partition` (this node leads
+   * it). Every batch is checked before any is written, so a bad batch writes nothing.
+   * Throws {@linkcode TidelogError}: CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, INVALID_RECORD.
+   */
+  appendAsLeader(partition: Partition, records: Uint8Array | null): LeaderAppendResult {
+    if (records === null || records.length === 0) {
+      throw new TidelogError(
+        ErrorCode.CORRUPT_MESSAGE,
+        `Produce to ${partition.name} carried no record batch`,
+      );
+    }
+    const topic = this.#image?.topicsById.get(partition.topicId);
+    if (!topic) {
+      throw new TidelogError(
+        ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+        `Unknown topic of ${partition.name}`,
+      );
+    }
+    const maxMessageBytes = topicConfigNumber(topic.configs, "max.message.bytes");
+    const batches = splitBatches(records);
+    for (const batch of batches) {
+      if (batch.length > maxMessageBytes) {
+        throw new TidelogError(
+          ErrorCode.MESSAGE_TOO_LARGE,
+          `Batch of ${batch.length} bytes for ${partition.name} exceeds max.message.bytes ${maxMessageBytes}`,
+        );
+      }
+      const header = validateBatch(batch);
+      if ((header.attributes & 0x30) !== 0) {
+        // Transactions are not supported: refuse markers and transactional data rather
+        // than store records no consumer could resolve.
+        throw new TidelogError(
+          ErrorCode.INVALID_RECORD,
+          `Transactional or control batch for ${partition.name}: transactions are not supported`,
+        );
+      }
+    }
+    const logAppendTime =
+      topicConfigValue(topic.configs, "message.timestamp.type") === "LogAppendTime";
+    const result = partition.log.append(batches, {
+      leaderEpoch: partition.leaderEpoch,
+      ...(logAppendTime ? { logAppendTimeMs: this.#clock.nowMs() } : {}),
+    });
+    partition.afterAppend(result.lastOffset);
+    return result;
+  }
+
+  /** Deletes segments past retention in every partition. */
+  async applyRetention(): Promise<void> {
+    const now = this.#clock.nowMs();
+    for (const partition of this.#partitions.values()) {
+      const deleted = await partition.log.applyRetention(now);
+      if (deleted > 0) {
+        log.info("Retention deleted {count} segment(s) of {partition}; log start is now {start}", {
+          count: deleted,
+          partition: partition.name,
+          start: partition.log.logStartOffset,
+        });
+      }
+    }
+  }
+
+  /** Closes every partition log (fsyncing what is pending). */
+  async close(): Promise<void> {
+    for (const partition of this.#partitions.values()) {
+      partition.markClosed();
+      await partition.log.close();
+    }
+    this.#partitions.clear();
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * Frame in, reply out, without sockets: decodes the header, finds the handler, checks
+ * the version, decodes the body, runs the handler and encodes its response. A listener
+ * feeds it frames; tests call it directly.
+ */
+import type { Logger } from "@logtape/logtape";
+import {
+  apiName,
+  decodeRequestBody,
+  decodeRequestHeader,
+  encodeResponseFrame,
+  ErrorCode,
+  errorName,
+  type RequestHeader,
+} from "../protocol/mod.ts";
+import { ApiKey } from "../protocol/mod.ts";
+import { errorCodeOf, TidelogError } from "../util/errors.ts";
+import type { AnyApiHandler, RequestContext } from "./handler.ts";
+import type { BrokerServices } from "./services.ts";
+
+/** The outcome of one frame, after its effect has happened. */
+export type FrameOutcome =
+  /** Write this (complete frame, size prefix included) when it resolves; null: nothing. */
+  | { kind: "respond"; frame: Promise<Uint8Array | null> }
+  /** Close the connection: `reason` is logged. */
+  | { kind: "close"; reason: string };
+
+/** Dispatches request frames to the registered handlers. */
+export class Broker {
+  readonly services: BrokerServices;
+  readonly #handlers = new Map<number, AnyApiHandler>();
+
+  constructor(services: BrokerServices, handlers: readonly AnyApiHandler[]) {
+    this.services = services;
+    for (const h of handlers) this.#handlers.set(h.apiKey, h);
+  }
+
+  /** The served version range of every API, for ApiVersions. */
+  apiVersions(): { apiKey: number; minVersion: number; maxVersion: number }[] {
+    return [...this.#handlers.values()]
+      .map((h) => ({ apiKey: h.apiKey, minVersion: h.minVersion, maxVersion: h.maxVersion }))
+      .sort((a, b) => a.apiKey - b.apiKey);
+  }
+
+  /**
+   * Handles one request frame (the bytes after the size prefix). Resolves once the
+   * request has taken effect; the response may still be pending inside the outcome.
+   */
+  async handleFrame(frame: Uint8Array, log: Logger): Promise<FrameOutcome> {
+    let header: RequestHeader;
+    let bodyOffset: number;
+    try {
+      ({ header, bodyOffset } = decodeRequestHeader(frame));
+    } catch (err) {
+      return { kind: "close", reason: `Unparsable request header: ${(err as Error).message}` };
+    }
+    const handler = this.#handlers.get(header.apiKey);
+    const name = apiName(header.apiKey) ?? `key ${header.apiKey}`;
+    if (!handler) {
+      return { kind: "close", reason: `Unsupported API ${name} (v${header.apiVersion})` };
+    }
+    const version = header.apiVersion;
+    const supported = version >= handler.minVersion && version <= handler.maxVersion;
+    if (!supported && header.apiKey === ApiKey.ApiVersions) {
+      // KIP-511: answer with v0 so that any client can read our ranges and retry.
+      log.info("ApiVersions v{version} is not supported; answering with v0", { version });
+      return this.#respond(ApiKey.ApiVersions, 0, header.correlationId, {
+        errorCode: ErrorCode.UNSUPPORTED_VERSION,
+        apiKeys: this.apiVersions(),
+      });
+    }
+    let request: unknown;
+    try {
+      request = decodeRequestBody(header.apiKey as never, version, frame.subarray(bodyOffset));
+    } catch (err) {
+      return {
+        kind: "close",
+        reason: `Unparsable ${name} v${version} request: ${(err as Error).message}`,
+      };
+    }
+    if (!supported) {
+      log.warn("{api} v{version} is not supported (we serve v{min}-v{max})", {
+        api: name,
+        version,
+        min: handler.minVersion,
+        max: handler.maxVersion,
+      });
+      return this.#respond(
+        header.apiKey,
+        version,
+        header.correlationId,
+        handler.errorResponse(request, ErrorCode.UNSUPPORTED_VERSION, version),
+      );
+    }
+    const ctx: RequestContext = { header, services: this.services, log };
+    log.debug("{api} v{version} correlation {cid}", {
+      api: name,
+      version,
+      cid: header.correlationId,
+    });
+    try {
+      const reply = await handler.handle(ctx, request);
+      if (reply.kind === "silent") return { kind: "respond", frame: Promise.resolve(null) };
+      if (reply.kind === "close") return reply;
+      const response = Promise.resolve(reply.response).catch((err) =>
+        this.#failure(handler, request, version, err, log, name)
+      );
+      return {
+        kind: "respond",
+        frame: response.then((body) =>
+          encodeResponseFrame(header.apiKey as never, version, header.correlationId, body as never)
+        ),
+      };
+    } catch (err) {
+      return this.#respond(
+        header.apiKey,
+        version,
+        header.correlationId,
+        this.#failure(handler, request, version, err, log, name),
+      );
+    }
+  }
+
+  #failure(
+    handler: AnyApiHandler,
+    request: unknown,
+    version: number,
+    err: unknown,
+    log: Logger,
+    name: string,
+  ): unknown {
+    const code = errorCodeOf(err);
+    if (err instanceof TidelogError) {
+      log.info("{api} failed with {code}: {message}", {
+        api: name,
+        code: errorName(code),
+        message: err.message,
+      });
+    } else {
+      log.error("{api} failed unexpectedly: {error}", { api: name, error: err });
+    }
+    return handler.errorResponse(request, code, version);
+  }
+
+  #respond(apiKey: number, version: number, correlationId: number, body: unknown): FrameOutcome {
+    return {
+      kind: "respond",
+      frame: Promise.resolve(
+        encodeResponseFrame(apiKey as never, version, correlationId, body as never),
+      ),
+    };
+  }
+}

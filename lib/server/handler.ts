@@ -1,0 +1,58 @@
+/**
+ * The shape of an API handler. A handler runs in two parts: its effect (appending,
+ * creating a topic) happens before `handle` resolves, so requests of one connection take
+ * effect in arrival order; the `response` it returns may still be pending (durability,
+ * replication, long-poll), and such waits overlap across pipelined requests.
+ */
+import type { DeepPartial, RequestHeader, RequestTypes, ResponseTypes } from "../protocol/mod.ts";
+import type { Logger } from "@logtape/logtape";
+import type { BrokerServices } from "./services.ts";
+
+/** API keys that have both a request and a response schema. */
+export type ApiKeyWithSchema = keyof RequestTypes & keyof ResponseTypes;
+
+/** What to do after a request took effect. */
+export type Reply<R> =
+  /** Send this response (possibly later) in order. */
+  | { kind: "respond"; response: R | Promise<R> }
+  /** Send nothing (acks=0 produce). */
+  | { kind: "silent" }
+  /** Close the connection after earlier responses are written (acks=0 produce failed). */
+  | { kind: "close"; reason: string };
+
+/** Per-request context handed to handlers. */
+export interface RequestContext {
+  readonly header: RequestHeader;
+  readonly services: BrokerServices;
+  /** Logger with the connection id bound. */
+  readonly log: Logger;
+}
+
+/** One Kafka API: its served version range, its handler and its error response. */
+export interface ApiHandler<K extends ApiKeyWithSchema> {
+  readonly apiKey: K;
+  readonly minVersion: number;
+  readonly maxVersion: number;
+  handle(
+    ctx: RequestContext,
+    request: RequestTypes[K],
+  ): Promise<Reply<DeepPartial<ResponseTypes[K]>>> | Reply<DeepPartial<ResponseTypes[K]>>;
+  /**
+   * The response that gives `code` for every part of `request`, as Kafka's
+   * `getErrorResponse` does (unexpected failures, unsupported versions).
+   */
+  errorResponse(
+    request: RequestTypes[K],
+    code: number,
+    version: number,
+  ): DeepPartial<ResponseTypes[K]>;
+}
+
+/** A handler of any API, as stored in the registry. */
+// deno-lint-ignore no-explicit-any
+export type AnyApiHandler = ApiHandler<any>;
+
+/** Shorthand for a response that is ready now. */
+export function respond<R>(response: R | Promise<R>): Reply<R> {
+  return { kind: "respond", response };
+}

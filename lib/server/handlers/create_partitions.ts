@@ -1,0 +1,55 @@
+/**
+ * CreatePartitions (key 37): v0-3.
+ *
+ * Behaviour: grows each topic to `count` partitions through the controller, with
+ * optional manual assignments for the new ones; INVALID_PARTITIONS when the count does
+ * not grow, UNKNOWN_TOPIC_OR_PARTITION for a missing topic, INVALID_REQUEST for a topic
+ * named twice. `validateOnly` checks without changing anything.
+ *
+ * Version notes: none; v2+ is flexible.
+ */
+import { planCreatePartitions } from "../../metadata/mod.ts";
+import { ApiKey, type CreatePartitionsRequest, ErrorCode } from "../../protocol/mod.ts";
+import { TidelogError } from "../../util/errors.ts";
+import { type ApiHandler, respond } from "../handler.ts";
+
+export const createPartitionsHandler: ApiHandler<typeof ApiKey.CreatePartitions> = {
+  apiKey: ApiKey.CreatePartitions,
+  minVersion: 0,
+  maxVersion: 3,
+  async handle(ctx, req: CreatePartitionsRequest) {
+    const counts = new Map<string, number>();
+    for (const t of req.topics) counts.set(t.name, (counts.get(t.name) ?? 0) + 1);
+    const results = [];
+    for (const t of req.topics) {
+      if (counts.get(t.name)! > 1) {
+        results.push({
+          name: t.name,
+          errorCode: ErrorCode.INVALID_REQUEST,
+          errorMessage: "Duplicate topic in request.",
+        });
+        continue;
+      }
+      try {
+        await ctx.services.metadata.propose((image) => {
+          const records = planCreatePartitions(
+            image,
+            t.name,
+            t.count,
+            t.assignments?.map((a) => a.brokerIds) ?? null,
+            ctx.services.controllerContext(),
+          );
+          return { records: req.validateOnly ? [] : records, result: undefined };
+        });
+        results.push({ name: t.name, errorCode: ErrorCode.NONE, errorMessage: null });
+      } catch (err) {
+        if (!(err instanceof TidelogError)) throw err;
+        results.push({ name: t.name, errorCode: err.code, errorMessage: err.message });
+      }
+    }
+    return respond({ results });
+  },
+  errorResponse: (req, code) => ({
+    results: req.topics.map((t) => ({ name: t.name, errorCode: code, errorMessage: null })),
+  }),
+};

@@ -1,0 +1,72 @@
+/**
+ * CreateTopics (key 19): v0-7.
+ *
+ * Behaviour: each topic is validated and created through the controller (name rules,
+ * '.'/'_' collisions, partitions and replication factor, manual assignments, supported
+ * configs with valid values); failures are per topic with Kafka's codes and messages
+ * (TOPIC_ALREADY_EXISTS, INVALID_TOPIC_EXCEPTION, INVALID_PARTITIONS,
+ * INVALID_REPLICATION_FACTOR, INVALID_REPLICA_ASSIGNMENT, INVALID_CONFIG, and
+ * INVALID_REQUEST for a name given twice). `validateOnly` (v1+) checks without creating.
+ * The topic exists on this node when the response is sent.
+ *
+ * Version notes: v5+ returns the resolved partitions, replication factor and configs;
+ * v7+ the topic id.
+ */
+import { ApiKey, type CreateTopicsRequest, ErrorCode } from "../../protocol/mod.ts";
+import { TidelogError } from "../../util/errors.ts";
+import { type ApiHandler, respond } from "../handler.ts";
+import { createTopic } from "../topics.ts";
+import { describeTopicConfigs } from "./topic_configs.ts";
+
+const ZERO_UUID = "AAAAAAAAAAAAAAAAAAAAAA";
+
+export const createTopicsHandler: ApiHandler<typeof ApiKey.CreateTopics> = {
+  apiKey: ApiKey.CreateTopics,
+  minVersion: 0,
+  maxVersion: 7,
+  async handle(ctx, req: CreateTopicsRequest) {
+    const counts = new Map<string, number>();
+    for (const t of req.topics) counts.set(t.name, (counts.get(t.name) ?? 0) + 1);
+    const topics = [];
+    for (const t of req.topics) {
+      const base = {
+        name: t.name,
+        topicId: ZERO_UUID,
+        numPartitions: -1,
+        replicationFactor: -1,
+        configs: null,
+      };
+      if (counts.get(t.name)! > 1) {
+        topics.push({
+          ...base,
+          errorCode: ErrorCode.INVALID_REQUEST,
+          errorMessage: "Create topics request from client contained duplicate topic names.",
+        });
+        continue;
+      }
+      try {
+        const plan = await createTopic(ctx.services, t, req.validateOnly);
+        topics.push({
+          ...base,
+          topicId: plan.topicId,
+          errorCode: ErrorCode.NONE,
+          errorMessage: null,
+          numPartitions: plan.numPartitions,
+          replicationFactor: plan.replicationFactor,
+          configs: describeTopicConfigs(plan.configs),
+        });
+      } catch (err) {
+        if (!(err instanceof TidelogError)) throw err;
+        ctx.log.info("CreateTopics {topic} refused: {message}", {
+          topic: t.name,
+          message: err.message,
+        });
+        topics.push({ ...base, errorCode: err.code, errorMessage: err.message });
+      }
+    }
+    return respond({ topics });
+  },
+  errorResponse: (req, code) => ({
+    topics: req.topics.map((t) => ({ name: t.name, errorCode: code, topicId: ZERO_UUID })),
+  }),
+};

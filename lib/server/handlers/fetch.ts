@@ -1,0 +1,231 @@
+/**
+ * Fetch (key 1): v4-17.
+ *
+ * Behaviour: reads whole stored batches from each requested partition, below the high
+ * watermark, within `partitionMaxBytes` per partition and `maxBytes` per response; the
+ * first batch of the response is returned even when it is larger than those limits
+ * (KIP-74), so a consumer can always make progress. If fewer than `minBytes` are
+ * available the request waits up to `maxWaitMs`, woken by high-watermark advances on its
+ * partitions (no polling). OFFSET_OUT_OF_RANGE for offsets below the log start or past
+ * the log end; offsets between the high watermark and the log end read as empty.
+ * Leader epochs (v9+) are checked: older → FENCED_LEADER_EPOCH, newer →
+ * UNKNOWN_LEADER_EPOCH.
+ *
+ * Version notes: v0-3 need down-conversion to magic 0/1, which is not done, so they are
+ * not served. v7+ fetch sessions (KIP-227): no session is ever created (sessionId 0 in
+ * every response), which clients treat as "send full fetch requests"; an incremental
+ * request naming a session gets FETCH_SESSION_ID_NOT_FOUND. v13+ names topics by id
+ * (unknown → UNKNOWN_TOPIC_ID). No transactions, so the last stable offset is the high
+ * watermark and there are never aborted transactions.
+ */
+import { ApiKey, ErrorCode, type FetchRequest, type FetchResponse } from "../../protocol/mod.ts";
+import type { DeepPartial } from "../../protocol/mod.ts";
+import type { Partition } from "../../replication/mod.ts";
+import { errorCodeOf } from "../../util/errors.ts";
+import { type ApiHandler, respond } from "../handler.ts";
+import type { BrokerServices } from "../services.ts";
+
+type PartitionData = DeepPartial<FetchResponse["responses"][number]["partitions"][number]>;
+
+const EMPTY: Uint8Array = new Uint8Array(0);
+const ZERO_UUID = "AAAAAAAAAAAAAAAAAAAAAA";
+
+/** One requested partition, resolved. */
+interface FetchTarget {
+  topicIndex: number;
+  partitionIndex: number;
+  partition: Partition | undefined;
+  /** Set when the partition cannot be read at all. */
+  error: number;
+  fetchOffset: number;
+  currentLeaderEpoch: number;
+  partitionMaxBytes: number;
+}
+
+function resolveTargets(services: BrokerServices, req: FetchRequest, version: number): {
+  responses: { topic: string; topicId: string; partitions: PartitionData[] }[];
+  targets: FetchTarget[];
+} {
+  const image = services.metadata.image;
+  const responses: { topic: string; topicId: string; partitions: PartitionData[] }[] = [];
+  const targets: FetchTarget[] = [];
+  req.topics.forEach((t, topicIndex) => {
+    const topic = version >= 13 ? image.topicsById.get(t.topicId) : image.topic(t.topic);
+    const missing = version >= 13
+      ? ErrorCode.UNKNOWN_TOPIC_ID
+      : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION;
+    responses.push({
+      topic: t.topic,
+      topicId: topic?.topicId ?? t.topicId ?? ZERO_UUID,
+      partitions: [],
+    });
+    for (const p of t.partitions) {
+      const partition = topic ? services.replicas.getPartition(topic.name, p.partition) : undefined;
+      targets.push({
+        topicIndex,
+        partitionIndex: p.partition,
+        partition,
+        error: !topic ? missing : partition ? ErrorCode.NONE : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+        fetchOffset: Number(p.fetchOffset),
+        currentLeaderEpoch: p.currentLeaderEpoch,
+        partitionMaxBytes: p.partitionMaxBytes,
+      });
+    }
+  });
+  return { responses, targets };
+}
+
+/** Reads every target once; returns the partition entries and the bytes gathered. */
+function readAll(
+  targets: FetchTarget[],
+  maxBytes: number,
+): { entries: PartitionData[]; bytes: number; errors: number } {
+  let remaining = maxBytes;
+  let bytes = 0;
+  let errors = 0;
+  const entries = targets.map((t): PartitionData => {
+    const p = t.partition;
+    const base = {
+      partitionIndex: t.partitionIndex,
+      abortedTransactions: null,
+      preferredReadReplica: -1,
+    };
+    let code = t.error;
+    if (
+      p && code === ErrorCode.NONE && t.currentLeaderEpoch !== -1 &&
+      t.currentLeaderEpoch !== p.leaderEpoch
+    ) {
+      code = t.currentLeaderEpoch < p.leaderEpoch
+        ? ErrorCode.FENCED_LEADER_EPOCH
+        : ErrorCode.UNKNOWN_LEADER_EPOCH;
+    }
+    if (!p || code !== ErrorCode.NONE) {
+      errors++;
+      return {
+        ...base,
+        errorCode: code,
+        highWatermark: -1n,
+        lastStableOffset: -1n,
+        logStartOffset: -1n,
+        records: EMPTY,
+      };
+    }
+    const hw = p.highWatermark;
+    const marks = {
+      highWatermark: BigInt(hw),
+      lastStableOffset: BigInt(hw),
+      logStartOffset: BigInt(p.log.logStartOffset),
+    };
+    try {
+      let records: Uint8Array = EMPTY;
+      if (t.fetchOffset < hw) {
+        const limit = Math.max(0, Math.min(t.partitionMaxBytes, remaining));
+        records =
+          p.log.read(t.fetchOffset, limit, { maxOffset: hw, minOneMessage: bytes === 0 }).records;
+      } else if (t.fetchOffset > p.log.logEndOffset || t.fetchOffset < p.log.logStartOffset) {
+        p.log.read(t.fetchOffset, 0); // throws OffsetOutOfRangeError with the details
+      }
+      bytes += records.length;
+      remaining -= records.length;
+      return { ...base, ...marks, errorCode: ErrorCode.NONE, records };
+    } catch (err) {
+      errors++;
+      return { ...base, ...marks, errorCode: errorCodeOf(err), records: EMPTY };
+    }
+  });
+  return { entries, bytes, errors };
+}
+
+function assemble(
+  responses: { topic: string; topicId: string; partitions: PartitionData[] }[],
+  targets: FetchTarget[],
+  entries: PartitionData[],
+): DeepPartial<FetchResponse> {
+  const out = responses.map((r) => ({ ...r, partitions: [] as PartitionData[] }));
+  targets.forEach((t, i) => out[t.topicIndex]!.partitions.push(entries[i]!));
+  return { errorCode: ErrorCode.NONE, sessionId: 0, responses: out };
+}
+
+export const fetchHandler: ApiHandler<typeof ApiKey.Fetch> = {
+  apiKey: ApiKey.Fetch,
+  minVersion: 4,
+  maxVersion: 17,
+  handle(ctx, req: FetchRequest) {
+    const version = ctx.header.apiVersion;
+    if (version >= 7 && req.sessionId !== 0) {
+      return respond({
+        errorCode: ErrorCode.FETCH_SESSION_ID_NOT_FOUND,
+        sessionId: 0,
+        responses: [],
+      });
+    }
+    if (version >= 7 && req.sessionEpoch > 0) {
+      return respond({
+        errorCode: ErrorCode.INVALID_FETCH_SESSION_EPOCH,
+        sessionId: 0,
+        responses: [],
+      });
+    }
+    const { responses, targets } = resolveTargets(ctx.services, req, version);
+    const maxBytes = Math.max(0, req.maxBytes);
+    const first = readAll(targets, maxBytes);
+    if (
+      first.bytes >= req.minBytes || first.errors > 0 || req.maxWaitMs <= 0 || targets.length === 0
+    ) {
+      return respond(assemble(responses, targets, first.entries));
+    }
+    return respond(
+      longPoll(targets, req, maxBytes).then((entries) => assemble(responses, targets, entries)),
+    );
+  },
+  errorResponse: (req, code) => ({
+    errorCode: code,
+    sessionId: 0,
+    responses: req.topics.map((t) => ({
+      topic: t.topic,
+      topicId: t.topicId,
+      partitions: t.partitions.map((p) => ({
+        partitionIndex: p.partition,
+        errorCode: code,
+        highWatermark: -1n,
+        records: EMPTY,
+      })),
+    })),
+  }),
+};
+
+/**
+ * Waits until the requested partitions hold at least `minBytes` readable bytes or
+ * `maxWaitMs` passes, re-reading only when a high watermark moves.
+ */
+function longPoll(
+  targets: FetchTarget[],
+  req: FetchRequest,
+  maxBytes: number,
+): Promise<PartitionData[]> {
+  return new Promise((resolve) => {
+    const cancels: (() => void)[] = [];
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      for (const c of cancels) c();
+      resolve(readAll(targets, maxBytes).entries);
+    };
+    const arm = () => {
+      for (const c of cancels.splice(0)) c();
+      for (const t of targets) {
+        if (t.partition) cancels.push(t.partition.onHighWatermarkAdvance(onAdvance));
+      }
+    };
+    const onAdvance = () => {
+      if (done) return;
+      const { bytes, errors } = readAll(targets, maxBytes);
+      if (bytes >= req.minBytes || errors > 0) finish();
+      else arm();
+    };
+    const timer = setTimeout(finish, req.maxWaitMs);
+    arm();
+  });
+}

@@ -1,0 +1,98 @@
+/**
+ * Metadata (key 3): v0-12.
+ *
+ * Behaviour: brokers, cluster id, controller id and the requested topics with each
+ * partition's leader, leader epoch, replicas and ISR, from the current MetadataImage.
+ * A null topic list (v1+) or an empty one (v0) means all topics. A missing topic is
+ * auto-created when both `auto.create.topics.enable` and the request allow it
+ * (requests before v4 always allow it); otherwise UNKNOWN_TOPIC_OR_PARTITION. An
+ * illegal name gets INVALID_TOPIC_EXCEPTION.
+ *
+ * Version notes: v10+ may name topics by id only (unknown id → UNKNOWN_TOPIC_ID);
+ * v8+ authorized operations are not computed (no ACLs), so the "not requested" sentinel
+ * is returned.
+ */
+import type { TopicImage } from "../../metadata/mod.ts";
+import { ApiKey, ErrorCode, type MetadataRequest } from "../../protocol/mod.ts";
+import { errorCodeOf } from "../../util/errors.ts";
+import { type ApiHandler, respond } from "../handler.ts";
+import type { BrokerServices } from "../services.ts";
+import { getOrAutoCreateTopic } from "../topics.ts";
+
+const ZERO_UUID = "AAAAAAAAAAAAAAAAAAAAAA";
+
+/** The live brokers as Metadata and DescribeCluster describe them. */
+export function brokerEndpoints(
+  services: BrokerServices,
+): { nodeId: number; host: string; port: number }[] {
+  const c = services.config;
+  return [{ nodeId: c.nodeId, host: c.advertisedHost, port: c.advertisedPort }];
+}
+
+/** A Metadata topic entry for an existing topic. */
+function describeTopic(topic: TopicImage) {
+  return {
+    errorCode: ErrorCode.NONE,
+    name: topic.name,
+    topicId: topic.topicId,
+    isInternal: false,
+    partitions: topic.partitions.map((p, partitionIndex) => ({
+      errorCode: p.leader === -1 ? ErrorCode.LEADER_NOT_AVAILABLE : ErrorCode.NONE,
+      partitionIndex,
+      leaderId: p.leader,
+      leaderEpoch: p.leaderEpoch,
+      replicaNodes: [...p.replicas],
+      isrNodes: [...p.isr],
+      offlineReplicas: [],
+    })),
+  };
+}
+
+function topicError(name: string | null, topicId: string, code: number) {
+  return { errorCode: code, name, topicId, isInternal: false, partitions: [] };
+}
+
+export const metadataHandler: ApiHandler<typeof ApiKey.Metadata> = {
+  apiKey: ApiKey.Metadata,
+  minVersion: 0,
+  maxVersion: 12,
+  async handle(ctx, req: MetadataRequest) {
+    const { services } = ctx;
+    const version = ctx.header.apiVersion;
+    const allowAuto = version < 4 || req.allowAutoTopicCreation;
+    const all = req.topics === null || (version === 0 && req.topics.length === 0);
+    const topics = [];
+    if (all) {
+      for (const t of services.metadata.image.topicsByName.values()) topics.push(describeTopic(t));
+    } else {
+      for (const wanted of req.topics ?? []) {
+        if (wanted.name === null) {
+          const t = services.metadata.image.topicsById.get(wanted.topicId);
+          topics.push(
+            t ? describeTopic(t) : topicError(null, wanted.topicId, ErrorCode.UNKNOWN_TOPIC_ID),
+          );
+          continue;
+        }
+        try {
+          const t = await getOrAutoCreateTopic(services, wanted.name, allowAuto);
+          topics.push(
+            t
+              ? describeTopic(t)
+              : topicError(wanted.name, ZERO_UUID, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
+          );
+        } catch (err) {
+          topics.push(topicError(wanted.name, ZERO_UUID, errorCodeOf(err)));
+        }
+      }
+    }
+    return respond({
+      brokers: brokerEndpoints(services).map((b) => ({ ...b, rack: null })),
+      clusterId: services.metadata.image.clusterId,
+      controllerId: services.config.nodeId,
+      topics,
+    });
+  },
+  errorResponse: (req, code) => ({
+    topics: (req.topics ?? []).map((t) => topicError(t.name, t.topicId, code)),
+  }),
+};

@@ -1,0 +1,162 @@
+/**
+ * Produce (key 0): v3-11.
+ *
+ * Behaviour: each partition's batches are validated (magic 2, CRC32C, lengths, record
+ * count) and appended in arrival order before the next request of the connection runs;
+ * a bad batch fails only its partition (CORRUPT_MESSAGE, MESSAGE_TOO_LARGE) and writes
+ * nothing for it. acks=1 and acks=-1 are answered once the appended offsets are below
+ * the high watermark (fsynced, under the default flush policy), or with
+ * REQUEST_TIMED_OUT after `timeoutMs`; acks=-1 is refused up front with
+ * NOT_ENOUGH_REPLICAS when the ISR is smaller than `min.insync.replicas`. acks=0 gets no
+ * reply; if any partition failed the connection is closed, as Kafka does, so the client
+ * notices. A missing topic is auto-created when `auto.create.topics.enable` is on.
+ *
+ * Version notes: v0-2 carry magic 0/1 message sets, which are not stored, so they are
+ * not served. Transactions are not supported (no InitProducerId).
+ */
+import {
+  ApiKey,
+  ErrorCode,
+  type ProduceRequest,
+  type ProduceResponse,
+} from "../../protocol/mod.ts";
+import type { DeepPartial } from "../../protocol/mod.ts";
+import { topicConfigNumber } from "../../metadata/mod.ts";
+import type { Partition } from "../../replication/mod.ts";
+import { errorCodeOf, TidelogError } from "../../util/errors.ts";
+import { type ApiHandler, respond } from "../handler.ts";
+import { getOrAutoCreateTopic } from "../topics.ts";
+
+type PartitionResponse = DeepPartial<
+  ProduceResponse["responses"][number]["partitionResponses"][number]
+>;
+
+/** A partition's append that still has to become acknowledgeable. */
+interface PendingAck {
+  response: PartitionResponse;
+  partition: Partition;
+  lastOffset: number;
+}
+
+function errorEntry(index: number, code: number, message: string | null = null): PartitionResponse {
+  return {
+    index,
+    errorCode: code,
+    baseOffset: -1n,
+    logAppendTimeMs: -1n,
+    logStartOffset: -1n,
+    errorMessage: message,
+  };
+}
+
+export const produceHandler: ApiHandler<typeof ApiKey.Produce> = {
+  apiKey: ApiKey.Produce,
+  minVersion: 3,
+  maxVersion: 11,
+  async handle(ctx, req: ProduceRequest) {
+    const { services, log } = ctx;
+    const acks = req.acks;
+    const responses: { name: string; partitionResponses: PartitionResponse[] }[] = [];
+    const pending: PendingAck[] = [];
+    let failed = false;
+    for (const topicData of req.topicData) {
+      const partitionResponses: PartitionResponse[] = [];
+      responses.push({ name: topicData.name, partitionResponses });
+      let topicError: number = ErrorCode.NONE;
+      if (acks !== 0 && acks !== 1 && acks !== -1) topicError = ErrorCode.INVALID_REQUIRED_ACKS;
+      else {
+        try {
+          const topic = await getOrAutoCreateTopic(services, topicData.name, true);
+          if (!topic) topicError = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION;
+        } catch (err) {
+          topicError = errorCodeOf(err);
+        }
+      }
+      for (const p of topicData.partitionData) {
+        if (topicError !== ErrorCode.NONE) {
+          partitionResponses.push(errorEntry(p.index, topicError));
+          failed = true;
+          continue;
+        }
+        const partition = services.replicas.getPartition(topicData.name, p.index);
+        if (!partition) {
+          partitionResponses.push(errorEntry(p.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION));
+          failed = true;
+          continue;
+        }
+        try {
+          const topic = services.metadata.image.topicsById.get(partition.topicId);
+          const isrSize = topic?.partitions[p.index]?.isr.length ?? 0;
+          const minIsr = topic ? topicConfigNumber(topic.configs, "min.insync.replicas") : 1;
+          if (acks === -1 && isrSize < minIsr) {
+            throw new TidelogError(
+              ErrorCode.NOT_ENOUGH_REPLICAS,
+              `The size of the current ISR ${isrSize} is insufficient to satisfy the min.isr requirement of ${minIsr} for partition ${partition.name}`,
+            );
+          }
+          const result = services.replicas.appendAsLeader(partition, p.records);
+          const response: PartitionResponse = {
+            index: p.index,
+            errorCode: ErrorCode.NONE,
+            baseOffset: BigInt(result.baseOffset),
+            logAppendTimeMs: BigInt(result.logAppendTimeMs),
+            logStartOffset: BigInt(partition.log.logStartOffset),
+          };
+          partitionResponses.push(response);
+          pending.push({ response, partition, lastOffset: result.lastOffset });
+        } catch (err) {
+          if (!(err instanceof TidelogError)) throw err;
+          log.info("Produce to {partition} refused with {code}: {message}", {
+            partition: partition.name,
+            code: err.code,
+            message: err.message,
+          });
+          partitionResponses.push(errorEntry(p.index, err.code, err.message));
+          failed = true;
+        }
+      }
+    }
+    if (acks === 0) {
+      return failed
+        ? { kind: "close", reason: "acks=0 produce failed for some partitions" }
+        : { kind: "silent" };
+    }
+    return respond(waitForAcks(pending, req.timeoutMs).then(() => ({ responses })));
+  },
+  errorResponse: (req, code) => ({
+    responses: req.topicData.map((t) => ({
+      name: t.name,
+      partitionResponses: t.partitionData.map((p) => errorEntry(p.index, code)),
+    })),
+  }),
+};
+
+/**
+ * Waits until every pending append is below its partition's high watermark, marking
+ * those still waiting after `timeoutMs` as REQUEST_TIMED_OUT (and those whose wait
+ * failed, e.g. a failed fsync, as KAFKA_STORAGE_ERROR).
+ */
+async function waitForAcks(pending: PendingAck[], timeoutMs: number): Promise<void> {
+  if (pending.length === 0) return;
+  const waits = pending.map(async (p) => {
+    try {
+      await p.partition.waitForHighWatermark(p.lastOffset);
+      return true;
+    } catch {
+      p.response.errorCode = ErrorCode.KAFKA_STORAGE_ERROR;
+      return true;
+    }
+  });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), Math.max(0, timeoutMs));
+  });
+  const settled = pending.map(() => false);
+  const all = Promise.all(waits.map((w, i) => w.then(() => (settled[i] = true))));
+  const finished = await Promise.race([all.then(() => true), timeout]);
+  clearTimeout(timer);
+  if (finished) return;
+  pending.forEach((p, i) => {
+    if (!settled[i]) p.response.errorCode = ErrorCode.REQUEST_TIMED_OUT;
+  });
+}

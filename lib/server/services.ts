@@ -1,0 +1,33 @@
+/**
+ * What handlers may use: this node's identity and settings, the metadata store and the
+ * hosted partitions. Built by `lib/node.ts`; tests build their own.
+ */
+import type { ControllerContext, MetadataStore } from "../metadata/mod.ts";
+import type { ReplicaManager } from "../replication/mod.ts";
+import type { Clock } from "../util/clock.ts";
+
+/** Broker-level settings (Kafka's names in comments). */
+export interface BrokerConfig {
+  nodeId: number;
+  /** Host and port that Metadata advertises for this node. */
+  advertisedHost: string;
+  advertisedPort: number;
+  /** `auto.create.topics.enable` */
+  autoCreateTopics: boolean;
+  /** `num.partitions` */
+  numPartitions: number;
+  /** `default.replication.factor` */
+  defaultReplicationFactor: number;
+  /** `socket.request.max.bytes`: larger frames close the connection. */
+  maxRequestBytes: number;
+}
+
+/** Everything a handler can reach. */
+export interface BrokerServices {
+  readonly config: BrokerConfig;
+  readonly metadata: MetadataStore;
+  readonly replicas: ReplicaManager;
+  readonly clock: Clock;
+  /** The controller's view of the cluster for planning changes. */
+  controllerContext(): ControllerContext;
+}

@@ -1,0 +1,66 @@
+/**
+ * Topic creation shared by CreateTopics, and by Metadata and Produce when
+ * `auto.create.topics.enable` lets them create a missing topic.
+ */
+import {
+  type CreateTopicSpec,
+  planCreateTopic,
+  type TopicCreationPlan,
+  type TopicImage,
+  validateTopicName,
+} from "../metadata/mod.ts";
+import { ErrorCode } from "../protocol/mod.ts";
+import { TidelogError } from "../util/errors.ts";
+import { getLogger } from "../util/log.ts";
+import type { BrokerServices } from "./services.ts";
+
+const log = getLogger(["tidelog", "server"]);
+
+/**
+ * Creates a topic unless `validateOnly`; resolves with the plan (ids, resolved numbers).
+ * Throws {@linkcode TidelogError} with Kafka's code.
+ */
+export function createTopic(
+  services: BrokerServices,
+  spec: CreateTopicSpec,
+  validateOnly: boolean,
+): Promise<TopicCreationPlan> {
+  return services.metadata.propose((image) => {
+    const plan = planCreateTopic(image, spec, services.controllerContext());
+    if (!validateOnly) {
+      log.info("Creating topic {topic} ({id}) with {partitions} partition(s)", {
+        topic: spec.name,
+        id: plan.topicId,
+        partitions: plan.numPartitions,
+      });
+    }
+    return { records: validateOnly ? [] : plan.records, result: plan };
+  });
+}
+
+/**
+ * The topic named `name`, auto-creating it with the broker defaults when allowed.
+ * Returns undefined when it does not exist and may not be created; throws
+ * INVALID_TOPIC_EXCEPTION for an illegal name.
+ */
+export async function getOrAutoCreateTopic(
+  services: BrokerServices,
+  name: string,
+  allowAutoCreate: boolean,
+): Promise<TopicImage | undefined> {
+  const existing = services.metadata.image.topic(name);
+  if (existing) return existing;
+  validateTopicName(name);
+  if (!allowAutoCreate || !services.config.autoCreateTopics) return undefined;
+  try {
+    await createTopic(
+      services,
+      { name, numPartitions: -1, replicationFactor: -1, assignments: [], configs: [] },
+      false,
+    );
+  } catch (err) {
+    // Another request may have created it meanwhile; that is success for us.
+    if (!(err instanceof TidelogError && err.code === ErrorCode.TOPIC_ALREADY_EXISTS)) throw err;
+  }
+  return services.metadata.image.topic(name);
+}

@@ -1,0 +1,51 @@
+/**
+ * Tidelog entry point: parses the command line and runs a node until SIGINT/SIGTERM.
+ * Exit codes: 0 clean stop, 1 start-up failure, 2 bad command line.
+ */
+import { parseCommandLine, usage, UsageError, VERSION } from "./lib/cli.ts";
+import { Node, StartupError } from "./lib/node.ts";
+import { configureLogging, getLogger } from "./lib/util/log.ts";
+
+function write(stream: { writeSync(p: Uint8Array): number }, text: string): void {
+  stream.writeSync(new TextEncoder().encode(text + "\n"));
+}
+
+async function main(): Promise<number> {
+  let command;
+  try {
+    command = parseCommandLine(Deno.args, (name) => Deno.env.get(name));
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    write(Deno.stderr, `tidelog: ${err.message} (see tidelog --help)`);
+    return 2;
+  }
+  if (command.kind === "help") {
+    write(Deno.stdout, usage());
+    return 0;
+  }
+  if (command.kind === "version") {
+    write(Deno.stdout, `tidelog ${VERSION}`);
+    return 0;
+  }
+  await configureLogging(command.options.logLevel);
+  const log = getLogger(["tidelog", "main"]);
+  let node: Node;
+  try {
+    node = await Node.start(command.options);
+  } catch (err) {
+    if (!(err instanceof StartupError)) throw err;
+    log.error("{message}", { message: err.message });
+    write(Deno.stderr, `tidelog: ${err.message}`);
+    return 1;
+  }
+  const { promise: stopSignal, resolve } = Promise.withResolvers<string>();
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => resolve(signal));
+  }
+  const signal = await stopSignal;
+  log.info("Received {signal}; shutting down", { signal });
+  await node.stop();
+  return 0;
+}
+
+Deno.exit(await main());
