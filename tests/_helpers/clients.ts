@@ -1,0 +1,73 @@
+/**
+ * Real Kafka clients for interop tests. In CI (CI=true) a missing client fails the test;
+ * elsewhere the test is skipped with a note, so a laptop without kcat can still run the
+ * rest of the suite.
+ */
+
+const IN_CI = Deno.env.get("CI") === "true";
+
+function available(cmd: string, args: string[]): boolean {
+  try {
+    const out = new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).outputSync();
+    return out.success;
+  } catch {
+    return false;
+  }
+}
+
+/** Debian's Python Kafka clients import only under the system interpreter. */
+export const PYTHON = "/usr/bin/python3";
+
+export const HAVE_KCAT = available("kcat", ["-V"]);
+export const HAVE_CONFLUENT = available(PYTHON, ["-c", "import confluent_kafka"]);
+
+/**
+ * Options for a Deno.test that needs `client`: ignored (skipped) outside CI when it is
+ * missing; in CI the test runs and fails on its first use of the client.
+ */
+export function needs(client: "kcat" | "confluent-kafka", have: boolean): { ignore: boolean } {
+  if (!have && !IN_CI) {
+    console.error(`Skipping: ${client} is not installed (CI installs it; see .ci/run)`);
+  }
+  return { ignore: !have && !IN_CI };
+}
+
+/** Runs a command to completion, returning stdout/stderr text; throws on a non-zero exit. */
+export async function run(
+  cmd: string,
+  args: string[],
+  options: { stdin?: Uint8Array | string; timeoutMs?: number; allowFailure?: boolean } = {},
+): Promise<{ code: number; stdout: string; stderr: string; stdoutBytes: Uint8Array }> {
+  const child = new Deno.Command(cmd, {
+    args,
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(
+      typeof options.stdin === "string" ? new TextEncoder().encode(options.stdin) : options.stdin,
+    );
+    await w.close();
+  }
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+  }, options.timeoutMs ?? 120_000);
+  const out = await child.output();
+  clearTimeout(timer);
+  const result = {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+    stdoutBytes: out.stdout,
+  };
+  if (!out.success && !options.allowFailure) {
+    throw new Error(
+      `${cmd} ${args.join(" ")} exited with ${out.code}\n${result.stderr.slice(-2000)}`,
+    );
+  }
+  return result;
+}
