@@ -27,6 +27,7 @@ export const HAVE_CONFLUENT = available(PYTHON, ["-c", "import confluent_kafka"]
  */
 export function needs(client: "kcat" | "confluent-kafka", have: boolean): { ignore: boolean } {
   if (!have && !IN_CI) {
+    // deno-lint-ignore no-console -- tell the person running tests why one was skipped
     console.error(`Skipping: ${client} is not installed (CI installs it; see .ci/run)`);
   }
   return { ignore: !have && !IN_CI };
