@@ -113,7 +113,7 @@ export class Node {
     this.#store = store;
     this.#replicas = replicas;
     this.#lock = lock;
-    this.#retentionTimer = setInterval(() => this.#runRetention(), retentionCheckIntervalMs);
+    this.#retentionTimer = setInterval(() => this.runRetention(), retentionCheckIntervalMs);
   }
 
   /** Opens the data directory, recovers every log and starts listening. */
@@ -218,7 +218,8 @@ export class Node {
     return this.#listener.addr;
   }
 
-  async #runRetention(): Promise<void> {
+  /** Runs retention now (it also runs every --retention-check-interval-ms). */
+  async runRetention(): Promise<void> {
     if (this.#retentionRunning) return;
     this.#retentionRunning = true;
     try {

@@ -2,6 +2,7 @@
 import type { ServeOptions } from "../../lib/cli.ts";
 import { KafkaConnection } from "../../lib/client/mod.ts";
 import { Node } from "../../lib/node.ts";
+import type { Clock } from "../../lib/util/clock.ts";
 
 /** A node plus a connected client; disposing stops both and removes the data. */
 export interface TestNode extends AsyncDisposable {
@@ -15,7 +16,10 @@ export interface TestNode extends AsyncDisposable {
 }
 
 /** Starts a node with test-friendly defaults; `overrides` replace any option. */
-export async function startTestNode(overrides: Partial<ServeOptions> = {}): Promise<TestNode> {
+export async function startTestNode(
+  overrides: Partial<ServeOptions> = {},
+  deps: { clock?: Clock } = {},
+): Promise<TestNode> {
   const dataDir = overrides.dataDir ?? await Deno.makeTempDir({ prefix: "tidelog-node-" });
   const options: ServeOptions = {
     nodeId: 1,
@@ -34,7 +38,7 @@ export async function startTestNode(overrides: Partial<ServeOptions> = {}): Prom
     ...overrides,
   };
   const connections: KafkaConnection[] = [];
-  const state = { node: await Node.start(options) };
+  const state = { node: await Node.start(options, deps) };
   options.kafkaPort = state.node.kafkaAddr.port;
   options.advertisedPort = options.kafkaPort;
   return {
@@ -50,7 +54,7 @@ export async function startTestNode(overrides: Partial<ServeOptions> = {}): Prom
     },
     async restart() {
       await state.node.stop();
-      state.node = await Node.start(options);
+      state.node = await Node.start(options, deps);
     },
     async [Symbol.asyncDispose]() {
       for (const c of connections) await c.close();
