@@ -34,4 +34,4 @@ export {
 } from "./topic_config.ts";
 export { type ImageListener, MetadataStore } from "./metadata_store.ts";
 export { RecordJournal } from "./record_journal.ts";
-export { randomUuid, uuidToString } from "./uuid.ts";
+export { randomUuid } from "./uuid.ts";

@@ -1,11 +1,5 @@
-/** Kafka Uuids (topic ids, cluster ids) in Kafka's string form: URL-safe base64, no padding. */
-
-/** Encodes 16 bytes as Kafka's Uuid.toString() does. */
-export function uuidToString(bytes: Uint8Array): string {
-  let bin = "";
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-}
+/** Random Kafka Uuids (topic ids, cluster ids) in Kafka's string form. */
+import { uuidToString } from "../protocol/mod.ts";
 
 /**
  * A random Uuid as Kafka's Uuid.randomUuid() makes it: never the zero id, never the

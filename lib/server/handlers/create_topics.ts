@@ -12,13 +12,11 @@
  * Version notes: v5+ returns the resolved partitions, replication factor and configs;
  * v7+ the topic id.
  */
-import { ApiKey, type CreateTopicsRequest, ErrorCode } from "../../protocol/mod.ts";
+import { ApiKey, type CreateTopicsRequest, ErrorCode, ZERO_UUID } from "../../protocol/mod.ts";
 import { TidelogError } from "../../util/errors.ts";
 import { type ApiHandler, respond } from "../handler.ts";
 import { createTopic } from "../topics.ts";
 import { describeTopicConfigs } from "./topic_configs.ts";
-
-const ZERO_UUID = "AAAAAAAAAAAAAAAAAAAAAA";
 
 export const createTopicsHandler: ApiHandler<typeof ApiKey.CreateTopics> = {
   apiKey: ApiKey.CreateTopics,

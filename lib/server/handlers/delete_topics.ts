@@ -9,12 +9,11 @@
  * Version notes: v0-5 name topics in `topicNames`; v6 uses `topics` with a name or an id.
  */
 import { planDeleteTopic, type TopicImage } from "../../metadata/mod.ts";
-import { ApiKey, type DeleteTopicsRequest, ErrorCode } from "../../protocol/mod.ts";
+import { ApiKey, type DeleteTopicsRequest, ErrorCode, ZERO_UUID } from "../../protocol/mod.ts";
 import { TidelogError } from "../../util/errors.ts";
 import { getLogger } from "../../util/log.ts";
 import { type ApiHandler, respond } from "../handler.ts";
 
-const ZERO_UUID = "AAAAAAAAAAAAAAAAAAAAAA";
 const log = getLogger(["tidelog", "server"]);
 
 function requested(

@@ -18,7 +18,13 @@
  * (unknown → UNKNOWN_TOPIC_ID). No transactions, so the last stable offset is the high
  * watermark and there are never aborted transactions.
  */
-import { ApiKey, ErrorCode, type FetchRequest, type FetchResponse } from "../../protocol/mod.ts";
+import {
+  ApiKey,
+  ErrorCode,
+  type FetchRequest,
+  type FetchResponse,
+  ZERO_UUID,
+} from "../../protocol/mod.ts";
 import type { DeepPartial } from "../../protocol/mod.ts";
 import type { Partition } from "../../replication/mod.ts";
 import { errorCodeOf } from "../../util/errors.ts";
@@ -28,7 +34,6 @@ import type { BrokerServices } from "../services.ts";
 type PartitionData = DeepPartial<FetchResponse["responses"][number]["partitions"][number]>;
 
 const EMPTY: Uint8Array = new Uint8Array(0);
-const ZERO_UUID = "AAAAAAAAAAAAAAAAAAAAAA";
 
 /** One requested partition, resolved. */
 interface FetchTarget {

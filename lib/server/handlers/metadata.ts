@@ -13,13 +13,11 @@
  * is returned.
  */
 import type { TopicImage } from "../../metadata/mod.ts";
-import { ApiKey, ErrorCode, type MetadataRequest } from "../../protocol/mod.ts";
+import { ApiKey, ErrorCode, type MetadataRequest, ZERO_UUID } from "../../protocol/mod.ts";
 import { errorCodeOf } from "../../util/errors.ts";
 import { type ApiHandler, respond } from "../handler.ts";
 import type { BrokerServices } from "../services.ts";
 import { getOrAutoCreateTopic } from "../topics.ts";
-
-const ZERO_UUID = "AAAAAAAAAAAAAAAAAAAAAA";
 
 /** The live brokers as Metadata and DescribeCluster describe them. */
 export function brokerEndpoints(

@@ -1,0 +1,27 @@
+/**
+ * `deno task bench`: runs every benchmark one after another (the machine has 2 cores;
+ * running them together would measure contention). Each prints JSON lines of figures.
+ */
+import { fileURLToPath } from "node:url";
+
+const here = (name: string) => fileURLToPath(new URL(name, import.meta.url));
+
+const runs: { label: string; args: string[] }[] = [
+  { label: "broker (single node)", args: ["run", "--allow-all", here("./broker_bench.ts")] },
+  { label: "partition log", args: ["run", "--allow-all", here("./log_bench.ts")] },
+  { label: "raft (3 processes)", args: ["run", "--allow-all", here("./raft_bench.ts")] },
+  { label: "protocol codec", args: ["bench", "--allow-all", here("./codec_bench.ts")] },
+];
+
+let failed = 0;
+for (const { label, args } of runs) {
+  // deno-lint-ignore no-console -- progress for the person running benchmarks
+  console.error(`== ${label}`);
+  const status = await new Deno.Command(Deno.execPath(), {
+    args,
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn().status;
+  if (!status.success) failed++;
+}
+Deno.exit(failed === 0 ? 0 : 1);
