@@ -7,8 +7,8 @@ import { fileURLToPath } from "node:url";
 const here = (name: string) => fileURLToPath(new URL(name, import.meta.url));
 
 const runs: { label: string; args: string[] }[] = [
-  { label: "broker (single node)", args: ["run", "--allow-all", here("./broker_bench.ts")] },
-  { label: "partition log", args: ["run", "--allow-all", here("./log_bench.ts")] },
+  { label: "broker (single node)", args: ["run", "--allow-all", here("./broker.ts")] },
+  { label: "partition log", args: ["run", "--allow-all", here("./log.ts")] },
   { label: "raft (3 processes)", args: ["run", "--allow-all", here("./raft_bench.ts")] },
   { label: "protocol codec", args: ["bench", "--allow-all", here("./codec_bench.ts")] },
 ];

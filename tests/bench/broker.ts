@@ -8,7 +8,7 @@
  * a large partition from the start (MB/s); each also as a ratio to the raw loopback-TCP
  * and append+fsync rates measured first in the same run.
  *
- * Run: deno run -A tests/bench/broker_bench.ts [--seconds N]
+ * Run: deno run -A tests/benc./broker.ts [--seconds N]
  */
 import { parseArgs } from "node:util";
 import { KafkaConnection } from "../../lib/client/mod.ts";

@@ -1,0 +1,1041 @@
+/**
+ * The durable, segmented log of one partition: appends, reads, indexes, recovery,
+ * truncation, retention and group-commit fsync. See `mod.ts` for the contract.
+ */
+import {
+  BATCH_HEADER_SIZE,
+  type BatchHeader,
+  Compression,
+  compressionOf,
+  isLogAppendTime,
+  lastOffsetOf,
+  readBatchHeader,
+  setBaseOffset,
+  setLogAppendTime,
+  setPartitionLeaderEpoch,
+} from "../protocol/record_batch.ts";
+import { type Clock, systemClock } from "../util/clock.ts";
+import { CorruptBatchError, OffsetOutOfRangeError } from "../util/errors.ts";
+import { getLogger } from "../util/log.ts";
+import { readCheckpoint, syncDir, writeCheckpoint } from "./_checkpoint.ts";
+import { _internals } from "./_io.ts";
+import { findRecord } from "./_records.ts";
+import { type LogConfig, validateLogConfig } from "./config.ts";
+import { KafkaStorageError, LogClosedError, LogTruncatedError } from "./errors.ts";
+import { LogSegment, segmentFileName } from "./segment.ts";
+
+const log = getLogger(["tidelog", "log"]);
+
+/** Checkpoint of the first offset still readable (DeleteRecords, retention). */
+const LOG_START_FILE = "log-start-offset";
+/**
+ * Checkpoint of a segment base offset: every segment below it is fully fsynced, with its
+ * index files, so recovery trusts those segments and scans only the ones from it on.
+ */
+const RECOVERY_POINT_FILE = "recovery-point";
+const SEGMENT_FILE = /^(\d{20})\.(log|index|timeindex)$/;
+/** Batches of one append smaller than this in total are copied into one write. */
+const CONCAT_LIMIT = 256 * 1024;
+/** Roll before relative offsets in the indexes (u32) could overflow. */
+const MAX_RELATIVE_OFFSET = 0x7fffffff;
+const EMPTY = new Uint8Array(0);
+
+/** Offsets assigned by an append. */
+export interface AppendResult {
+  /** Offset of the first record appended. */
+  baseOffset: number;
+  /** Offset of the last record appended. */
+  lastOffset: number;
+  /** The LogAppendTime written into the batches, or -1 when the topic uses CreateTime. */
+  logAppendTimeMs: number;
+}
+
+/** Bytes returned by {@linkcode PartitionLog.read}. */
+export interface ReadResult {
+  /**
+   * Whole batches concatenated, as stored; may be empty (length 0). The first batch is
+   * returned even if larger than maxBytes when minOneMessage is true (KIP-74).
+   */
+  records: Uint8Array;
+}
+
+/** Counters for tests and metrics. */
+export interface LogStats {
+  /** fsync rounds run (each covers every append made before it started). */
+  syncs: number;
+  /** Segments rolled since open. */
+  rolls: number;
+}
+
+/** Options of {@linkcode PartitionLog.open}. */
+export interface OpenLogOptions {
+  /** Time source for LogAppendTime-independent decisions (segment.ms, retention). */
+  clock?: Clock;
+  /** Name for log lines and error messages, e.g. "orders-3"; defaults to the dir name. */
+  name?: string;
+}
+
+/** Options of {@linkcode PartitionLog.append}. */
+export interface AppendOptions {
+  /** Written into each batch's partitionLeaderEpoch. */
+  leaderEpoch: number;
+  /** Set when the topic uses LogAppendTime: becomes each batch's max timestamp. */
+  logAppendTimeMs?: number;
+}
+
+/** Options of {@linkcode PartitionLog.read}. */
+export interface ReadOptions {
+  /** Exclusive upper bound on batch base offsets (e.g. the high watermark); default logEndOffset. */
+  maxOffset?: number;
+  /** Return the first batch even if it is larger than maxBytes (KIP-74); default false. */
+  minOneMessage?: boolean;
+}
+
+interface Waiter {
+  offset: number;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+/**
+ * A partition's log on disk: a directory of segments named by base offset.
+ *
+ * Appends are synchronous writes to the page cache, so they take effect in call order;
+ * durability comes from a group-commit flusher that runs one `syncData` at a time, each
+ * covering every append made before it started.
+ *
+ * @example
+ * ```ts ignore
+ * const plog = await PartitionLog.open("/data/topics/orders-0", DEFAULT_LOG_CONFIG);
+ * const { lastOffset } = plog.append([batch], { leaderEpoch: 0 });
+ * await plog.waitDurable(lastOffset); // fsynced
+ * const { records } = plog.read(0, 1024 * 1024, { minOneMessage: true });
+ * await plog.close();
+ * ```
+ */
+export class PartitionLog {
+  /** The directory holding the segments. */
+  readonly dir: string;
+  /** Name used in log lines and messages. */
+  readonly name: string;
+  #config: LogConfig;
+  #clock: Clock;
+  /** Sorted by base offset; never empty; the last one is the active segment. */
+  #segments: LogSegment[];
+  #logStart: number;
+  /** Invariant: logStart <= durableEnd <= logEnd except transiently inside truncateTo. */
+  #durableEnd: number;
+  #recoveryPoint: number;
+  #closed = false;
+  #closing: Promise<void> | null = null;
+  #failure: KafkaStorageError | null = null;
+  /** The fsync round in flight; it never rejects (failures go to #fail). */
+  #syncing: Promise<void> | null = null;
+  /** While > 0, no fsync round starts (truncation and segment deletion need the files still). */
+  #quiesce = 0;
+  /** Tail of the chain of quiesced operations (truncation, deletion); never rejects. */
+  #exclusive: Promise<void> = Promise.resolve();
+  /** Rolled segments not yet fsynced: the next round syncs them before the active one. */
+  #unsyncedRolled: LogSegment[] = [];
+  #dirSyncNeeded = false;
+  #waiters: Waiter[] = [];
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #stats: LogStats = { syncs: 0, rolls: 0 };
+
+  private constructor(
+    dir: string,
+    name: string,
+    config: LogConfig,
+    clock: Clock,
+    segments: LogSegment[],
+    logStart: number,
+    recoveryPoint: number,
+  ) {
+    this.dir = dir;
+    this.name = name;
+    this.#config = config;
+    this.#clock = clock;
+    this.#segments = segments;
+    this.#logStart = logStart;
+    this.#durableEnd = this.logEndOffset;
+    this.#recoveryPoint = recoveryPoint;
+    this.#armTimer();
+  }
+
+  /**
+   * Opens (creating if needed) the log in `dir`, running recovery: segments from the
+   * recovery point on (at least the last one), and any whose index files are missing or
+   * inconsistent, are scanned batch by batch with CRC checks. The first torn, corrupt,
+   * misplaced or garbage batch and everything after it are truncated, later segments
+   * removed, indexes rebuilt, and one warn line says what was lost. Nothing before the
+   * first bad batch is lost (I6). The recovered segments are fsynced before this returns,
+   * so `durableEndOffset === logEndOffset` on open.
+   */
+  static async open(
+    dir: string,
+    config: LogConfig,
+    options: OpenLogOptions = {},
+  ): Promise<PartitionLog> {
+    validateLogConfig(config);
+    const clock = options.clock ?? systemClock;
+    const name = options.name ?? dir.replace(/\/+$/, "").split("/").pop() ?? dir;
+    await ensureDir(dir);
+
+    const bases = new Set<number>();
+    const files: string[] = [];
+    for await (const entry of Deno.readDir(dir)) {
+      const m = SEGMENT_FILE.exec(entry.name);
+      if (m !== null) {
+        if (m[2] === "log") bases.add(Number(m[1]));
+        files.push(entry.name);
+      } else if (entry.name.endsWith(".tmp")) {
+        await Deno.remove(`${dir}/${entry.name}`);
+      }
+    }
+    // Index files without their .log are left over from a crash during deletion.
+    for (const f of files) {
+      const m = SEGMENT_FILE.exec(f)!;
+      if (m[2] !== "log" && !bases.has(Number(m[1]))) await Deno.remove(`${dir}/${f}`);
+    }
+    const sorted = [...bases].sort((a, b) => a - b);
+
+    const startCp = readCheckpoint(dir, LOG_START_FILE);
+    const recoveryCp = readCheckpoint(dir, RECOVERY_POINT_FILE);
+    if (startCp === "invalid" || recoveryCp === "invalid") {
+      log.warn("Ignoring unreadable checkpoint in {dir}", { dir });
+    }
+    const recoveryPoint = typeof recoveryCp === "number" ? recoveryCp : 0;
+    const now = clock.nowMs();
+    const segments: LogSegment[] = [];
+    const scanned: LogSegment[] = [];
+    const interval = config.indexIntervalBytes;
+    try {
+      for (let i = 0; i < sorted.length; i++) {
+        const base = sorted[i]!;
+        const next = sorted[i + 1];
+        const seg = LogSegment.openExisting(dir, base, now);
+        segments.push(seg);
+        if (next !== undefined && next <= recoveryPoint && seg.loadIndexes()) {
+          seg.nextOffset = next;
+          continue;
+        }
+        scanned.push(seg);
+        const prev = segments[segments.length - 2];
+        let problem: string | null = null;
+        let lost = 0;
+        if (prev !== undefined && prev.nextOffset !== base) {
+          problem =
+            `segment starts at offset ${base} but the previous one ends at ${prev.nextOffset}`;
+          segments.pop();
+          scanned.pop();
+          lost = seg.size;
+          seg.remove();
+        } else {
+          const r = seg.recover(interval, true);
+          problem = r.problem;
+          lost = r.fileBytes - r.validBytes;
+        }
+        if (problem !== null) {
+          const later = sorted.slice(i + 1);
+          for (const b of later.reverse()) {
+            lost += removeSegmentFiles(dir, b);
+          }
+          log.warn(
+            "Recovery of {name} truncated {bytes} bytes at offset {offset} ({problem}); " +
+              "removed {segments} later segments",
+            {
+              name,
+              bytes: lost,
+              offset: segments[segments.length - 1]?.nextOffset ?? base,
+              problem,
+              segments: later.length,
+            },
+          );
+          break;
+        }
+      }
+      if (segments.length === 0) {
+        const base = typeof startCp === "number" ? startCp : 0;
+        const seg = LogSegment.create(dir, base, now);
+        segments.push(seg);
+        scanned.push(seg);
+      }
+      const active = segments[segments.length - 1]!;
+      active.rollBaseMs = firstBatchTimestamp(active, now);
+      // Make everything recovered durable, so durableEndOffset can start at logEndOffset,
+      // and the index files of scanned inactive segments trustworthy for the next open.
+      for (const seg of scanned) {
+        if (seg !== active) {
+          seg.finalizeTimeIndex();
+          seg.writeIndexFiles();
+          await seg.syncIndexFiles();
+        }
+        await _internals.syncData(seg.file);
+      }
+      await syncDir(dir);
+      if (active.baseOffset !== recoveryPoint) {
+        await writeCheckpoint(dir, RECOVERY_POINT_FILE, active.baseOffset);
+      }
+    } catch (err) {
+      for (const seg of segments) seg.close();
+      throw err;
+    }
+    const first = segments[0]!;
+    const end = segments[segments.length - 1]!.nextOffset;
+    let logStart = Math.max(first.baseOffset, typeof startCp === "number" ? startCp : 0);
+    if (logStart > end) {
+      log.warn("Log start offset {start} of {name} is past its end {end}: using the end", {
+        start: logStart,
+        name,
+        end,
+      });
+      logStart = end;
+    }
+    const plog = new PartitionLog(
+      dir,
+      name,
+      config,
+      clock,
+      segments,
+      logStart,
+      segments[segments.length - 1]!.baseOffset,
+    );
+    log.debug(
+      "Opened log {name}: offsets {start}..{end}, {segments} segments, {scanned} scanned",
+      { name, start: logStart, end, segments: segments.length, scanned: scanned.length },
+    );
+    return plog;
+  }
+
+  /** The first offset that may be read. */
+  get logStartOffset(): number {
+    return this.#logStart;
+  }
+
+  /** The offset the next appended record gets. */
+  get logEndOffset(): number {
+    return this.#active.nextOffset;
+  }
+
+  /** Every offset below this is fsynced (under "never": equal to logEndOffset). */
+  get durableEndOffset(): number {
+    return this.#durableEnd;
+  }
+
+  /** Total bytes of all segments. */
+  get sizeInBytes(): number {
+    let total = 0;
+    for (const seg of this.#segments) total += seg.size;
+    return total;
+  }
+
+  /** Number of segments (including the active one). */
+  get segmentCount(): number {
+    return this.#segments.length;
+  }
+
+  /** The current configuration. */
+  get config(): LogConfig {
+    return this.#config;
+  }
+
+  /** Counters (fsync rounds, rolls) for tests and metrics. */
+  stats(): LogStats {
+    return { ...this.#stats };
+  }
+
+  get #active(): LogSegment {
+    return this.#segments[this.#segments.length - 1]!;
+  }
+
+  /**
+   * Appends validated batches (complete RecordBatch v2 each), assigning offsets from
+   * logEndOffset: rewrites each batch's baseOffset and partitionLeaderEpoch in place (and
+   * LogAppendTime when given), writes them synchronously to the page cache in one go,
+   * updates the indexes, rolls the segment if needed and schedules a group-commit fsync.
+   * Synchronous, so calls take effect in call order.
+   *
+   * @throws {CorruptBatchError} if a batch's header is malformed (nothing is appended)
+   * @throws {LogClosedError} if the log is closed
+   * @throws {KafkaStorageError} if the log failed earlier or the write fails
+   */
+  append(batches: Uint8Array[], options: AppendOptions): AppendResult {
+    this.#checkWritable("append to");
+    const headers = this.#checkBatches(batches);
+    const { leaderEpoch, logAppendTimeMs } = options;
+    let total = 0;
+    for (const b of batches) total += b.length;
+    this.#maybeRoll(total);
+    const seg = this.#active;
+    const position = seg.size;
+    const baseOffset = seg.nextOffset;
+    let offset = baseOffset;
+    for (let i = 0; i < batches.length; i++) {
+      const b = batches[i]!;
+      const h = headers[i]!;
+      setBaseOffset(b, offset);
+      setPartitionLeaderEpoch(b, leaderEpoch);
+      if (logAppendTimeMs !== undefined) setLogAppendTime(b, logAppendTimeMs);
+      seg.track({
+        baseOffset: offset,
+        lastOffset: offset + h.lastOffsetDelta,
+        maxTimestamp: logAppendTimeMs ?? h.maxTimestamp,
+        size: b.length,
+      }, this.#config.indexIntervalBytes);
+      offset += h.lastOffsetDelta + 1;
+    }
+    this.#write(seg, batches, position, total);
+    this.#afterAppend();
+    return { baseOffset, lastOffset: offset - 1, logAppendTimeMs: logAppendTimeMs ?? -1 };
+  }
+
+  /**
+   * Appends batches that already carry their offsets (a replication follower copying the
+   * leader): the first base offset must equal logEndOffset and the batches must be
+   * contiguous. Bytes are stored unchanged.
+   *
+   * @throws {RangeError} if the offsets do not continue the log
+   */
+  appendAsFollower(batches: Uint8Array[]): AppendResult {
+    this.#checkWritable("append to");
+    const headers = this.#checkBatches(batches);
+    let expected = this.logEndOffset;
+    for (const h of headers) {
+      if (h.baseOffset !== expected) {
+        throw new RangeError(
+          `Cannot append to "${this.name}" as follower: batch base offset ${h.baseOffset}, expected ${expected}`,
+        );
+      }
+      expected = lastOffsetOf(h) + 1;
+    }
+    let total = 0;
+    for (const b of batches) total += b.length;
+    this.#maybeRoll(total);
+    const seg = this.#active;
+    const position = seg.size;
+    const baseOffset = seg.nextOffset;
+    for (let i = 0; i < batches.length; i++) {
+      const h = headers[i]!;
+      seg.track({
+        baseOffset: h.baseOffset,
+        lastOffset: lastOffsetOf(h),
+        maxTimestamp: h.maxTimestamp,
+        size: batches[i]!.length,
+      }, this.#config.indexIntervalBytes);
+    }
+    this.#write(seg, batches, position, total);
+    this.#afterAppend();
+    const last = headers[headers.length - 1]!;
+    return {
+      baseOffset,
+      lastOffset: lastOffsetOf(last),
+      logAppendTimeMs: isLogAppendTime(last) ? last.maxTimestamp : -1,
+    };
+  }
+
+  /**
+   * Resolves once `durableEndOffset > offset` (the offset is fsynced, per the flush
+   * policy). Rejects with {@linkcode LogClosedError} if the log closes first, or with
+   * {@linkcode KafkaStorageError} if an fsync fails. Waiting for an offset not yet
+   * appended is allowed.
+   */
+  waitDurable(offset: number): Promise<void> {
+    if (this.#failure !== null) return Promise.reject(this.#failure);
+    if (offset < this.#durableEnd) return Promise.resolve();
+    if (this.#closed) {
+      return Promise.reject(
+        new LogClosedError(`Cannot wait for offset ${offset} of "${this.name}": the log is closed`),
+      );
+    }
+    return new Promise((resolve, reject) => this.#waiters.push({ offset, resolve, reject }));
+  }
+
+  /**
+   * Reads whole batches, starting with the one containing `offset`, up to `maxBytes`
+   * (but the first batch even if larger when `minOneMessage`), excluding any batch whose
+   * baseOffset >= `maxOffset` (default logEndOffset). Reads stay within one segment.
+   * `offset === logEndOffset` gives an empty result.
+   *
+   * @throws {OffsetOutOfRangeError} if offset < logStartOffset or offset > logEndOffset
+   */
+  read(offset: number, maxBytes: number, options: ReadOptions = {}): ReadResult {
+    this.#checkOpen("read");
+    const end = this.logEndOffset;
+    if (!(offset >= this.#logStart && offset <= end)) {
+      throw new OffsetOutOfRangeError(
+        `Cannot read "${this.name}" at offset ${offset}: the log holds offsets ${this.#logStart} to ${end}`,
+      );
+    }
+    const maxOffset = Math.min(options.maxOffset ?? end, end);
+    if (offset >= maxOffset) return { records: EMPTY };
+    const minOne = options.minOneMessage ?? false;
+    for (let i = this.#segmentIndexFor(offset); i < this.#segments.length; i++) {
+      const seg = this.#segments[i]!;
+      const records = seg.read(Math.max(offset, seg.baseOffset), maxBytes, maxOffset, minOne);
+      if (records !== null) return { records };
+    }
+    return { records: EMPTY };
+  }
+
+  /**
+   * ListOffsets by timestamp: the first record (at or above logStartOffset) whose
+   * timestamp is >= `timestampMs`, with its timestamp; null if none. Exact for
+   * uncompressed CreateTime batches; for compressed batches, the batch's base offset and
+   * max timestamp; LogAppendTime batches' records all carry the batch max timestamp.
+   */
+  offsetForTimestamp(timestampMs: number): { offset: number; timestamp: number } | null {
+    this.#checkOpen("search");
+    for (const seg of this.#segments) {
+      if (seg.size === 0 || seg.maxTimestamp < timestampMs) continue;
+      if (seg.nextOffset <= this.#logStart) continue;
+      const rel = seg.timeIndex.lookupBefore(timestampMs);
+      const from = Math.max(rel < 0 ? seg.baseOffset : seg.baseOffset + rel, this.#logStart);
+      const loc = seg.locate(from);
+      if (loc === null) continue;
+      let position = loc.position;
+      while (position < seg.size) {
+        const h = readBatchHeader(seg.readAt(position, BATCH_HEADER_SIZE));
+        if (h.maxTimestamp >= timestampMs && lastOffsetOf(h) >= this.#logStart) {
+          const found = this.#firstRecordAtOrAfter(seg, position, h, (ts) => ts >= timestampMs);
+          if (found !== null) return found;
+        }
+        position += h.sizeInBytes;
+      }
+    }
+    return null;
+  }
+
+  /**
+   * ListOffsets MAX_TIMESTAMP: the record with the largest timestamp (the first such,
+   * exact for uncompressed CreateTime batches; the last offset of a compressed batch);
+   * null if the log is empty.
+   */
+  maxTimestamp(): { offset: number; timestamp: number } | null {
+    this.#checkOpen("search");
+    let best: LogSegment | null = null;
+    for (const seg of this.#segments) {
+      if (seg.size === 0 || seg.nextOffset <= this.#logStart) continue;
+      if (best === null || seg.maxTimestamp > best.maxTimestamp) best = seg;
+    }
+    if (best === null) return null;
+    const loc = best.locate(Math.max(best.maxTimestampBatch, this.#logStart));
+    if (loc === null) return null;
+    const max = best.maxTimestamp;
+    const h = loc.header;
+    if (compressionOf(h) !== Compression.NONE) {
+      return { offset: lastOffsetOf(h), timestamp: Math.max(max, h.maxTimestamp) };
+    }
+    return this.#firstRecordAtOrAfter(best, loc.position, h, (ts) => ts >= max) ??
+      { offset: lastOffsetOf(h), timestamp: h.maxTimestamp };
+  }
+
+  #firstRecordAtOrAfter(
+    seg: LogSegment,
+    position: number,
+    h: BatchHeader,
+    match: (ts: number) => boolean,
+  ): { offset: number; timestamp: number } | null {
+    const start = this.#logStart;
+    if (isLogAppendTime(h) || compressionOf(h) !== Compression.NONE) {
+      return { offset: Math.max(h.baseOffset, start), timestamp: h.maxTimestamp };
+    }
+    const batch = seg.readAt(position, h.sizeInBytes);
+    let timestamp = -1;
+    const offset = findRecord(batch, 0, h, (off, ts) => {
+      if (off >= start && match(ts)) {
+        timestamp = ts;
+        return true;
+      }
+      return false;
+    });
+    return offset < 0 ? null : { offset, timestamp };
+  }
+
+  /**
+   * Removes every record at and above `offset`. Truncation happens at a batch boundary:
+   * the batch containing `offset` is removed whole, so logEndOffset may end up below
+   * `offset` (as in Kafka). Below the first segment, the log is emptied and restarts at
+   * `offset`. Pending {@linkcode waitDurable} calls for removed offsets reject with
+   * {@linkcode LogTruncatedError}.
+   */
+  async truncateTo(offset: number): Promise<void> {
+    this.#checkWritable("truncate");
+    if (!Number.isSafeInteger(offset) || offset < 0) {
+      throw new RangeError(`Cannot truncate "${this.name}" to ${offset}: not an offset`);
+    }
+    await this.#quiesced(async () => {
+      if (offset >= this.logEndOffset) return;
+      // Lower the recovery point first, so that a crash mid-way rescans the segment.
+      const first = this.#segments[this.#segmentIndexFor(offset)]!;
+      const cutBase = Math.min(offset, first.baseOffset);
+      if (cutBase < this.#recoveryPoint) await this.#writeRecoveryPoint(cutBase);
+      this.#checkWritable("truncate");
+      // From here on, synchronous: no append can interleave.
+      const before = this.logEndOffset;
+      if (offset >= before) return;
+      const i = this.#segmentIndexFor(offset);
+      const target = this.#segments[i]!;
+      const removed = this.#segments.splice(i + 1);
+      for (const seg of removed.reverse()) seg.remove();
+      if (offset < target.baseOffset) {
+        this.#segments.pop();
+        target.remove();
+        this.#segments.push(LogSegment.create(this.dir, offset, this.#clock.nowMs()));
+      } else {
+        const loc = target.locate(offset);
+        target.truncateToPosition(loc?.position ?? target.size, this.#config.indexIntervalBytes);
+      }
+      this.#unsyncedRolled = this.#unsyncedRolled.filter((s) => this.#segments.includes(s));
+      this.#unsyncedRolled = this.#unsyncedRolled.filter((s) => s !== this.#active);
+      const end = this.logEndOffset;
+      if (this.#durableEnd > end) this.#durableEnd = end;
+      // Writes being waited for are gone: later writes at those offsets are other records.
+      const doomed = this.#waiters.filter((w) => w.offset >= end);
+      if (doomed.length > 0) {
+        this.#waiters = this.#waiters.filter((w) => w.offset < end);
+        const err = new LogTruncatedError(
+          `Cannot wait for offsets of "${this.name}" at or above ${end}: the log was truncated`,
+        );
+        for (const w of doomed) w.reject(err);
+      }
+      if (this.#logStart > end) {
+        this.#logStart = end;
+        await writeCheckpoint(this.dir, LOG_START_FILE, end);
+      }
+      this.#dirSyncNeeded = true;
+      log.info("Truncated {name} to offset {end} (was {before}, asked {offset})", {
+        name: this.name,
+        end,
+        before,
+        offset,
+      });
+    });
+  }
+
+  /**
+   * Deletes whole segments past retention: below logStartOffset, older than retentionMs
+   * (by their largest timestamp), or, oldest first, while the log is larger than
+   * retentionBytes. Never deletes the active segment. Advances logStartOffset.
+   *
+   * @returns the number of segments deleted
+   */
+  async applyRetention(nowMs: number = this.#clock.nowMs()): Promise<number> {
+    this.#checkWritable("apply retention to");
+    if (this.#retentionCount(nowMs) === 0) return 0;
+    return await this.#quiesced(() => this.#deleteOldest(this.#retentionCount(nowMs), "retention"));
+  }
+
+  /**
+   * Advances logStartOffset to `offset` (DeleteRecords semantics), persisting it, and
+   * deletes the segments entirely below it. Does nothing if `offset` <= logStartOffset.
+   *
+   * @throws {OffsetOutOfRangeError} if offset > logEndOffset
+   */
+  async advanceLogStartOffset(offset: number): Promise<void> {
+    this.#checkWritable("advance the start of");
+    if (offset > this.logEndOffset) {
+      throw new OffsetOutOfRangeError(
+        `Cannot advance the start of "${this.name}" to ${offset}: log end is ${this.logEndOffset}`,
+      );
+    }
+    if (offset <= this.#logStart) return;
+    this.#logStart = offset;
+    await this.#quiesced(async () => {
+      const deleted = await this.#deleteOldest(this.#retentionCount(null), "log start offset");
+      if (deleted === 0) await writeCheckpoint(this.dir, LOG_START_FILE, this.#logStart);
+    });
+  }
+
+  /** Applies a new configuration (AlterConfigs); rolls and retention use it from now on. */
+  updateConfig(config: LogConfig): void {
+    validateLogConfig(config);
+    const old = this.#config.flush;
+    this.#config = config;
+    const flush = config.flush;
+    if (
+      old.kind !== flush.kind ||
+      (old.kind === "interval" && flush.kind === "interval" && old.ms !== flush.ms)
+    ) {
+      this.#armTimer();
+      if (flush.kind === "never") {
+        this.#durableEnd = this.logEndOffset;
+        this.#resolveWaiters();
+      } else this.#maybeStartSync(true);
+    }
+  }
+
+  /** fsyncs everything, writes checkpoints and closes the files. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= this.#doClose();
+    return this.#closing;
+  }
+
+  /** Closes the log and removes its directory (DeleteTopics). */
+  async delete(): Promise<void> {
+    try {
+      await this.close();
+    } catch (err) {
+      log.warn("Closing {name} before deletion failed: {error}", { name: this.name, error: err });
+    }
+    await Deno.remove(this.dir, { recursive: true });
+  }
+
+  // ---- internals -------------------------------------------------------------------
+
+  #checkOpen(action: string): void {
+    if (this.#closed) {
+      throw new LogClosedError(`Cannot ${action} "${this.name}": the log is closed`);
+    }
+  }
+
+  #checkWritable(action: string): void {
+    this.#checkOpen(action);
+    if (this.#failure !== null) throw this.#failure;
+  }
+
+  /** Cheap structural checks; the batches were CRC-validated on arrival. */
+  #checkBatches(batches: Uint8Array[]): BatchHeader[] {
+    if (batches.length === 0) {
+      throw new RangeError(`Cannot append to "${this.name}": no batches given`);
+    }
+    const headers: BatchHeader[] = [];
+    for (const b of batches) {
+      const h = readBatchHeader(b);
+      if (h.magic !== 2 || h.sizeInBytes !== b.length || h.lastOffsetDelta < 0) {
+        throw new CorruptBatchError(
+          `Cannot append to "${this.name}": malformed batch (magic ${h.magic}, length ${h.batchLength} for ${b.length} bytes, last offset delta ${h.lastOffsetDelta})`,
+        );
+      }
+      headers.push(h);
+    }
+    return headers;
+  }
+
+  #segmentIndexFor(offset: number): number {
+    const segs = this.#segments;
+    let lo = 0;
+    let hi = segs.length - 1;
+    let found = 0;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (segs[mid]!.baseOffset <= offset) {
+        found = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return found;
+  }
+
+  #maybeRoll(incomingBytes: number): void {
+    const seg = this.#active;
+    if (seg.size === 0) return;
+    const now = this.#clock.nowMs();
+    if (
+      seg.size + incomingBytes > this.#config.segmentBytes ||
+      now - seg.rollBaseMs > this.#config.segmentMs ||
+      seg.nextOffset - seg.baseOffset > MAX_RELATIVE_OFFSET
+    ) {
+      this.#roll(now);
+    }
+  }
+
+  #roll(now: number): void {
+    const old = this.#active;
+    old.finalizeTimeIndex();
+    old.writeIndexFiles();
+    const seg = LogSegment.create(this.dir, old.nextOffset, now);
+    this.#segments.push(seg);
+    this.#unsyncedRolled.push(old);
+    this.#dirSyncNeeded = true;
+    this.#stats.rolls++;
+    log.info("Rolled {name} to a new segment at offset {offset} ({bytes} bytes in the old one)", {
+      name: this.name,
+      offset: seg.baseOffset,
+      bytes: old.size,
+    });
+  }
+
+  #write(seg: LogSegment, batches: Uint8Array[], position: number, total: number): void {
+    try {
+      if (batches.length === 1) {
+        seg.write(batches[0]!, position);
+      } else if (total <= CONCAT_LIMIT) {
+        const buf = new Uint8Array(total);
+        let p = 0;
+        for (const b of batches) {
+          buf.set(b, p);
+          p += b.length;
+        }
+        seg.write(buf, position);
+      } else {
+        let p = position;
+        for (const b of batches) {
+          seg.write(b, p);
+          p += b.length;
+        }
+      }
+    } catch (err) {
+      log.error("Write to {name} failed at position {position}: {error}", {
+        name: this.name,
+        position,
+        error: err,
+      });
+      try {
+        seg.rollback(position, this.#config.indexIntervalBytes);
+      } catch (err2) {
+        this.#fail(err2);
+      }
+      throw new KafkaStorageError(`Cannot append to "${this.name}": write failed`, {
+        cause: err,
+      });
+    }
+  }
+
+  #afterAppend(): void {
+    switch (this.#config.flush.kind) {
+      case "always":
+        this.#maybeStartSync(true);
+        break;
+      case "interval":
+        // The timer flushes data; a rolled segment is synced in the background now.
+        this.#maybeStartSync(false);
+        break;
+      case "never":
+        this.#durableEnd = this.logEndOffset;
+        if (this.#waiters.length > 0) this.#resolveWaiters();
+        this.#maybeStartSync(false);
+        break;
+    }
+  }
+
+  #armTimer(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+    const flush = this.#config.flush;
+    if (flush.kind === "interval" && !this.#closed) {
+      this.#timer = setInterval(() => this.#maybeStartSync(true), flush.ms);
+    }
+  }
+
+  /**
+   * Starts an fsync round unless one is in flight (its completion starts the next) or a
+   * truncation/deletion holds them off. `data`: whether unsynced appends alone justify a
+   * round (policy "always", or the interval timer); rolled segments and new directory
+   * entries always do.
+   */
+  #maybeStartSync(data: boolean): void {
+    if (this.#syncing !== null || this.#quiesce > 0 || this.#closed || this.#failure !== null) {
+      return;
+    }
+    const dataPending = data && this.logEndOffset > this.#durableEnd;
+    if (!dataPending && this.#unsyncedRolled.length === 0 && !this.#dirSyncNeeded) return;
+    this.#syncing = this.#syncRound().then(
+      () => {
+        this.#syncing = null;
+        this.#maybeStartSync(this.#config.flush.kind === "always");
+      },
+      (err) => {
+        this.#syncing = null;
+        this.#fail(err);
+      },
+    );
+  }
+
+  /**
+   * One group commit: fsync the rolled segments (and their index files), then the
+   * active one, then the directory; then everything appended before the round started
+   * is durable.
+   */
+  async #syncRound(): Promise<void> {
+    const target = this.logEndOffset;
+    const active = this.#active;
+    const rolled = this.#unsyncedRolled;
+    this.#unsyncedRolled = [];
+    const dirSync = this.#dirSyncNeeded;
+    this.#dirSyncNeeded = false;
+    this.#stats.syncs++;
+    for (const seg of rolled) {
+      await _internals.syncData(seg.file);
+      await seg.syncIndexFiles();
+    }
+    await _internals.syncData(active.file);
+    if (dirSync) await syncDir(this.dir);
+    if (target > this.#durableEnd) this.#durableEnd = target;
+    this.#resolveWaiters();
+    if (rolled.length > 0 && active.baseOffset > this.#recoveryPoint) {
+      await this.#writeRecoveryPoint(active.baseOffset);
+    }
+  }
+
+  async #writeRecoveryPoint(offset: number): Promise<void> {
+    await writeCheckpoint(this.dir, RECOVERY_POINT_FILE, offset);
+    this.#recoveryPoint = offset;
+  }
+
+  #resolveWaiters(): void {
+    if (this.#waiters.length === 0) return;
+    const durable = this.#durableEnd;
+    const kept: Waiter[] = [];
+    for (const w of this.#waiters) {
+      if (w.offset < durable) w.resolve();
+      else kept.push(w);
+    }
+    this.#waiters = kept;
+  }
+
+  #rejectWaiters(err: Error): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w.reject(err);
+  }
+
+  /** An fsync or rollback failed: the log stops accepting writes (fatal for its data). */
+  #fail(err: unknown): void {
+    if (this.#failure !== null) return;
+    this.#failure = new KafkaStorageError(
+      `Log "${this.name}" failed: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
+    log.error("Storage failure in {name}, the log accepts no more writes: {error}", {
+      name: this.name,
+      error: err,
+    });
+    this.#rejectWaiters(this.#failure);
+  }
+
+  /**
+   * Runs `fn` while no fsync round is in flight or may start, and after every earlier
+   * such operation has finished (they remove files the others use).
+   */
+  async #quiesced<T>(fn: () => Promise<T>): Promise<T> {
+    this.#quiesce++;
+    const previous = this.#exclusive;
+    let release = () => {};
+    this.#exclusive = new Promise<void>((resolve) => release = resolve);
+    try {
+      await previous;
+      while (this.#syncing !== null) await this.#syncing;
+      return await fn();
+    } finally {
+      release();
+      this.#quiesce--;
+      if (this.#quiesce === 0) this.#maybeStartSync(this.#config.flush.kind === "always");
+    }
+  }
+
+  /** How many of the oldest segments retention (or log start, when nowMs is null) removes. */
+  #retentionCount(nowMs: number | null): number {
+    const segs = this.#segments;
+    const last = segs.length - 1;
+    let k = 0;
+    while (k < last && segs[k + 1]!.baseOffset <= this.#logStart) k++;
+    if (nowMs === null) return k;
+    const { retentionMs, retentionBytes } = this.#config;
+    if (retentionMs >= 0) {
+      while (k < last && nowMs - segs[k]!.maxTimestamp > retentionMs) k++;
+    }
+    if (retentionBytes >= 0) {
+      let diff = this.sizeInBytes - retentionBytes;
+      for (let j = 0; j < k; j++) diff -= segs[j]!.size;
+      while (k < last && diff - segs[k]!.size >= 0) {
+        diff -= segs[k]!.size;
+        k++;
+      }
+    }
+    return k;
+  }
+
+  async #deleteOldest(count: number, reason: string): Promise<number> {
+    if (count <= 0 || this.#closed) return 0;
+    const removed = this.#segments.splice(0, Math.min(count, this.#segments.length - 1));
+    this.#unsyncedRolled = this.#unsyncedRolled.filter((s) => !removed.includes(s));
+    const first = this.#segments[0]!;
+    if (first.baseOffset > this.#logStart) this.#logStart = first.baseOffset;
+    // The checkpoint goes first: a crash then leaves extra files, never a start offset
+    // pointing at deleted data.
+    await writeCheckpoint(this.dir, LOG_START_FILE, this.#logStart);
+    let bytes = 0;
+    for (const seg of removed) {
+      bytes += seg.size;
+      seg.remove();
+    }
+    this.#dirSyncNeeded = true;
+    log.info("Deleted {count} segments ({bytes} bytes) of {name} by {reason}; log start {start}", {
+      count: removed.length,
+      bytes,
+      name: this.name,
+      reason,
+      start: this.#logStart,
+    });
+    return removed.length;
+  }
+
+  async #doClose(): Promise<void> {
+    this.#closed = true;
+    this.#armTimer();
+    await this.#exclusive;
+    while (this.#syncing !== null) await this.#syncing;
+    try {
+      if (this.#failure === null) {
+        try {
+          const active = this.#active;
+          for (const seg of this.#unsyncedRolled) {
+            await _internals.syncData(seg.file);
+            await seg.syncIndexFiles();
+          }
+          this.#unsyncedRolled = [];
+          await _internals.syncData(active.file);
+          if (this.#dirSyncNeeded) await syncDir(this.dir);
+          this.#dirSyncNeeded = false;
+          this.#durableEnd = this.logEndOffset;
+          this.#resolveWaiters();
+          if (active.baseOffset > this.#recoveryPoint) {
+            await this.#writeRecoveryPoint(active.baseOffset);
+          }
+        } catch (err) {
+          this.#fail(err);
+        }
+      }
+      this.#rejectWaiters(
+        new LogClosedError(`Cannot wait for durability of "${this.name}": the log is closed`),
+      );
+    } finally {
+      for (const seg of this.#segments) seg.close();
+    }
+    if (this.#failure !== null) throw this.#failure;
+  }
+}
+
+async function ensureDir(dir: string): Promise<void> {
+  try {
+    const st = await Deno.stat(dir);
+    if (!st.isDirectory) throw new TypeError(`Cannot open log in ${dir}: not a directory`);
+    return;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  await Deno.mkdir(dir, { recursive: true });
+  const parent = dir.replace(/\/+$/, "").replace(/\/[^/]*$/, "") || "/";
+  await syncDir(parent);
+}
+
+function removeSegmentFiles(dir: string, base: number): number {
+  let bytes = 0;
+  for (const ext of ["log", "index", "timeindex"] as const) {
+    const path = `${dir}/${segmentFileName(base, ext)}`;
+    try {
+      if (ext === "log") bytes = Deno.statSync(path).size;
+      Deno.removeSync(path);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+  }
+  return bytes;
+}
+
+/** segment.ms counts from the first batch's timestamp when plausible (as Kafka does). */
+function firstBatchTimestamp(seg: LogSegment, nowMs: number): number {
+  if (seg.size < BATCH_HEADER_SIZE) return nowMs;
+  const h = readBatchHeader(seg.readAt(0, BATCH_HEADER_SIZE));
+  return h.maxTimestamp >= 0 && h.maxTimestamp <= nowMs ? h.maxTimestamp : nowMs;
+}
