@@ -89,3 +89,9 @@ export {
 } from "./schema.ts";
 export { ErrorCode, errorName } from "./error_codes.ts";
 export * from "./record_batch.ts";
+export {
+  type DecodedRecord,
+  decodeRecords,
+  encodeRecordBatch,
+  type KafkaRecord,
+} from "./record_codec.ts";

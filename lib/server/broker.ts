@@ -46,7 +46,11 @@ export class Broker {
    * Handles one request frame (the bytes after the size prefix). Resolves once the
    * request has taken effect; the response may still be pending inside the outcome.
    */
-  async handleFrame(frame: Uint8Array, log: Logger): Promise<FrameOutcome> {
+  async handleFrame(
+    frame: Uint8Array,
+    log: Logger,
+    clientHost = "/127.0.0.1",
+  ): Promise<FrameOutcome> {
     let header: RequestHeader;
     let bodyOffset: number;
     try {
@@ -92,7 +96,7 @@ export class Broker {
         handler.errorResponse(request, ErrorCode.UNSUPPORTED_VERSION, version),
       );
     }
-    const ctx: RequestContext = { header, services: this.services, log };
+    const ctx: RequestContext = { header, services: this.services, clientHost, log };
     log.debug("{api} v{version} correlation {cid}", {
       api: name,
       version,

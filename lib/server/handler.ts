@@ -24,6 +24,8 @@ export type Reply<R> =
 export interface RequestContext {
   readonly header: RequestHeader;
   readonly services: BrokerServices;
+  /** The client's address as seen by this node (DescribeGroups reports it). */
+  readonly clientHost: string;
   /** Logger with the connection id bound. */
   readonly log: Logger;
 }

@@ -86,6 +86,7 @@ class Connection {
   readonly #conn: Deno.TcpConn;
   readonly #broker: Broker;
   readonly #log: Logger;
+  readonly #clientHost: string;
   readonly #pending: Promise<Uint8Array | null>[] = [];
   #wakeWriter: (() => void) | null = null;
   #wakeReader: (() => void) | null = null;
@@ -97,6 +98,7 @@ class Connection {
     this.#broker = broker;
     const remote = conn.remoteAddr;
     this.#log = log.with({ conn: id, remote: `${remote.hostname}:${remote.port}` });
+    this.#clientHost = `/${remote.hostname}`;
     this.#log.debug("Connection opened");
     const reader = new FrameReader(conn, maxRequestBytes);
     this.done = Promise.all([this.#readLoop(reader), this.#writeLoop()]).then(() => {
@@ -123,7 +125,7 @@ class Connection {
         }
         const frame = await reader.next();
         if (frame === null) break;
-        const outcome = await this.#broker.handleFrame(frame, this.#log);
+        const outcome = await this.#broker.handleFrame(frame, this.#log, this.#clientHost);
         if (outcome.kind === "close") {
           this.#log.warn("Closing connection: {reason}", { reason: outcome.reason });
           this.#enqueue(Promise.resolve(null));

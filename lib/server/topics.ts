@@ -9,6 +9,11 @@ import {
   type TopicImage,
   validateTopicName,
 } from "../metadata/mod.ts";
+import {
+  OFFSETS_TOPIC,
+  OFFSETS_TOPIC_CONFIGS,
+  OFFSETS_TOPIC_PARTITIONS,
+} from "../group/offsets_topic.ts";
 import { ErrorCode } from "../protocol/mod.ts";
 import { TidelogError } from "../util/errors.ts";
 import { getLogger } from "../util/log.ts";
@@ -63,4 +68,35 @@ export async function getOrAutoCreateTopic(
     if (!(err instanceof TidelogError && err.code === ErrorCode.TOPIC_ALREADY_EXISTS)) throw err;
   }
   return services.metadata.image.topic(name);
+}
+
+/**
+ * Creates `__consumer_offsets` (50 partitions) if it does not exist yet, as Kafka does
+ * on the first FindCoordinator for a group.
+ */
+export async function ensureOffsetsTopic(services: BrokerServices): Promise<void> {
+  if (services.metadata.image.topic(OFFSETS_TOPIC)) return;
+  try {
+    await createTopic(
+      services,
+      {
+        name: OFFSETS_TOPIC,
+        numPartitions: OFFSETS_TOPIC_PARTITIONS,
+        replicationFactor: -1,
+        assignments: [],
+        configs: Object.entries(OFFSETS_TOPIC_CONFIGS).map(([name, value]) => ({ name, value })),
+      },
+      false,
+    );
+  } catch (err) {
+    if (!(err instanceof TidelogError && err.code === ErrorCode.TOPIC_ALREADY_EXISTS)) throw err;
+  }
+}
+
+/** Names that occur more than once in a request (Kafka refuses those with INVALID_REQUEST). */
+export function duplicateNames(names: Iterable<string>): Set<string> {
+  const seen = new Set<string>();
+  const dups = new Set<string>();
+  for (const n of names) (seen.has(n) ? dups : seen).add(n);
+  return dups;
 }

@@ -12,17 +12,17 @@ import { planCreatePartitions } from "../../metadata/mod.ts";
 import { ApiKey, type CreatePartitionsRequest, ErrorCode } from "../../protocol/mod.ts";
 import { TidelogError } from "../../util/errors.ts";
 import { type ApiHandler, respond } from "../handler.ts";
+import { duplicateNames } from "../topics.ts";
 
 export const createPartitionsHandler: ApiHandler<typeof ApiKey.CreatePartitions> = {
   apiKey: ApiKey.CreatePartitions,
   minVersion: 0,
   maxVersion: 3,
   async handle(ctx, req: CreatePartitionsRequest) {
-    const counts = new Map<string, number>();
-    for (const t of req.topics) counts.set(t.name, (counts.get(t.name) ?? 0) + 1);
+    const duplicates = duplicateNames(req.topics.map((t) => t.name));
     const results = [];
     for (const t of req.topics) {
-      if (counts.get(t.name)! > 1) {
+      if (duplicates.has(t.name)) {
         results.push({
           name: t.name,
           errorCode: ErrorCode.INVALID_REQUEST,

@@ -15,7 +15,7 @@
 import { ApiKey, type CreateTopicsRequest, ErrorCode, ZERO_UUID } from "../../protocol/mod.ts";
 import { TidelogError } from "../../util/errors.ts";
 import { type ApiHandler, respond } from "../handler.ts";
-import { createTopic } from "../topics.ts";
+import { createTopic, duplicateNames } from "../topics.ts";
 import { describeTopicConfigs } from "./topic_configs.ts";
 
 export const createTopicsHandler: ApiHandler<typeof ApiKey.CreateTopics> = {
@@ -23,8 +23,7 @@ export const createTopicsHandler: ApiHandler<typeof ApiKey.CreateTopics> = {
   minVersion: 0,
   maxVersion: 7,
   async handle(ctx, req: CreateTopicsRequest) {
-    const counts = new Map<string, number>();
-    for (const t of req.topics) counts.set(t.name, (counts.get(t.name) ?? 0) + 1);
+    const duplicates = duplicateNames(req.topics.map((t) => t.name));
     const topics = [];
     for (const t of req.topics) {
       const base = {
@@ -34,7 +33,7 @@ export const createTopicsHandler: ApiHandler<typeof ApiKey.CreateTopics> = {
         replicationFactor: -1,
         configs: null,
       };
-      if (counts.get(t.name)! > 1) {
+      if (duplicates.has(t.name)) {
         topics.push({
           ...base,
           errorCode: ErrorCode.INVALID_REQUEST,

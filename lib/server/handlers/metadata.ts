@@ -12,6 +12,7 @@
  * v8+ authorized operations are not computed (no ACLs), so the "not requested" sentinel
  * is returned.
  */
+import { OFFSETS_TOPIC } from "../../group/offsets_topic.ts";
 import type { TopicImage } from "../../metadata/mod.ts";
 import { ApiKey, ErrorCode, type MetadataRequest, ZERO_UUID } from "../../protocol/mod.ts";
 import { errorCodeOf } from "../../util/errors.ts";
@@ -33,7 +34,7 @@ function describeTopic(topic: TopicImage) {
     errorCode: ErrorCode.NONE,
     name: topic.name,
     topicId: topic.topicId,
-    isInternal: false,
+    isInternal: topic.name === OFFSETS_TOPIC,
     partitions: topic.partitions.map((p, partitionIndex) => ({
       errorCode: p.leader === -1 ? ErrorCode.LEADER_NOT_AVAILABLE : ErrorCode.NONE,
       partitionIndex,
