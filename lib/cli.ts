@@ -21,6 +21,12 @@ export interface ServeOptions {
   numPartitions: number;
   defaultReplicationFactor: number;
   retentionCheckIntervalMs: number;
+  /** Kafka `group.initial.rebalance.delay.ms`. */
+  groupInitialRebalanceDelayMs: number;
+  /** Kafka `group.min.session.timeout.ms`. */
+  groupMinSessionTimeoutMs: number;
+  /** Kafka `group.max.session.timeout.ms`. */
+  groupMaxSessionTimeoutMs: number;
   logLevel: LogLevel;
 }
 
@@ -81,6 +87,21 @@ const FLAGS = {
     type: "string",
     help: "MS",
     doc: "how often retention runs (default 300000)",
+  },
+  "group-initial-rebalance-delay-ms": {
+    type: "string",
+    help: "MS",
+    doc: "wait for more members before a new group's first rebalance (default 3000)",
+  },
+  "group-min-session-timeout-ms": {
+    type: "string",
+    help: "MS",
+    doc: "smallest consumer session timeout accepted (default 6000)",
+  },
+  "group-max-session-timeout-ms": {
+    type: "string",
+    help: "MS",
+    doc: "largest consumer session timeout accepted (default 1800000)",
   },
   "log-level": {
     type: "string",
@@ -224,6 +245,21 @@ export function parseCommandLine(
       retentionCheckIntervalMs: parseInteger(
         "retention-check-interval-ms",
         get("retention-check-interval-ms") ?? "300000",
+        1,
+      ),
+      groupInitialRebalanceDelayMs: parseInteger(
+        "group-initial-rebalance-delay-ms",
+        get("group-initial-rebalance-delay-ms") ?? "3000",
+        0,
+      ),
+      groupMinSessionTimeoutMs: parseInteger(
+        "group-min-session-timeout-ms",
+        get("group-min-session-timeout-ms") ?? "6000",
+        1,
+      ),
+      groupMaxSessionTimeoutMs: parseInteger(
+        "group-max-session-timeout-ms",
+        get("group-max-session-timeout-ms") ?? "1800000",
         1,
       ),
       logLevel: logLevel as LogLevel,

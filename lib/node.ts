@@ -4,10 +4,12 @@
  */
 import { join } from "node:path";
 import type { ServeOptions } from "./cli.ts";
+import { DEFAULT_GROUP_CONFIG, GroupCoordinator, GroupService } from "./group/mod.ts";
 import { type ControllerContext, MetadataStore, randomUuid } from "./metadata/mod.ts";
 import { ReplicaManager } from "./replication/mod.ts";
 import { allHandlers, Broker, type BrokerServices, KafkaListener } from "./server/mod.ts";
 import { type Clock, systemClock } from "./util/clock.ts";
+import { Random } from "./util/random.ts";
 import { getLogger } from "./util/log.ts";
 
 const log = getLogger(["tidelog", "node"]);
@@ -97,6 +99,7 @@ export class Node {
   readonly #listener: KafkaListener;
   readonly #store: MetadataStore;
   readonly #replicas: ReplicaManager;
+  readonly #groups: GroupService;
   readonly #lock: Deno.FsFile;
   readonly #retentionTimer: ReturnType<typeof setInterval>;
   #retentionRunning = false;
@@ -106,12 +109,14 @@ export class Node {
     listener: KafkaListener,
     store: MetadataStore,
     replicas: ReplicaManager,
+    groups: GroupService,
     lock: Deno.FsFile,
     retentionCheckIntervalMs: number,
   ) {
     this.#listener = listener;
     this.#store = store;
     this.#replicas = replicas;
+    this.#groups = groups;
     this.#lock = lock;
     this.#retentionTimer = setInterval(() => this.runRetention(), retentionCheckIntervalMs);
   }
@@ -152,8 +157,21 @@ export class Node {
         clock,
       });
       await replicas.applyImage(store.image);
+      const groups = new GroupService(
+        new GroupCoordinator({
+          ...DEFAULT_GROUP_CONFIG,
+          initialRebalanceDelayMs: options.groupInitialRebalanceDelayMs,
+          minSessionTimeoutMs: options.groupMinSessionTimeoutMs,
+          maxSessionTimeoutMs: options.groupMaxSessionTimeoutMs,
+        }, { random: Random.fromCrypto() }),
+        { replicas, clock },
+      );
+      groups.syncPartitions();
       const r = replicas;
-      store.onChange((_prev, next) => r.applyImage(next));
+      store.onChange(async (_prev, next) => {
+        await r.applyImage(next);
+        groups.syncPartitions();
+      });
 
       let listener: KafkaListener;
       const services: BrokerServices = {
@@ -168,6 +186,7 @@ export class Node {
         },
         metadata: store,
         replicas,
+        groups,
         clock,
         controllerContext: (): ControllerContext => ({
           liveBrokers: [options.nodeId],
@@ -204,7 +223,7 @@ export class Node {
           dir: options.dataDir,
         },
       );
-      return new Node(listener, store, replicas, lock, options.retentionCheckIntervalMs);
+      return new Node(listener, store, replicas, groups, lock, options.retentionCheckIntervalMs);
     } catch (err) {
       await replicas?.close();
       await store?.close();
@@ -236,6 +255,7 @@ export class Node {
     this.#stopped ??= (async () => {
       clearInterval(this.#retentionTimer);
       await this.#listener.close();
+      this.#groups.close();
       await this.#store.close();
       await this.#replicas.close();
       this.#lock.close();

@@ -25,16 +25,20 @@ export class MetadataImage {
   readonly clusterId: string | null;
   readonly topicsById: ReadonlyMap<string, TopicImage>;
   readonly topicsByName: ReadonlyMap<string, TopicImage>;
+  /** The first producer id not yet reserved by any broker (ProducerIds records). */
+  readonly nextProducerId: number;
 
   constructor(
     offset: number,
     clusterId: string | null,
     topicsById: ReadonlyMap<string, TopicImage>,
+    nextProducerId = 0,
   ) {
     this.offset = offset;
     this.clusterId = clusterId;
     this.topicsById = topicsById;
     this.topicsByName = new Map([...topicsById.values()].map((t) => [t.name, t]));
+    this.nextProducerId = nextProducerId;
   }
 
   static readonly EMPTY: MetadataImage = new MetadataImage(0, null, new Map());
@@ -43,6 +47,7 @@ export class MetadataImage {
   apply(record: MetadataRecord): MetadataImage {
     const topics = new Map(this.topicsById);
     let clusterId = this.clusterId;
+    let nextProducerId = this.nextProducerId;
     switch (record.type) {
       case "Cluster":
         clusterId ??= record.clusterId;
@@ -81,10 +86,17 @@ export class MetadataImage {
         topics.set(record.topicId, { ...topic, configs });
         break;
       }
+      case "ProducerIds":
+        assert(
+          record.nextProducerId > nextProducerId,
+          `ProducerIds record moves the next producer id back from ${nextProducerId} to ${record.nextProducerId}`,
+        );
+        nextProducerId = record.nextProducerId;
+        break;
       default:
         unreachable(record);
     }
-    return new MetadataImage(this.offset + 1, clusterId, topics);
+    return new MetadataImage(this.offset + 1, clusterId, topics, nextProducerId);
   }
 
   /** The image after all of `records`, in order. */

@@ -46,9 +46,21 @@ export interface ClusterRecord {
   readonly clusterId: string;
 }
 
+/**
+ * A block of producer ids is reserved for a broker (Kafka's ProducerIdsRecord): every id
+ * below `nextProducerId` has been handed out, so none is ever given twice.
+ */
+export interface ProducerIdsRecord {
+  readonly type: "ProducerIds";
+  /** The broker that reserved the block ending at `nextProducerId` (exclusive). */
+  readonly brokerId: number;
+  readonly nextProducerId: number;
+}
+
 export type MetadataRecord =
   | ClusterRecord
   | TopicRecord
   | PartitionRecord
   | RemoveTopicRecord
-  | ConfigRecord;
+  | ConfigRecord
+  | ProducerIdsRecord;

@@ -6,6 +6,7 @@
  * offset when acknowledgements wait for fsync and the log end offset otherwise.
  */
 import type { PartitionLog } from "../log/mod.ts";
+import type { PartitionProducerState } from "../producer/mod.ts";
 
 /** Identifies a partition in logs and errors ("orders-3"). */
 export function partitionName(topic: string, partitionId: number): string {
@@ -18,6 +19,8 @@ export class Partition {
   readonly topicId: string;
   readonly partitionId: number;
   readonly log: PartitionLog;
+  /** Idempotent-producer state, rebuilt when the partition opened. */
+  readonly producerState: PartitionProducerState;
   leaderEpoch: number;
   #hwTracksDurable: boolean;
   #highWatermark: number;
@@ -30,6 +33,7 @@ export class Partition {
       topicId: string;
       partitionId: number;
       log: PartitionLog;
+      producerState: PartitionProducerState;
       leaderEpoch: number;
     },
     options: { hwTracksDurable: boolean },
@@ -38,6 +42,7 @@ export class Partition {
     this.topicId = init.topicId;
     this.partitionId = init.partitionId;
     this.log = init.log;
+    this.producerState = init.producerState;
     this.leaderEpoch = init.leaderEpoch;
     this.#hwTracksDurable = options.hwTracksDurable;
     this.#highWatermark = this.#currentHighWatermark();

@@ -1,14 +1,16 @@
 /**
  * The partitions this node hosts: opens their logs as the metadata image assigns them,
  * removes them when topics are deleted, applies topic configs to their logs, and runs the
- * leader-side append path (validate batches, assign offsets, write).
+ * leader-side append path (validate batches, check idempotent producers, assign offsets,
+ * write).
  */
 import { join } from "node:path";
 import { DEFAULT_LOG_CONFIG, type FlushPolicy, type LogConfig, PartitionLog } from "../log/mod.ts";
 import type { MetadataImage, TopicImage } from "../metadata/mod.ts";
 import { topicConfigNumber, topicConfigValue } from "../metadata/mod.ts";
 import { ErrorCode } from "../protocol/error_codes.ts";
-import { splitBatches, validateBatch } from "../protocol/record_batch.ts";
+import { type BatchHeader, splitBatches, validateBatch } from "../protocol/record_batch.ts";
+import { PartitionProducerState } from "../producer/mod.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import { TidelogError } from "../util/errors.ts";
 import { getLogger } from "../util/log.ts";
@@ -31,6 +33,11 @@ export interface LeaderAppendResult {
   lastOffset: number;
   /** -1 unless the topic uses LogAppendTime. */
   logAppendTimeMs: number;
+  /**
+   * True if the batches retried an idempotent append already in the log: nothing was
+   * written and the offsets are the original ones (KIP-98).
+   */
+  duplicate: boolean;
 }
 
 /** Derives a partition's log settings from its topic's configs. */
@@ -91,6 +98,7 @@ export class ReplicaManager {
       if (!want || want.topic.topicId !== partition.topicId) {
         this.#partitions.delete(name);
         partition.markClosed();
+        await partition.producerState.abandon();
         await partition.log.delete();
         log.info("Deleted partition {partition}", { partition: name });
       }
@@ -109,6 +117,9 @@ export class ReplicaManager {
         clock: this.#clock,
         name,
       });
+      const producerState = await PartitionProducerState.load(partitionLog, {
+        clock: this.#clock,
+      });
       this.#partitions.set(
         name,
         new Partition(
@@ -117,6 +128,7 @@ export class ReplicaManager {
             topicId: topic.topicId,
             partitionId,
             log: partitionLog,
+            producerState,
             leaderEpoch: state.leaderEpoch,
           },
           { hwTracksDurable: this.#options.flush.kind !== "never" },
@@ -163,7 +175,10 @@ export class ReplicaManager {
   /**
    * Validates and appends a produce request's records for `partition` (this node leads
    * it). Every batch is checked before any is written, so a bad batch writes nothing.
-   * Throws {@linkcode TidelogError}: CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, INVALID_RECORD.
+   * Idempotent batches are checked against the partition's producer state: a retry of
+   * one of a producer's last 5 batches returns the original offsets without appending.
+   * Throws {@linkcode TidelogError}: CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, INVALID_RECORD,
+   * OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH.
    */
   appendAsLeader(partition: Partition, records: Uint8Array | null): LeaderAppendResult {
     if (records === null || records.length === 0) {
@@ -181,6 +196,7 @@ export class ReplicaManager {
     }
     const maxMessageBytes = topicConfigNumber(topic.configs, "max.message.bytes");
     const batches = splitBatches(records);
+    const headers: BatchHeader[] = [];
     for (const batch of batches) {
       if (batch.length > maxMessageBytes) {
         throw new TidelogError(
@@ -189,6 +205,7 @@ export class ReplicaManager {
         );
       }
       const header = validateBatch(batch);
+      headers.push(header);
       if ((header.attributes & 0x30) !== 0) {
         // Transactions are not supported: refuse markers and transactional data rather
         // than store records no consumer could resolve.
@@ -200,12 +217,31 @@ export class ReplicaManager {
     }
     const logAppendTime =
       topicConfigValue(topic.configs, "message.timestamp.type") === "LogAppendTime";
+    const duplicate = partition.producerState.check(headers);
+    if (duplicate !== null) {
+      log.debug("Duplicate batch of producer {producerId} for {partition} at offset {offset}", {
+        producerId: duplicate.producerId,
+        partition: partition.name,
+        offset: duplicate.firstOffset,
+      });
+      return {
+        baseOffset: duplicate.firstOffset,
+        lastOffset: duplicate.lastOffset,
+        logAppendTimeMs: logAppendTime ? duplicate.timestamp : -1,
+        duplicate: true,
+      };
+    }
+    // No await from the check to onAppended: appends of other requests cannot interleave.
     const result = partition.log.append(batches, {
       leaderEpoch: partition.leaderEpoch,
       ...(logAppendTime ? { logAppendTimeMs: this.#clock.nowMs() } : {}),
     });
+    partition.producerState.onAppended(headers, result.baseOffset, {
+      logAppendTimeMs: result.logAppendTimeMs,
+      bytes: records.length,
+    });
     partition.afterAppend(result.lastOffset);
-    return result;
+    return { ...result, duplicate: false };
   }
 
   /** Deletes segments past retention in every partition. */
@@ -227,6 +263,7 @@ export class ReplicaManager {
   async close(): Promise<void> {
     for (const partition of this.#partitions.values()) {
       partition.markClosed();
+      await partition.producerState.close();
       await partition.log.close();
     }
     this.#partitions.clear();

@@ -2,6 +2,7 @@
  * What handlers may use: this node's identity and settings, the metadata store and the
  * hosted partitions. Built by `lib/node.ts`; tests build their own.
  */
+import type { GroupService } from "../group/mod.ts";
 import type { ControllerContext, MetadataStore } from "../metadata/mod.ts";
 import type { ReplicaManager } from "../replication/mod.ts";
 import type { Clock } from "../util/clock.ts";
@@ -27,6 +28,8 @@ export interface BrokerServices {
   readonly config: BrokerConfig;
   readonly metadata: MetadataStore;
   readonly replicas: ReplicaManager;
+  /** The consumer-group coordinator for the offsets partitions this node leads. */
+  readonly groups: GroupService;
   readonly clock: Clock;
   /** The controller's view of the cluster for planning changes. */
   controllerContext(): ControllerContext;

@@ -72,25 +72,28 @@ export async function getOrAutoCreateTopic(
 
 /**
  * Creates `__consumer_offsets` (50 partitions) if it does not exist yet, as Kafka does
- * on the first FindCoordinator for a group.
+ * on the first FindCoordinator for a group. Concurrent callers share one creation and all
+ * resolve only once its partitions are open and loaded by the group coordinator.
  */
-export async function ensureOffsetsTopic(services: BrokerServices): Promise<void> {
-  if (services.metadata.image.topic(OFFSETS_TOPIC)) return;
-  try {
-    await createTopic(
-      services,
-      {
-        name: OFFSETS_TOPIC,
-        numPartitions: OFFSETS_TOPIC_PARTITIONS,
-        replicationFactor: -1,
-        assignments: [],
-        configs: Object.entries(OFFSETS_TOPIC_CONFIGS).map(([name, value]) => ({ name, value })),
-      },
-      false,
-    );
-  } catch (err) {
-    if (!(err instanceof TidelogError && err.code === ErrorCode.TOPIC_ALREADY_EXISTS)) throw err;
-  }
+export function ensureOffsetsTopic(services: BrokerServices): Promise<void> {
+  return services.groups.whenOffsetsTopicReady(async () => {
+    if (services.metadata.image.topic(OFFSETS_TOPIC)) return;
+    try {
+      await createTopic(
+        services,
+        {
+          name: OFFSETS_TOPIC,
+          numPartitions: OFFSETS_TOPIC_PARTITIONS,
+          replicationFactor: -1,
+          assignments: [],
+          configs: Object.entries(OFFSETS_TOPIC_CONFIGS).map(([name, value]) => ({ name, value })),
+        },
+        false,
+      );
+    } catch (err) {
+      if (!(err instanceof TidelogError && err.code === ErrorCode.TOPIC_ALREADY_EXISTS)) throw err;
+    }
+  });
 }
 
 /** Names that occur more than once in a request (Kafka refuses those with INVALID_REQUEST). */

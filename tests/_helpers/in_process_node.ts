@@ -34,6 +34,9 @@ export async function startTestNode(
     numPartitions: 1,
     defaultReplicationFactor: 1,
     retentionCheckIntervalMs: 3_600_000,
+    groupInitialRebalanceDelayMs: 0,
+    groupMinSessionTimeoutMs: 1000,
+    groupMaxSessionTimeoutMs: 1_800_000,
     logLevel: "warning",
     ...overrides,
   };

@@ -2,12 +2,14 @@
  * DeleteTopics (key 20): v0-6.
  *
  * Behaviour: removes each named topic through the controller; its partition folders are
- * deleted before the response is sent. Unknown names get UNKNOWN_TOPIC_OR_PARTITION,
+ * deleted before the response is sent. The internal __consumer_offsets topic cannot be
+ * deleted (INVALID_TOPIC_EXCEPTION). Unknown names get UNKNOWN_TOPIC_OR_PARTITION,
  * unknown ids UNKNOWN_TOPIC_ID; a name and an id for different topics get
  * INVALID_REQUEST.
  *
  * Version notes: v0-5 name topics in `topicNames`; v6 uses `topics` with a name or an id.
  */
+import { OFFSETS_TOPIC } from "../../group/mod.ts";
 import { planDeleteTopic, type TopicImage } from "../../metadata/mod.ts";
 import { ApiKey, type DeleteTopicsRequest, ErrorCode, ZERO_UUID } from "../../protocol/mod.ts";
 import { TidelogError } from "../../util/errors.ts";
@@ -58,6 +60,12 @@ export const deleteTopicsHandler: ApiHandler<typeof ApiKey.DeleteTopics> = {
                 "This server does not host this topic-partition.",
               );
             }
+          }
+          if (topic.name === OFFSETS_TOPIC) {
+            throw new TidelogError(
+              ErrorCode.INVALID_TOPIC_EXCEPTION,
+              `The internal topic ${OFFSETS_TOPIC} cannot be deleted`,
+            );
           }
           log.info("Deleting topic {topic} ({id})", { topic: topic.name, id: topic.topicId });
           return { records: planDeleteTopic(image, topic), result: topic };

@@ -11,8 +11,14 @@
  * reply; if any partition failed the connection is closed, as Kafka does, so the client
  * notices. A missing topic is auto-created when `auto.create.topics.enable` is on.
  *
+ * Idempotent batches (producerId >= 0, from InitProducerId) are checked against the
+ * partition's producer state (lib/producer): a retry of one of the producer's last 5
+ * batches is answered with success and the original base offset, without writing
+ * (KIP-98); a sequence gap gets OUT_OF_ORDER_SEQUENCE_NUMBER, an older epoch
+ * INVALID_PRODUCER_EPOCH, a producer id without a sequence INVALID_RECORD.
+ *
  * Version notes: v0-2 carry magic 0/1 message sets, which are not stored, so they are
- * not served. Transactions are not supported (no InitProducerId).
+ * not served. Transactions are not supported: transactional batches get INVALID_RECORD.
  */
 import {
   ApiKey,

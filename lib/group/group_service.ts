@@ -1,0 +1,228 @@
+/**
+ * The group coordinator's I/O shell: runs the pure {@linkcode GroupCoordinator} for the
+ * `__consumer_offsets` partitions this node leads, persists the records it emits into
+ * those partitions (waiting for the high watermark, like acks=all) before releasing the
+ * responses they belong to, drives its timers, and reloads state from the partitions
+ * when they are opened (start-up, or when the topic is created).
+ */
+import { decodeRecords, encodeRecordBatch, ErrorCode } from "../protocol/mod.ts";
+import type { Partition, ReplicaManager } from "../replication/mod.ts";
+import type { Clock } from "../util/clock.ts";
+import { TidelogError } from "../util/errors.ts";
+import { getLogger } from "../util/log.ts";
+import type { CoordinatorOutput, GroupCoordinator, RequestId } from "./group_coordinator.ts";
+import { groupPartition } from "./group_partition.ts";
+import { decodeGroupRecord, encodeGroupRecord, type GroupRecord } from "./group_record.ts";
+import { OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS } from "./offsets_topic.ts";
+
+const log = getLogger(["tidelog", "group"]);
+const READ_CHUNK = 4 << 20;
+
+/** Coordinates the groups whose offsets partitions this node leads. */
+export class GroupService {
+  readonly #core: GroupCoordinator;
+  readonly #replicas: ReplicaManager;
+  readonly #clock: Clock;
+  readonly #pending = new Map<
+    RequestId,
+    { resolve: (r: unknown) => void; reject: (e: Error) => void }
+  >();
+  /** Offsets partitions whose state is loaded into the core. */
+  readonly #loaded = new Set<number>();
+  #nextRequestId = 1;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+  #topicCreation: Promise<void> | null = null;
+
+  constructor(core: GroupCoordinator, deps: { replicas: ReplicaManager; clock: Clock }) {
+    this.#core = core;
+    this.#replicas = deps.replicas;
+    this.#clock = deps.clock;
+  }
+
+  /** The offsets partition of `groupId`, if this node leads it and has loaded it. */
+  #partitionOf(groupId: string): Partition | undefined {
+    const p = groupPartition(groupId, OFFSETS_TOPIC_PARTITIONS);
+    return this.#loaded.has(p) ? this.#replicas.getPartition(OFFSETS_TOPIC, p) : undefined;
+  }
+
+  /** NONE if this node coordinates `groupId` now, else NOT_COORDINATOR. */
+  coordinatorError(groupId: string): ErrorCode {
+    return this.#partitionOf(groupId) ? ErrorCode.NONE : ErrorCode.NOT_COORDINATOR;
+  }
+
+  /**
+   * Runs `create` (which makes sure the offsets topic exists) unless a run is already in
+   * flight, and resolves when the topic's hosted partitions are loaded. A failed run is
+   * forgotten so that the next caller tries again.
+   */
+  whenOffsetsTopicReady(create: () => Promise<void>): Promise<void> {
+    if (this.#topicCreation) return this.#topicCreation;
+    const run = create().then(() => this.syncPartitions());
+    this.#topicCreation = run;
+    run.catch(() => (this.#topicCreation = null));
+    return run;
+  }
+
+  /** Whether the offsets topic's partitions are all loaded (FindCoordinator can answer). */
+  get ready(): boolean {
+    return this.#loaded.size > 0;
+  }
+
+  /**
+   * Runs one coordinator call with a fresh request id and resolves with that request's
+   * response, once the records it caused are durable (possibly much later, for a
+   * JoinGroup waiting for the rebalance).
+   */
+  call(
+    fn: (core: GroupCoordinator, requestId: RequestId, nowMs: number) => CoordinatorOutput,
+  ): Promise<unknown> {
+    const requestId = this.#nextRequestId++;
+    const { promise, resolve, reject } = Promise.withResolvers<unknown>();
+    this.#pending.set(requestId, { resolve, reject });
+    this.#dispatch(fn(this.#core, requestId, this.#clock.nowMs()));
+    return promise;
+  }
+
+  /** Runs a read-only coordinator call. */
+  read<T>(fn: (core: GroupCoordinator) => T): T {
+    return fn(this.#core);
+  }
+
+  /** Persists the output's records, then releases its responses; re-arms the timer. */
+  #dispatch(output: CoordinatorOutput): void {
+    let durable: Promise<unknown> = Promise.resolve();
+    if (output.records.length > 0) {
+      try {
+        durable = this.#persist(output.records);
+      } catch (err) {
+        durable = Promise.reject(err);
+      }
+    }
+    const waiters = output.responses.map(({ requestId, response }) => {
+      const w = this.#pending.get(requestId);
+      this.#pending.delete(requestId);
+      return { w, response };
+    });
+    durable.then(
+      () => waiters.forEach(({ w, response }) => w?.resolve(response)),
+      (err) => {
+        log.warn("Could not persist group records: {error}", { error: err });
+        const failure = new TidelogError(
+          ErrorCode.COORDINATOR_NOT_AVAILABLE,
+          `Group state not persisted: ${err}`,
+        );
+        waiters.forEach(({ w }) => w?.reject(failure));
+      },
+    );
+    this.#armTimer();
+  }
+
+  /** Appends the records, one batch per offsets partition, and waits for them. */
+  #persist(records: GroupRecord[]): Promise<unknown> {
+    const byPartition = new Map<number, GroupRecord[]>();
+    for (const r of records) {
+      const p = groupPartition(r.groupId, OFFSETS_TOPIC_PARTITIONS);
+      byPartition.set(p, [...(byPartition.get(p) ?? []), r]);
+    }
+    const now = this.#clock.nowMs();
+    const waits: Promise<void>[] = [];
+    for (const [p, list] of byPartition) {
+      const partition = this.#replicas.getPartition(OFFSETS_TOPIC, p);
+      if (!partition) {
+        throw new TidelogError(
+          ErrorCode.NOT_COORDINATOR,
+          `Offsets partition ${p} is not hosted here`,
+        );
+      }
+      const batch = encodeRecordBatch(
+        list.map((r) => ({ ...encodeGroupRecord(r), timestampMs: now })),
+      );
+      const { lastOffset } = this.#replicas.appendAsLeader(partition, batch);
+      waits.push(partition.waitForHighWatermark(lastOffset));
+    }
+    return Promise.all(waits);
+  }
+
+  #armTimer(): void {
+    if (this.#closed) return;
+    clearTimeout(this.#timer);
+    const deadline = this.#core.nextDeadlineMs();
+    if (deadline === null) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#closed) return;
+      this.#dispatch(this.#core.tick(this.#clock.nowMs()));
+    }, Math.max(0, deadline - this.#clock.nowMs()));
+  }
+
+  /**
+   * Loads every hosted offsets partition not loaded yet and unloads those no longer
+   * hosted. Called at start-up and after each metadata change.
+   */
+  syncPartitions(): void {
+    const hosted = new Set<number>();
+    for (const partition of this.#replicas.partitions()) {
+      if (partition.topic !== OFFSETS_TOPIC) continue;
+      hosted.add(partition.partitionId);
+      if (!this.#loaded.has(partition.partitionId)) this.#load(partition);
+    }
+    for (const p of [...this.#loaded]) {
+      if (!hosted.has(p)) {
+        this.#loaded.delete(p);
+        this.#dispatch(this.#core.unload(p, OFFSETS_TOPIC_PARTITIONS));
+      }
+    }
+  }
+
+  /** Forgets the given partitions' groups and loads them again from their logs. */
+  #reload(partitions: Set<number>): void {
+    if (this.#closed) return;
+    for (const p of partitions) {
+      if (!this.#loaded.delete(p)) continue;
+      this.#dispatch(this.#core.unload(p, OFFSETS_TOPIC_PARTITIONS));
+    }
+    this.syncPartitions();
+  }
+
+  /** Replays one offsets partition into the core. */
+  #load(partition: Partition): void {
+    const records: GroupRecord[] = [];
+    let offset = partition.log.logStartOffset;
+    const end = partition.highWatermark;
+    while (offset < end) {
+      const { records: bytes } = partition.log.read(offset, READ_CHUNK, {
+        maxOffset: end,
+        minOneMessage: true,
+      });
+      if (bytes.length === 0) break;
+      const decoded = decodeRecords(bytes);
+      for (const r of decoded) {
+        if (r.offset < offset || r.key === null) continue;
+        records.push(decodeGroupRecord(r.key, r.value));
+      }
+      offset = decoded.length > 0 ? decoded.at(-1)!.offset + 1 : end;
+    }
+    this.#core.load(records, this.#clock.nowMs());
+    this.#loaded.add(partition.partitionId);
+    if (records.length > 0) {
+      log.info("Loaded {count} group records from {partition}", {
+        count: records.length,
+        partition: partition.name,
+      });
+    }
+    this.#armTimer();
+  }
+
+  /** Stops the timer; pending requests are rejected. */
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    const failure = new TidelogError(
+      ErrorCode.COORDINATOR_NOT_AVAILABLE,
+      "The node is shutting down",
+    );
+    for (const w of this.#pending.values()) w.reject(failure);
+    this.#pending.clear();
+  }
+}
