@@ -63,7 +63,7 @@ Deno.test({
   },
 });
 
-Deno.test("groups: a kafkajs consumer group consumes, commits and resumes", async () => {
+Deno.test("groups: kafkajs members share partitions, one leaves, the other takes over, the group resumes", async () => {
   await using dir = await tempDir();
   const node = await NodeProcess.start({ dataDir: nodeDir(dir.path), args: FAST_GROUPS });
   const kafka = new Kafka({
@@ -72,49 +72,76 @@ Deno.test("groups: a kafkajs consumer group consumes, commits and resumes", asyn
     logLevel: logLevel.NOTHING,
   });
   const producer = kafka.producer();
+  const received = new Map<string, number>();
+  const assignments = new Map<string, number>();
+  const member = async (name: string) => {
+    const consumer = kafka.consumer({
+      groupId: "kjg-group",
+      sessionTimeout: 6000,
+      heartbeatInterval: 300,
+      // kafkajs heartbeats only between fetches: keep its long polls short.
+      maxWaitTimeInMs: 200,
+    });
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      assignments.set(
+        name,
+        Object.values(e.payload.memberAssignment).reduce((n, ps) => n + ps.length, 0),
+      );
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topic: "kjg", fromBeginning: true });
+    await consumer.run({
+      eachMessage: ({ message }) => {
+        const key = message.key!.toString();
+        received.set(key, (received.get(key) ?? 0) + 1);
+        return Promise.resolve();
+      },
+    });
+    return consumer;
+  };
+  const waitFor = async (cond: () => boolean, what: string) => {
+    const deadline = Date.now() + 60_000;
+    while (!cond()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const send = (from: number, n: number) =>
+    producer.send({
+      topic: "kjg",
+      acks: -1,
+      messages: Array.from(
+        { length: n },
+        (_, i) => ({ key: `${from + i}`, value: `v${from + i}` }),
+      ),
+    });
   try {
-    await createTopic(node.port, "kjg", 3);
+    await createTopic(node.port, "kjg", 4);
     await producer.connect();
-    const send = (from: number, n: number) =>
-      producer.send({
-        topic: "kjg",
-        acks: -1,
-        messages: Array.from(
-          { length: n },
-          (_, i) => ({ key: `${from + i}`, value: `v${from + i}` }),
-        ),
-      });
-    const consumeUntil = async (n: number): Promise<string[]> => {
-      const consumer = kafka.consumer({
-        groupId: "kjg-group",
-        sessionTimeout: 6000,
-        heartbeatInterval: 500,
-      });
-      const keys: string[] = [];
-      const { promise, resolve } = Promise.withResolvers<void>();
-      await consumer.connect();
-      await consumer.subscribe({ topic: "kjg", fromBeginning: true });
-      await consumer.run({
-        eachMessage: ({ message }) => {
-          keys.push(message.key!.toString());
-          if (keys.length >= n) resolve();
-          return Promise.resolve();
-        },
-      });
-      const timer = setTimeout(resolve, 60_000);
-      await promise;
-      clearTimeout(timer);
-      await consumer.disconnect(); // commits the consumed offsets, leaves the group
-      return keys;
-    };
+    const a = await member("a");
+    const b = await member("b");
+    await waitFor(
+      () => assignments.get("a") === 2 && assignments.get("b") === 2,
+      "both members with 2 partitions",
+    );
     await send(0, 1000);
-    const first = await consumeUntil(1000);
-    assert.equal(new Set(first).size, 1000);
-    await send(1000, 100);
-    const second = await consumeUntil(100);
+    await waitFor(() => received.size >= 1000, "the first 1000 records");
+    await b.disconnect(); // commits its offsets and leaves the group
+    await waitFor(() => assignments.get("a") === 4, "a taking over b's partitions");
+    await send(1000, 500);
+    await waitFor(() => received.size >= 1500, "the next 500 records");
+    await a.disconnect();
+    assert.ok([...received.values()].every((n) => n === 1), "each record once");
+
+    received.clear();
+    await send(1500, 100);
+    const c = await member("c");
+    await waitFor(() => received.size >= 100, "the 100 records after the restart of the group");
+    await new Promise((r) => setTimeout(r, 500)); // anything re-delivered would show up now
+    await c.disconnect();
     assert.deepEqual(
-      [...second].sort(),
-      Array.from({ length: 100 }, (_, i) => `${1000 + i}`).sort(),
+      [...received.keys()].map(Number).sort((x, y) => x - y),
+      Array.from({ length: 100 }, (_, i) => 1500 + i),
     );
   } finally {
     await producer.disconnect().catch(() => {});
