@@ -3,15 +3,15 @@
  *
  * Behaviour: the coordinator of a group is the leader of partition
  * abs(hash(group)) % 50 of __consumer_offsets (Kafka's placement), which is created on
- * the first request, as Kafka does. Transaction coordinators (key type 1) and share
- * groups (key type 2) are not supported: INVALID_REQUEST with a message, so that clients
- * fail clearly instead of retrying forever.
+ * the first request, as Kafka does. The empty group id is a valid id (as in Kafka).
+ * Transaction coordinators (key type 1) and share groups (key type 2) are not supported:
+ * INVALID_REQUEST with a message, so that clients fail clearly instead of retrying
+ * forever.
  *
  * Version notes: v0 has only a group key; v1+ a key type; v4+ batches keys, each with
  * its own result.
  */
-import { groupPartition } from "../../group/mod.ts";
-import { OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS } from "../../group/offsets_topic.ts";
+import { groupPartition, OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS } from "../../group/mod.ts";
 import { ApiKey, ErrorCode, type FindCoordinatorRequest } from "../../protocol/mod.ts";
 import { errorCodeOf } from "../../util/errors.ts";
 import { type ApiHandler, respond } from "../handler.ts";
@@ -30,24 +30,21 @@ interface CoordinatorAnswer {
   errorMessage: string | null;
 }
 
+/** The answer for a key that has no coordinator. */
+function failed(
+  key: string,
+  errorCode: number,
+  errorMessage: string | null = null,
+): CoordinatorAnswer {
+  return { key, nodeId: -1, host: "", port: -1, errorCode, errorMessage };
+}
+
 function locate(services: BrokerServices, key: string): CoordinatorAnswer {
-  const none = { key, nodeId: -1, host: "", port: -1 };
-  if (key === "") {
-    return {
-      ...none,
-      errorCode: ErrorCode.INVALID_REQUEST,
-      errorMessage: "Group id must not be empty",
-    };
-  }
   const topic = services.metadata.image.topic(OFFSETS_TOPIC);
   const leader = topic?.partitions[groupPartition(key, OFFSETS_TOPIC_PARTITIONS)]?.leader ?? -1;
   const broker = brokerEndpoints(services).find((b) => b.nodeId === leader);
   if (!broker) {
-    return {
-      ...none,
-      errorCode: ErrorCode.COORDINATOR_NOT_AVAILABLE,
-      errorMessage: "The coordinator is not available.",
-    };
+    return failed(key, ErrorCode.COORDINATOR_NOT_AVAILABLE, "The coordinator is not available.");
   }
   return {
     key,
@@ -59,6 +56,7 @@ function locate(services: BrokerServices, key: string): CoordinatorAnswer {
   };
 }
 
+/** v4+ lists one answer per key; earlier versions carry the single answer at top level. */
 function toBody(answers: CoordinatorAnswer[], version: number) {
   if (version >= 4) return { coordinators: answers };
   const a = answers[0]!;
@@ -71,60 +69,33 @@ function toBody(answers: CoordinatorAnswer[], version: number) {
   };
 }
 
+function keysOf(req: FindCoordinatorRequest, version: number): string[] {
+  return version >= 4 ? req.coordinatorKeys : [req.key];
+}
+
 export const findCoordinatorHandler: ApiHandler<typeof ApiKey.FindCoordinator> = {
   apiKey: ApiKey.FindCoordinator,
   minVersion: 0,
   maxVersion: 6,
   async handle(ctx, req: FindCoordinatorRequest) {
     const version = ctx.header.apiVersion;
-    const keys = version >= 4 ? req.coordinatorKeys : [req.key];
+    const keys = keysOf(req, version);
     if (req.keyType !== KEY_TYPE_GROUP) {
       const message = req.keyType === 1
         ? "Transactions are not supported by this broker"
         : `Coordinator key type ${req.keyType} is not supported`;
-      return respond(toBody(
-        keys.map((key) => ({
-          key,
-          nodeId: -1,
-          host: "",
-          port: -1,
-          errorCode: ErrorCode.INVALID_REQUEST,
-          errorMessage: message,
-        })),
-        version,
-      ));
+      return respond(
+        toBody(keys.map((key) => failed(key, ErrorCode.INVALID_REQUEST, message)), version),
+      );
     }
     try {
       await ensureOffsetsTopic(ctx.services);
     } catch (err) {
       ctx.log.warn("Cannot create {topic}: {error}", { topic: OFFSETS_TOPIC, error: err });
-      const code = errorCodeOf(err);
-      return respond(
-        toBody(
-          keys.map((key) => ({
-            key,
-            nodeId: -1,
-            host: "",
-            port: -1,
-            errorCode: code,
-            errorMessage: null,
-          })),
-          version,
-        ),
-      );
+      return respond(toBody(keys.map((key) => failed(key, errorCodeOf(err))), version));
     }
     return respond(toBody(keys.map((key) => locate(ctx.services, key)), version));
   },
   errorResponse: (req, code, version) =>
-    toBody(
-      (version >= 4 ? req.coordinatorKeys : [req.key]).map((key) => ({
-        key,
-        nodeId: -1,
-        host: "",
-        port: -1,
-        errorCode: code,
-        errorMessage: null,
-      })),
-      version,
-    ),
+    toBody(keysOf(req, version).map((key) => failed(key, code)), version),
 };

@@ -7,21 +7,13 @@
  * Version notes: v3+ carries the static member id.
  */
 import { ApiKey } from "../../protocol/mod.ts";
-import type { ApiHandler } from "../handler.ts";
-import { groupCall } from "./_group_call.ts";
+import { singleGroupHandler } from "./_group_call.ts";
 
-const errorBody = (code: number) => ({ errorCode: code });
-
-export const heartbeatHandler: ApiHandler<typeof ApiKey.Heartbeat> = {
+export const heartbeatHandler = singleGroupHandler({
   apiKey: ApiKey.Heartbeat,
   minVersion: 0,
   maxVersion: 4,
-  handle: (ctx, req) =>
-    groupCall(
-      ctx,
-      req.groupId,
-      errorBody,
-      (core, id, now) => core.heartbeat(id, req, ctx.header.apiVersion, now),
-    ),
-  errorResponse: (_req, code) => errorBody(code),
-};
+  groupId: (req) => req.groupId,
+  errorBody: (_req, code) => ({ errorCode: code }),
+  run: (core, id, req, v, now) => core.heartbeat(id, req, v, now),
+});

@@ -6,30 +6,25 @@
  * phase bounded by the rebalance timeout (and the initial rebalance delay for a new
  * group). The response waits until the join phase completes.
  *
- * Version notes: v7+ returns the protocol type; v9 skipAssignment is always false.
+ * Version notes: v7+ returns the protocol type; v9 tells a static leader that rejoined
+ * without changes to skip the assignment (KIP-814).
  */
 import { ApiKey, type JoinGroupRequest } from "../../protocol/mod.ts";
-import type { ApiHandler } from "../handler.ts";
-import { groupCall } from "./_group_call.ts";
+import { singleGroupHandler } from "./_group_call.ts";
 
 function errorBody(req: JoinGroupRequest, code: number) {
   return { errorCode: code, generationId: -1, leader: "", memberId: req.memberId, members: [] };
 }
 
-export const joinGroupHandler: ApiHandler<typeof ApiKey.JoinGroup> = {
+export const joinGroupHandler = singleGroupHandler({
   apiKey: ApiKey.JoinGroup,
   minVersion: 0,
   maxVersion: 9,
-  handle: (ctx, req) =>
-    groupCall(
-      ctx,
-      req.groupId,
-      (code) => errorBody(req, code),
-      (core, id, now) =>
-        core.joinGroup(id, req, ctx.header.apiVersion, now, {
-          clientId: ctx.header.clientId ?? "",
-          clientHost: ctx.clientHost,
-        }),
-    ),
-  errorResponse: (req, code) => errorBody(req, code),
-};
+  groupId: (req) => req.groupId,
+  errorBody: (req, code) => errorBody(req, code),
+  run: (core, id, req, v, now, ctx) =>
+    core.joinGroup(id, req, v, now, {
+      clientId: ctx.header.clientId ?? "",
+      clientHost: ctx.clientHost,
+    }),
+});

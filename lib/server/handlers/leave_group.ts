@@ -7,21 +7,13 @@
  * Version notes: v0-2 name one member; v3+ a batch with per-member results; v5 a reason.
  */
 import { ApiKey } from "../../protocol/mod.ts";
-import type { ApiHandler } from "../handler.ts";
-import { groupCall } from "./_group_call.ts";
+import { singleGroupHandler } from "./_group_call.ts";
 
-const errorBody = (code: number) => ({ errorCode: code, members: [] });
-
-export const leaveGroupHandler: ApiHandler<typeof ApiKey.LeaveGroup> = {
+export const leaveGroupHandler = singleGroupHandler({
   apiKey: ApiKey.LeaveGroup,
   minVersion: 0,
   maxVersion: 5,
-  handle: (ctx, req) =>
-    groupCall(
-      ctx,
-      req.groupId,
-      errorBody,
-      (core, id, now) => core.leaveGroup(id, req, ctx.header.apiVersion, now),
-    ),
-  errorResponse: (_req, code) => errorBody(code),
-};
+  groupId: (req) => req.groupId,
+  errorBody: (_req, code) => ({ errorCode: code, members: [] }),
+  run: (core, id, req, v, now) => core.leaveGroup(id, req, v, now),
+});

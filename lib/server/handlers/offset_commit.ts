@@ -10,8 +10,7 @@
  * by Kafka 2.1+, and here); v6+ leader epochs; v7+ static members.
  */
 import { ApiKey, type OffsetCommitRequest } from "../../protocol/mod.ts";
-import type { ApiHandler } from "../handler.ts";
-import { groupCall } from "./_group_call.ts";
+import { singleGroupHandler } from "./_group_call.ts";
 
 function errorBody(req: OffsetCommitRequest, code: number) {
   return {
@@ -22,16 +21,11 @@ function errorBody(req: OffsetCommitRequest, code: number) {
   };
 }
 
-export const offsetCommitHandler: ApiHandler<typeof ApiKey.OffsetCommit> = {
+export const offsetCommitHandler = singleGroupHandler({
   apiKey: ApiKey.OffsetCommit,
   minVersion: 0,
   maxVersion: 9,
-  handle: (ctx, req) =>
-    groupCall(
-      ctx,
-      req.groupId,
-      (code) => errorBody(req, code),
-      (core, id, now) => core.offsetCommit(id, req, ctx.header.apiVersion, now),
-    ),
-  errorResponse: (req, code) => errorBody(req, code),
-};
+  groupId: (req) => req.groupId,
+  errorBody: (req, code) => errorBody(req, code),
+  run: (core, id, req, v, now) => core.offsetCommit(id, req, v, now),
+});

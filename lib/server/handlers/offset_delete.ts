@@ -7,21 +7,13 @@
  * Version notes: none.
  */
 import { ApiKey } from "../../protocol/mod.ts";
-import type { ApiHandler } from "../handler.ts";
-import { groupCall } from "./_group_call.ts";
+import { singleGroupHandler } from "./_group_call.ts";
 
-const errorBody = (code: number) => ({ errorCode: code, topics: [] });
-
-export const offsetDeleteHandler: ApiHandler<typeof ApiKey.OffsetDelete> = {
+export const offsetDeleteHandler = singleGroupHandler({
   apiKey: ApiKey.OffsetDelete,
   minVersion: 0,
   maxVersion: 0,
-  handle: (ctx, req) =>
-    groupCall(
-      ctx,
-      req.groupId,
-      errorBody,
-      (core, id, now) => core.offsetDelete(id, req, ctx.header.apiVersion, now),
-    ),
-  errorResponse: (_req, code) => errorBody(code),
-};
+  groupId: (req) => req.groupId,
+  errorBody: (_req, code) => ({ errorCode: code, topics: [] }),
+  run: (core, id, req, v, now) => core.offsetDelete(id, req, v, now),
+});

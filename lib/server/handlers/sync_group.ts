@@ -8,21 +8,13 @@
  * Version notes: v5 checks and returns protocol type and name.
  */
 import { ApiKey } from "../../protocol/mod.ts";
-import type { ApiHandler } from "../handler.ts";
-import { groupCall } from "./_group_call.ts";
+import { singleGroupHandler } from "./_group_call.ts";
 
-const errorBody = (code: number) => ({ errorCode: code, assignment: new Uint8Array(0) });
-
-export const syncGroupHandler: ApiHandler<typeof ApiKey.SyncGroup> = {
+export const syncGroupHandler = singleGroupHandler({
   apiKey: ApiKey.SyncGroup,
   minVersion: 0,
   maxVersion: 5,
-  handle: (ctx, req) =>
-    groupCall(
-      ctx,
-      req.groupId,
-      errorBody,
-      (core, id, now) => core.syncGroup(id, req, ctx.header.apiVersion, now),
-    ),
-  errorResponse: (_req, code) => errorBody(code),
-};
+  groupId: (req) => req.groupId,
+  errorBody: (_req, code) => ({ errorCode: code, assignment: new Uint8Array(0) }),
+  run: (core, id, req, v, now) => core.syncGroup(id, req, v, now),
+});
