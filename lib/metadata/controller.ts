@@ -4,6 +4,7 @@
  * the record log (today a local journal, later the Raft leader) persists and applies them.
  */
 import { ErrorCode } from "../protocol/error_codes.ts";
+import { assert } from "../util/assert.ts";
 import { TidelogError } from "../util/errors.ts";
 import type { MetadataImage, TopicImage } from "./metadata_image.ts";
 import type { MetadataRecord, PartitionRecord } from "./records.ts";
@@ -19,8 +20,12 @@ export interface ControllerDefaults {
 
 /** What the controller knows about the cluster beyond the image. */
 export interface ControllerContext {
-  /** Broker ids that may receive replicas, ascending. */
-  liveBrokers: readonly number[];
+  /**
+   * Broker ids that may receive replicas, ascending, all taken as active (the one-node
+   * node passes itself). Absent: the image's registered brokers decide — placement over
+   * `image.liveBrokers()` not in controlled shutdown, ISR = the active replicas.
+   */
+  liveBrokers?: readonly number[];
   defaults: ControllerDefaults;
   /** A fresh topic id (Kafka Uuid string). */
   newTopicId: () => string;
@@ -89,10 +94,84 @@ export function assignReplicas(
   return out;
 }
 
+/**
+ * Replica lists for `count` new partitions over `brokers` (ascending), balanced against
+ * the partitions the image already has: each new partition's leader (first replica, the
+ * preferred leader) is the broker with the fewest preferred leaderships, then fewest
+ * replicas; its followers are those with the fewest replicas, ties broken by ring order
+ * after the leader (so an empty cluster gets plain round-robin).
+ */
+export function assignBalanced(
+  image: MetadataImage,
+  brokers: readonly number[],
+  options: { count: number; replicationFactor: number },
+): number[][] {
+  const { count, replicationFactor } = options;
+  assert(replicationFactor <= brokers.length, "Replication factor above the broker count");
+  const leaders = new Map(brokers.map((b) => [b, 0]));
+  const replicas = new Map(brokers.map((b) => [b, 0]));
+  for (const topic of image.topicsById.values()) {
+    for (const p of topic.partitions) {
+      const first = p.replicas[0];
+      if (first !== undefined && leaders.has(first)) leaders.set(first, leaders.get(first)! + 1);
+      for (const r of p.replicas) if (replicas.has(r)) replicas.set(r, replicas.get(r)! + 1);
+    }
+  }
+  const out: number[][] = [];
+  for (let i = 0; i < count; i++) {
+    let leaderIndex = 0;
+    brokers.forEach((b, j) => {
+      const best = brokers[leaderIndex]!;
+      const byLeaders = leaders.get(b)! - leaders.get(best)!;
+      if (byLeaders < 0 || (byLeaders === 0 && replicas.get(b)! < replicas.get(best)!)) {
+        leaderIndex = j;
+      }
+    });
+    const leader = brokers[leaderIndex]!;
+    leaders.set(leader, leaders.get(leader)! + 1);
+    replicas.set(leader, replicas.get(leader)! + 1);
+    const chosen = [leader];
+    for (let r = 1; r < replicationFactor; r++) {
+      let pick: number | undefined;
+      for (let k = 1; k < brokers.length; k++) {
+        const b = brokers[(leaderIndex + k) % brokers.length]!;
+        if (chosen.includes(b)) continue;
+        if (pick === undefined || replicas.get(b)! < replicas.get(pick)!) pick = b;
+      }
+      chosen.push(pick!);
+      replicas.set(pick!, replicas.get(pick!)! + 1);
+    }
+    out.push(chosen);
+  }
+  return out;
+}
+
+/** The brokers a plan may place replicas on, and which of them may join a new ISR. */
+interface Placement {
+  /** Candidates for automatic placement, ascending. */
+  usable: readonly number[];
+  /** Brokers a manual assignment may name. */
+  known: (brokerId: number) => boolean;
+  /** Whether a replica starts in the ISR (and may lead). */
+  active: (brokerId: number) => boolean;
+}
+
+function placement(image: MetadataImage, ctx: ControllerContext): Placement {
+  const listed = ctx.liveBrokers;
+  if (listed) {
+    return { usable: listed, known: (b) => listed.includes(b), active: () => true };
+  }
+  return {
+    usable: image.liveBrokers().filter((b) => image.isActive(b)),
+    known: (b) => image.brokers.has(b),
+    active: (b) => image.isActive(b),
+  };
+}
+
 function checkManualAssignment(
   assignments: readonly { partitionIndex: number; brokerIds: readonly number[] }[],
   first: number,
-  liveBrokers: readonly number[],
+  brokers: Placement,
 ): number[][] {
   const sorted = [...assignments].sort((a, b) => a.partitionIndex - b.partitionIndex);
   const rf = sorted[0]?.brokerIds.length ?? 0;
@@ -116,32 +195,44 @@ function checkManualAssignment(
       );
     }
     for (const b of a.brokerIds) {
-      if (!liveBrokers.includes(b)) {
+      if (!brokers.known(b)) {
         fail(
           ErrorCode.INVALID_REPLICA_ASSIGNMENT,
           `Broker ${b} in the assignment is not available`,
         );
       }
     }
+    if (!a.brokerIds.some((b) => brokers.active(b))) {
+      fail(
+        ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+        `All brokers specified in the manual partition assignment for partition ${a.partitionIndex} are fenced or in controlled shutdown.`,
+      );
+    }
     return [...a.brokerIds];
   });
 }
 
+/** New partitions: ISR = the active replicas, leader = the first of them (Kafka). */
 function partitionRecords(
   topicId: string,
   first: number,
   replicaLists: number[][],
+  brokers: Placement,
 ): PartitionRecord[] {
-  return replicaLists.map((replicas, i) => ({
-    type: "Partition",
-    topicId,
-    partitionId: first + i,
-    replicas,
-    isr: replicas,
-    leader: replicas[0]!,
-    leaderEpoch: 0,
-    partitionEpoch: 0,
-  }));
+  return replicaLists.map((replicas, i) => {
+    const isr = replicas.filter((b) => brokers.active(b));
+    assert(isr.length > 0, "A new partition needs an active replica");
+    return {
+      type: "Partition",
+      topicId,
+      partitionId: first + i,
+      replicas,
+      isr,
+      leader: isr[0]!,
+      leaderEpoch: 0,
+      partitionEpoch: 0,
+    };
+  });
 }
 
 /** Plans a CreateTopics entry, throwing a {@linkcode TidelogError} with Kafka's code. */
@@ -152,6 +243,7 @@ export function planCreateTopic(
 ): TopicCreationPlan {
   checkNewTopicName(image, spec.name);
   const configs = validateTopicConfigs(spec.configs);
+  const brokers = placement(image, ctx);
   let replicaLists: number[][];
   if (spec.assignments.length > 0) {
     if (spec.numPartitions !== -1 || spec.replicationFactor !== -1) {
@@ -160,13 +252,13 @@ export function planCreateTopic(
         "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.",
       );
     }
-    replicaLists = checkManualAssignment(spec.assignments, 0, ctx.liveBrokers);
+    replicaLists = checkManualAssignment(spec.assignments, 0, brokers);
   } else {
     const numPartitions = spec.numPartitions === -1
       ? ctx.defaults.numPartitions
       : spec.numPartitions;
     const rf = spec.replicationFactor === -1
-      ? Math.min(ctx.defaults.defaultReplicationFactor, ctx.liveBrokers.length)
+      ? Math.min(ctx.defaults.defaultReplicationFactor, brokers.usable.length)
       : spec.replicationFactor;
     if (numPartitions <= 0) {
       fail(ErrorCode.INVALID_PARTITIONS, "Number of partitions must be larger than 0.");
@@ -174,19 +266,22 @@ export function planCreateTopic(
     if (rf <= 0) {
       fail(ErrorCode.INVALID_REPLICATION_FACTOR, "Replication factor must be larger than 0.");
     }
-    if (rf > ctx.liveBrokers.length) {
+    if (rf > brokers.usable.length) {
       fail(
         ErrorCode.INVALID_REPLICATION_FACTOR,
-        `Unable to replicate the partition ${rf} time(s): The target replication factor of ${rf} cannot be reached because only ${ctx.liveBrokers.length} broker(s) are registered.`,
+        `Unable to replicate the partition ${rf} time(s): The target replication factor of ${rf} cannot be reached because only ${brokers.usable.length} broker(s) are registered.`,
       );
     }
-    replicaLists = assignReplicas(ctx.liveBrokers, 0, numPartitions, rf, image.topicsById.size);
+    replicaLists = assignBalanced(image, brokers.usable, {
+      count: numPartitions,
+      replicationFactor: rf,
+    });
   }
   const topicId = ctx.newTopicId();
   return {
     records: [
       { type: "Topic", name: spec.name, topicId, configs },
-      ...partitionRecords(topicId, 0, replicaLists),
+      ...partitionRecords(topicId, 0, replicaLists, brokers),
     ],
     topicId,
     numPartitions: replicaLists.length,
@@ -216,6 +311,7 @@ export function planCreatePartitions(
     fail(ErrorCode.INVALID_PARTITIONS, `Topic already has ${current} partition(s).`);
   }
   const added = count - current;
+  const brokers = placement(image, ctx);
   const rf = topic.partitions[0]?.replicas.length ?? 1;
   let replicaLists: number[][];
   if (assignments) {
@@ -228,18 +324,18 @@ export function planCreatePartitions(
     replicaLists = checkManualAssignment(
       assignments.map((brokerIds, i) => ({ partitionIndex: current + i, brokerIds })),
       current,
-      ctx.liveBrokers,
+      brokers,
     );
   } else {
-    if (rf > ctx.liveBrokers.length) {
+    if (rf > brokers.usable.length) {
       fail(
         ErrorCode.INVALID_REPLICATION_FACTOR,
-        `Unable to replicate the new partitions ${rf} time(s) with ${ctx.liveBrokers.length} broker(s)`,
+        `Unable to replicate the new partitions ${rf} time(s) with ${brokers.usable.length} broker(s)`,
       );
     }
-    replicaLists = assignReplicas(ctx.liveBrokers, current, added, rf);
+    replicaLists = assignBalanced(image, brokers.usable, { count: added, replicationFactor: rf });
   }
-  return partitionRecords(topic.topicId, current, replicaLists);
+  return partitionRecords(topic.topicId, current, replicaLists, brokers);
 }
 
 /** Plans the removal of a topic given by name or id. */

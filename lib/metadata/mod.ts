@@ -1,20 +1,84 @@
 /**
  * @module
  * Cluster metadata: the records that change it, the {@linkcode MetadataImage} every node
- * answers from, the controller's decisions as pure functions, topic config rules, and
- * the store that persists records (today a one-node journal; the Raft log later).
- * Must not touch partition data.
+ * answers from (with deterministic snapshots), the controller's decisions as pure
+ * functions, topic config rules, and the one-node store that persists records in a
+ * local journal (the Raft-backed store replaces it in a cluster). Must not touch
+ * partition data, and nothing here but the store and journal does I/O.
+ *
+ * Controller driver contract (the shell on the Raft leader):
+ * 1. On becoming controller at `nowMs`: `tracker = BrokerHeartbeatTracker.start(nowMs)`
+ *    (every registered broker gets a fresh session).
+ * 2. Plan every decision against the latest image, including records proposed but not yet
+ *    committed (as KRaft does), or serialise proposals; propose a decision's records as
+ *    one batch, in the order returned (leaders move before a broker is fenced, so every
+ *    prefix keeps I5).
+ * 3. BrokerRegistration: `planRegisterBroker(image, req, image.offset + 1,
+ *    { sessionExpired: tracker.sessionExpired(id, nowMs) })`, then
+ *    `tracker = tracker.registered(id, nowMs)`; answer with the epoch passed.
+ * 4. BrokerHeartbeat: `{ tracker, reply, records } = tracker.heartbeat(image, hb, nowMs)`;
+ *    answer with `reply` once `records` are committed.
+ * 5. A broker's connection closes: `tracker = tracker.connectionLost(id, nowMs)`.
+ * 6. Every tick (e.g. 50 ms): propose `decideFencing(image, tracker, nowMs)`; when
+ *    `auto.leader.rebalance.enable`, now and then `planPreferredLeaders(image)`.
+ * 7. AlterPartition from a leader: `planAlterPartition(image, req)`.
+ *
+ * Non-obvious:
+ * - `image.offset` counts records applied; a broker reports its own image's offset as
+ *   `currentMetadataOffset` and is caught up once it reaches its registration's
+ *   `registrationOffset` (the offset right after its RegisterBroker record).
+ * - A PartitionChange that carries `leader` bumps the leader epoch even if the leader is
+ *   the same (Kafka); every PartitionChange bumps the partition epoch.
+ * - The ISR is never emptied: the last member stays when it is fenced and the partition
+ *   has no leader (-1) until it returns (Kafka without ELR).
  */
 export type {
+  BrokerEndpoint,
+  BrokerRegistrationChangeRecord,
   ClusterRecord,
   ConfigRecord,
+  LeaderRecoveryState,
   MetadataRecord,
+  PartitionChangeRecord,
   PartitionRecord,
+  ProducerIdsRecord,
+  RegisterBrokerRecord,
   RemoveTopicRecord,
   TopicRecord,
+  UnregisterBrokerRecord,
 } from "./records.ts";
-export { MetadataImage, type PartitionState, type TopicImage } from "./metadata_image.ts";
 export {
+  type BrokerRegistration,
+  type CanonicalImage,
+  canonicalImage,
+  imageEquals,
+  MetadataImage,
+  type MetadataImageState,
+  type PartitionState,
+  type TopicIdPartition,
+  type TopicImage,
+} from "./metadata_image.ts";
+export {
+  type AlterPartitionRequest,
+  type AlterPartitionResult,
+  type BrokerHeartbeat,
+  type BrokerHeartbeatReply,
+  BrokerHeartbeatTracker,
+  type BrokerLivenessOptions,
+  type BrokerSession,
+  decideFencing,
+  type HeartbeatDecision,
+  type LeaderChangeReason,
+  type LeaderElectionOptions,
+  planAlterPartition,
+  planLeaderChanges,
+  planPreferredLeaders,
+  planRegisterBroker,
+  planUnregisterBroker,
+  type RegisterBrokerRequest,
+} from "./cluster_controller.ts";
+export {
+  assignBalanced,
   assignReplicas,
   type ControllerContext,
   type ControllerDefaults,
@@ -35,3 +99,9 @@ export {
 export { type ImageListener, MetadataStore } from "./metadata_store.ts";
 export { RecordJournal } from "./record_journal.ts";
 export { randomUuid } from "./uuid.ts";
+export {
+  decodeMetadataEntry,
+  encodeMetadataEntry,
+  RaftMetadataStore,
+  type RaftMetadataStoreOptions,
+} from "./raft_metadata_store.ts";

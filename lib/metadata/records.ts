@@ -13,7 +13,13 @@ export interface TopicRecord {
   readonly configs: Readonly<Record<string, string>>;
 }
 
-/** A partition's full replica state (Kafka's PartitionRecord / PartitionChangeRecord). */
+/**
+ * Kafka's LeaderRecoveryState: 0 RECOVERED (the normal state), 1 RECOVERING (set by an
+ * unclean election until the new leader reports it has recovered through AlterPartition).
+ */
+export type LeaderRecoveryState = 0 | 1;
+
+/** A partition's full replica state (Kafka's PartitionRecord). */
 export interface PartitionRecord {
   readonly type: "Partition";
   readonly topicId: string;
@@ -24,6 +30,25 @@ export interface PartitionRecord {
   readonly leader: number;
   readonly leaderEpoch: number;
   readonly partitionEpoch: number;
+  /** Absent in records written before the cluster work: RECOVERED (0). */
+  readonly leaderRecoveryState?: LeaderRecoveryState;
+}
+
+/**
+ * A change to an existing partition (Kafka's PartitionChangeRecord); an absent field is
+ * unchanged. Applying it bumps `partitionEpoch`, and bumps `leaderEpoch` whenever `leader`
+ * is present (as Kafka: the controller writes `leader` only to change it, or to force
+ * an epoch bump).
+ */
+export interface PartitionChangeRecord {
+  readonly type: "PartitionChange";
+  readonly topicId: string;
+  readonly partitionId: number;
+  /** The new leader, -1 for none. */
+  readonly leader?: number;
+  readonly isr?: readonly number[];
+  readonly replicas?: readonly number[];
+  readonly leaderRecoveryState?: LeaderRecoveryState;
 }
 
 /** A topic and all its partitions are removed. */
@@ -57,10 +82,58 @@ export interface ProducerIdsRecord {
   readonly nextProducerId: number;
 }
 
+/** One listener of a broker (Kafka's RegisterBrokerRecord endpoint, one per listener). */
+export interface BrokerEndpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
+/**
+ * A broker registers (Kafka's RegisterBrokerRecord). A registration of an id that is
+ * already registered replaces the old one, with its new incarnation and epoch. The
+ * controller always writes `fenced: true`: a broker is unfenced only once it has caught
+ * up with the metadata log (BrokerRegistrationChange).
+ */
+export interface RegisterBrokerRecord {
+  readonly type: "RegisterBroker";
+  readonly brokerId: number;
+  /** A uuid the broker process picks at start: tells a restart from a retry. */
+  readonly incarnationId: string;
+  /** Assigned by the controller, increasing per broker id (the metadata offset at registration). */
+  readonly brokerEpoch: number;
+  readonly endpoints: readonly BrokerEndpoint[];
+  readonly rack: string | null;
+  readonly fenced: boolean;
+}
+
+/** Fences/unfences a broker or marks its controlled shutdown (Kafka's BrokerRegistrationChangeRecord). */
+export interface BrokerRegistrationChangeRecord {
+  readonly type: "BrokerRegistrationChange";
+  readonly brokerId: number;
+  /** Must equal the current registration's epoch. */
+  readonly brokerEpoch: number;
+  /** Absent: unchanged. */
+  readonly fenced?: boolean;
+  /** Absent: unchanged. */
+  readonly inControlledShutdown?: boolean;
+}
+
+/** A broker's registration is removed (Kafka's UnregisterBrokerRecord). */
+export interface UnregisterBrokerRecord {
+  readonly type: "UnregisterBroker";
+  readonly brokerId: number;
+  /** Must equal the current registration's epoch. */
+  readonly brokerEpoch: number;
+}
+
 export type MetadataRecord =
   | ClusterRecord
   | TopicRecord
   | PartitionRecord
   | RemoveTopicRecord
   | ConfigRecord
-  | ProducerIdsRecord;
+  | ProducerIdsRecord
+  | RegisterBrokerRecord
+  | BrokerRegistrationChangeRecord
+  | UnregisterBrokerRecord
+  | PartitionChangeRecord;
