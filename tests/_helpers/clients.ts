@@ -20,12 +20,16 @@ export const PYTHON = "/usr/bin/python3";
 
 export const HAVE_KCAT = available("kcat", ["-V"]);
 export const HAVE_CONFLUENT = available(PYTHON, ["-c", "import confluent_kafka"]);
+export const HAVE_KAFKA_PYTHON = available(PYTHON, ["-c", "import kafka"]);
 
 /**
  * Options for a Deno.test that needs `client`: ignored (skipped) outside CI when it is
  * missing; in CI the test runs and fails on its first use of the client.
  */
-export function needs(client: "kcat" | "confluent-kafka", have: boolean): { ignore: boolean } {
+export function needs(
+  client: "kcat" | "confluent-kafka" | "kafka-python",
+  have: boolean,
+): { ignore: boolean } {
   if (!have && !IN_CI) {
     // deno-lint-ignore no-console -- tell the person running tests why one was skipped
     console.error(`Skipping: ${client} is not installed (CI installs it; see .ci/run)`);
