@@ -1,6 +1,7 @@
 /**
  * Single-node broker benchmark (issue 2 / DESIGN §12): a pipelined load generator (our
- * own protocol client) against a real node process on loopback, flush policy "always"
+ * own protocol client) against a real node process on loopback, flush policy "always" by
+ * default
  * (every acknowledgement waits for fsync).
  *
  * Figures: produce acks=1 with 1 KiB records in ~64 KiB batches (MB/s, records/s, p50/p99
@@ -20,7 +21,10 @@ import { quantile, report } from "./_report.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { seconds: { type: "string", default: "5" } },
+  options: {
+    seconds: { type: "string", default: "5" },
+    flush: { type: "string", default: "always" },
+  },
 });
 const SECONDS = Number(values.seconds);
 const PARTITIONS = 4;
@@ -135,7 +139,7 @@ report(disk.name, disk.value, "MB/s");
 await using dir = await tempDir("tidelog-bench-");
 const node = await NodeProcess.start({
   dataDir: `${dir.path}/node-1`,
-  args: ["--log-level", "warning"],
+  args: ["--log-level", "warning", "--flush", values.flush],
 });
 try {
   await createTopic(node.port, "bench-1k");
