@@ -1,8 +1,7 @@
 /**
  * Single-node broker benchmark (issue 2 / DESIGN §12): a pipelined load generator (our
  * own protocol client) against a real node process on loopback, flush policy "always" by
- * default
- * (every acknowledgement waits for fsync).
+ * default (every acknowledgement waits for fsync).
  *
  * Figures: produce acks=1 with 1 KiB records in ~64 KiB batches (MB/s, records/s, p50/p99
  * request latency), produce with 100-byte records (records/s), fetch throughput reading
