@@ -7,6 +7,7 @@
  */
 import type { PartitionLog } from "../log/mod.ts";
 import type { PartitionProducerState } from "../producer/mod.ts";
+import type { LeaderEpochFileCache } from "./leader_epoch_file_cache.ts";
 
 /** Identifies a partition in logs and errors ("orders-3"). */
 export function partitionName(topic: string, partitionId: number): string {
@@ -21,6 +22,8 @@ export class Partition {
   readonly log: PartitionLog;
   /** Idempotent-producer state, rebuilt when the partition opened. */
   readonly producerState: PartitionProducerState;
+  /** Where each leader epoch starts in the log (OffsetForLeaderEpoch, follower truncation). */
+  readonly leaderEpochCache: LeaderEpochFileCache;
   leaderEpoch: number;
   #hwTracksDurable: boolean;
   #highWatermark: number;
@@ -34,6 +37,7 @@ export class Partition {
       partitionId: number;
       log: PartitionLog;
       producerState: PartitionProducerState;
+      leaderEpochCache: LeaderEpochFileCache;
       leaderEpoch: number;
     },
     options: { hwTracksDurable: boolean },
@@ -43,6 +47,7 @@ export class Partition {
     this.partitionId = init.partitionId;
     this.log = init.log;
     this.producerState = init.producerState;
+    this.leaderEpochCache = init.leaderEpochCache;
     this.leaderEpoch = init.leaderEpoch;
     this.#hwTracksDurable = options.hwTracksDurable;
     this.#highWatermark = this.#currentHighWatermark();
@@ -73,6 +78,27 @@ export class Partition {
     this.#waiters.clear();
     for (const wake of waiters) wake();
     return true;
+  }
+
+  /**
+   * Records that the current leader epoch starts at the log end, if the cache does not
+   * know it yet: done when this node becomes leader (Kafka's `makeLeader`) and before the
+   * epoch's first append. Never moves the cache back to an older epoch. The file is
+   * written in the background; {@linkcode LeaderEpochFileCache.flush} waits for it.
+   */
+  maybeAssignLeaderEpoch(): boolean {
+    // A closed partition's cache is closed too; its log refuses the append that follows.
+    if (this.#closed || this.leaderEpoch <= this.leaderEpochCache.latestEpoch) return false;
+    return this.leaderEpochCache.assign(this.leaderEpoch, this.log.logEndOffset);
+  }
+
+  /**
+   * Truncates the log at `offset` (a follower removing a divergent tail) and drops the
+   * leader epochs that started at or after the new log end.
+   */
+  async truncateTo(offset: number): Promise<void> {
+    await this.log.truncateTo(offset);
+    this.leaderEpochCache.truncateFromEnd(this.log.logEndOffset);
   }
 
   /** Moves the high watermark once an append up to `lastOffset` is acknowledgeable. */

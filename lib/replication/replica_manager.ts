@@ -14,6 +14,7 @@ import { PartitionProducerState } from "../producer/mod.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import { TidelogError } from "../util/errors.ts";
 import { getLogger } from "../util/log.ts";
+import { LeaderEpochFileCache } from "./leader_epoch_file_cache.ts";
 import { Partition, partitionName } from "./partition.ts";
 
 const log = getLogger(["tidelog", "replication"]);
@@ -99,6 +100,7 @@ export class ReplicaManager {
         this.#partitions.delete(name);
         partition.markClosed();
         await partition.producerState.abandon();
+        await partition.leaderEpochCache.close();
         await partition.log.delete();
         log.info("Deleted partition {partition}", { partition: name });
       }
@@ -109,6 +111,9 @@ export class ReplicaManager {
       if (existing) {
         existing.leaderEpoch = state.leaderEpoch;
         existing.log.updateConfig(logConfigFor(topic, this.#options.flush));
+        if (state.leader === this.#options.nodeId && existing.maybeAssignLeaderEpoch()) {
+          await existing.leaderEpochCache.flush();
+        }
         continue;
       }
       const dir = join(this.#options.topicsDir, name);
@@ -120,20 +125,23 @@ export class ReplicaManager {
       const producerState = await PartitionProducerState.load(partitionLog, {
         clock: this.#clock,
       });
-      this.#partitions.set(
-        name,
-        new Partition(
-          {
-            topic: topic.name,
-            topicId: topic.topicId,
-            partitionId,
-            log: partitionLog,
-            producerState,
-            leaderEpoch: state.leaderEpoch,
-          },
-          { hwTracksDurable: this.#options.flush.kind !== "never" },
-        ),
+      const leaderEpochCache = await LeaderEpochFileCache.open(partitionLog);
+      const partition = new Partition(
+        {
+          topic: topic.name,
+          topicId: topic.topicId,
+          partitionId,
+          log: partitionLog,
+          producerState,
+          leaderEpochCache,
+          leaderEpoch: state.leaderEpoch,
+        },
+        { hwTracksDurable: this.#options.flush.kind !== "never" },
       );
+      this.#partitions.set(name, partition);
+      if (state.leader === this.#options.nodeId && partition.maybeAssignLeaderEpoch()) {
+        await leaderEpochCache.flush();
+      }
       if (!first) log.info("Created partition {partition}", { partition: name });
     }
     if (first) await this.#removeOrphans(new Set(wanted.keys()));
@@ -232,6 +240,9 @@ export class ReplicaManager {
       };
     }
     // No await from the check to onAppended: appends of other requests cannot interleave.
+    // The epoch's start is recorded before its first batch (the file follows in the
+    // background; LeaderEpochFileCache.open recovers it from the batches after a crash).
+    partition.maybeAssignLeaderEpoch();
     const result = partition.log.append(batches, {
       leaderEpoch: partition.leaderEpoch,
       ...(logAppendTime ? { logAppendTimeMs: this.#clock.nowMs() } : {}),
@@ -250,6 +261,9 @@ export class ReplicaManager {
     for (const partition of this.#partitions.values()) {
       const deleted = await partition.log.applyRetention(now);
       if (deleted > 0) {
+        if (!partition.closed) {
+          partition.leaderEpochCache.truncateFromStart(partition.log.logStartOffset);
+        }
         log.info("Retention deleted {count} segment(s) of {partition}; log start is now {start}", {
           count: deleted,
           partition: partition.name,
@@ -264,6 +278,7 @@ export class ReplicaManager {
     for (const partition of this.#partitions.values()) {
       partition.markClosed();
       await partition.producerState.close();
+      await partition.leaderEpochCache.close();
       await partition.log.close();
     }
     this.#partitions.clear();

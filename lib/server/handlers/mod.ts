@@ -12,6 +12,7 @@ import { listGroupsHandler } from "./list_groups.ts";
 import { offsetCommitHandler } from "./offset_commit.ts";
 import { offsetDeleteHandler } from "./offset_delete.ts";
 import { offsetFetchHandler } from "./offset_fetch.ts";
+import { offsetForLeaderEpochHandler } from "./offset_for_leader_epoch.ts";
 import { syncGroupHandler } from "./sync_group.ts";
 import { createTopicsHandler } from "./create_topics.ts";
 import { deleteTopicsHandler } from "./delete_topics.ts";
@@ -50,5 +51,6 @@ export function allHandlers(
     listGroupsHandler,
     deleteGroupsHandler,
     offsetDeleteHandler,
+    offsetForLeaderEpochHandler,
   ];
 }
