@@ -5,7 +5,12 @@
 import { join } from "node:path";
 import type { ServeOptions } from "./cli.ts";
 import { DEFAULT_GROUP_CONFIG, GroupCoordinator, GroupService } from "./group/mod.ts";
-import { type ControllerContext, MetadataStore, randomUuid } from "./metadata/mod.ts";
+import {
+  type ControllerContext,
+  RaftMetadataStore,
+  randomUuid,
+  readRecordJournal,
+} from "./metadata/mod.ts";
 import { ReplicaManager } from "./replication/mod.ts";
 import { allHandlers, Broker, type BrokerServices, KafkaListener } from "./server/mod.ts";
 import { type Clock, systemClock } from "./util/clock.ts";
@@ -14,8 +19,14 @@ import { getLogger } from "./util/log.ts";
 
 const log = getLogger(["tidelog", "node"]);
 
-/** Data directory format written in meta.json. */
-const FORMAT_VERSION = 1;
+/**
+ * Data directory format written in meta.json. 1: metadata in a local journal
+ * (`metadata/records.log`); 2: metadata in the Raft log (`raft/`). A format-1 directory is
+ * migrated on start.
+ */
+const FORMAT_VERSION = 2;
+/** The embedded default: this node is the only Raft voter, listening on an ephemeral port. */
+const SOLE_VOTER_ADDR = "127.0.0.1:0";
 
 /** The node cannot start with this data directory or configuration. */
 export class StartupError extends Error {
@@ -72,13 +83,38 @@ async function claimDataDir(
       `Data directory ${dataDir} belongs to node ${meta.nodeId}, not node ${nodeId}; use --node-id ${meta.nodeId} or another --data-dir`,
     );
   }
-  if (meta && meta.formatVersion !== FORMAT_VERSION) {
+  if (meta && meta.formatVersion !== FORMAT_VERSION && meta.formatVersion !== 1) {
     lock.close();
     throw new StartupError(
       `Data directory ${dataDir} has format ${meta.formatVersion}; this build reads ${FORMAT_VERSION}`,
     );
   }
   return { lock, meta };
+}
+
+/**
+ * Moves the metadata of a format-1 directory (a local record journal) into the Raft log,
+ * once: the journal's records are proposed as one entry, then the journal is renamed.
+ */
+async function migrateJournal(dataDir: string, store: RaftMetadataStore): Promise<void> {
+  const path = join(dataDir, "metadata", "records.log");
+  try {
+    await Deno.stat(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return;
+    throw err;
+  }
+  const records = await readRecordJournal(path);
+  if (store.image.offset === 0 && records.length > 0) {
+    await store.propose(() => ({ records, result: undefined }));
+  }
+  await Deno.rename(path, `${path}.migrated`);
+  using dir = await Deno.open(join(dataDir, "metadata"), { read: true });
+  await dir.sync();
+  log.info("Moved {count} metadata records from {path} into the Raft log", {
+    count: records.length,
+    path,
+  });
 }
 
 async function writeMeta(dataDir: string, meta: MetaFile): Promise<void> {
@@ -97,7 +133,7 @@ async function writeMeta(dataDir: string, meta: MetaFile): Promise<void> {
 /** A running node. */
 export class Node {
   readonly #listener: KafkaListener;
-  readonly #store: MetadataStore;
+  readonly #store: RaftMetadataStore;
   readonly #replicas: ReplicaManager;
   readonly #groups: GroupService;
   readonly #lock: Deno.FsFile;
@@ -107,7 +143,7 @@ export class Node {
 
   private constructor(
     listener: KafkaListener,
-    store: MetadataStore,
+    store: RaftMetadataStore,
     replicas: ReplicaManager,
     groups: GroupService,
     lock: Deno.FsFile,
@@ -125,10 +161,15 @@ export class Node {
   static async start(options: ServeOptions, deps: { clock?: Clock } = {}): Promise<Node> {
     const clock = deps.clock ?? systemClock;
     const { lock, meta } = await claimDataDir(options.dataDir, options.nodeId);
-    let store: MetadataStore | undefined;
+    let store: RaftMetadataStore | undefined;
     let replicas: ReplicaManager | undefined;
     try {
-      store = await MetadataStore.open(join(options.dataDir, "metadata"));
+      store = await RaftMetadataStore.start({
+        nodeId: options.nodeId,
+        voters: new Map([[options.nodeId, SOLE_VOTER_ADDR]]),
+        dataDir: options.dataDir,
+      });
+      await migrateJournal(options.dataDir, store);
       if (store.image.clusterId === null) {
         const clusterId = meta?.clusterId ?? randomUuid();
         await store.propose(() => ({
@@ -142,7 +183,7 @@ export class Node {
           `Data directory ${options.dataDir} is for cluster ${meta.clusterId}, but its metadata says ${clusterId}`,
         );
       }
-      if (!meta) {
+      if (!meta || meta.formatVersion !== FORMAT_VERSION) {
         await writeMeta(options.dataDir, {
           nodeId: options.nodeId,
           clusterId,

@@ -1,7 +1,7 @@
 /**
  * Controller decisions as pure functions: given the current image and a request, the
  * records that carry it out, or a typed error with Kafka's code. The driver that owns
- * the record log (today a local journal, later the Raft leader) persists and applies them.
+ * the record log (the Raft leader's metadata store) persists and applies them.
  */
 import { ErrorCode } from "../protocol/error_codes.ts";
 import { assert } from "../util/assert.ts";

@@ -2,9 +2,9 @@
  * @module
  * Cluster metadata: the records that change it, the {@linkcode MetadataImage} every node
  * answers from (with deterministic snapshots), the controller's decisions as pure
- * functions, topic config rules, and the one-node store that persists records in a
- * local journal (the Raft-backed store replaces it in a cluster). Must not touch
- * partition data, and nothing here but the store and journal does I/O.
+ * functions, topic config rules, and the store that persists records in the Raft log
+ * ({@linkcode RaftMetadataStore}; a single voter by default). Must not touch partition
+ * data, and nothing here but the store and the format-1 journal reader does I/O.
  *
  * Controller driver contract (the shell on the Raft leader):
  * 1. On becoming controller at `nowMs`: `tracker = BrokerHeartbeatTracker.start(nowMs)`
@@ -96,12 +96,12 @@ export {
   validateTopicConfigs,
   validateTopicName,
 } from "./topic_config.ts";
-export { type ImageListener, MetadataStore } from "./metadata_store.ts";
-export { RecordJournal } from "./record_journal.ts";
+export { readRecordJournal } from "./record_journal.ts";
 export { randomUuid } from "./uuid.ts";
 export {
   decodeMetadataEntry,
   encodeMetadataEntry,
+  type ImageListener,
   RaftMetadataStore,
   type RaftMetadataStoreOptions,
 } from "./raft_metadata_store.ts";

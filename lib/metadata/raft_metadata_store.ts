@@ -1,6 +1,6 @@
 /**
  * The cluster's metadata store: metadata records carried by the Raft log (DESIGN §7).
- * Same interface as the one-node {@linkcode MetadataStore}, plus the controller queries:
+ * The store every node runs (a single voter by default), plus the controller queries:
  * the Raft leader is the controller, and only it plans and proposes; every node applies
  * the committed records to its {@linkcode MetadataImage} and tells its listeners.
  *
@@ -43,8 +43,10 @@ import {
 import { getLogger } from "../util/log.ts";
 import type { Random } from "../util/random.ts";
 import { MetadataImage } from "./metadata_image.ts";
-import type { ImageListener } from "./metadata_store.ts";
 import type { MetadataRecord } from "./records.ts";
+
+/** Called after each committed change, in commit order; awaited before the next one. */
+export type ImageListener = (prev: MetadataImage, next: MetadataImage) => Promise<void> | void;
 
 /** Options of {@linkcode RaftMetadataStore.start}. */
 export interface RaftMetadataStoreOptions {

@@ -1,7 +1,7 @@
 /**
  * Metadata records: the only way cluster state changes. Every node applies the same
- * records in the same order to get the same {@linkcode MetadataImage}. Today they are
- * kept in a local journal; the cluster work carries them in the Raft log unchanged.
+ * records in the same order to get the same {@linkcode MetadataImage}. They travel in
+ * the Raft log, in batches (one Raft entry per proposal).
  */
 
 /** A topic comes into existence (its partitions follow as PartitionRecords). */

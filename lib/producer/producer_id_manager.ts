@@ -11,7 +11,7 @@ export const PRODUCER_ID_BLOCK_SIZE = 1000;
 
 /**
  * Plans reserving the next block of `blockSize` ids for `brokerId`, for
- * `MetadataStore.propose`: the result is the block's first id.
+ * `RaftMetadataStore.propose`: the result is the block's first id.
  */
 export function planProducerIdBlock(
   image: MetadataImage,

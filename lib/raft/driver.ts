@@ -167,6 +167,9 @@ export class RaftDriver {
       logger: log,
     });
     if (rec.snapshot !== undefined) config.stateMachine.restore(rec.snapshot.data);
+    // A sole voter cannot be outvoted: it elects itself now rather than after an election
+    // timeout (etcd's single-node bootstrap does the same). This is the one-node default.
+    if (core.conf.voters.length === 1 && core.conf.voters[0] === config.nodeId) core.campaign();
     log.info(
       "Raft node {nodeId} recovered term {term}, commit {commit}, log {first}..{last}",
       {

@@ -3,7 +3,7 @@
  * hosted partitions. Built by `lib/node.ts`; tests build their own.
  */
 import type { GroupService } from "../group/mod.ts";
-import type { ControllerContext, MetadataStore } from "../metadata/mod.ts";
+import type { ControllerContext, RaftMetadataStore } from "../metadata/mod.ts";
 import type { ReplicaManager } from "../replication/mod.ts";
 import type { Clock } from "../util/clock.ts";
 
@@ -26,7 +26,7 @@ export interface BrokerConfig {
 /** Everything a handler can reach. */
 export interface BrokerServices {
   readonly config: BrokerConfig;
-  readonly metadata: MetadataStore;
+  readonly metadata: RaftMetadataStore;
   readonly replicas: ReplicaManager;
   /** The consumer-group coordinator for the offsets partitions this node leads. */
   readonly groups: GroupService;

@@ -26,15 +26,15 @@
  * v5 only add error codes (PRODUCER_FENCED, TRANSACTION_ABORTABLE) that concern
  * transactions.
  */
-import type { MetadataStore } from "../../metadata/mod.ts";
+import type { RaftMetadataStore } from "../../metadata/mod.ts";
 import { planProducerIdBlock, ProducerIdManager } from "../../producer/mod.ts";
 import { ApiKey, ErrorCode, type InitProducerIdRequest } from "../../protocol/mod.ts";
 import { type ApiHandler, respond } from "../handler.ts";
 
 /** One allocator per metadata store (that is, per node). */
-const managers = new WeakMap<MetadataStore, ProducerIdManager>();
+const managers = new WeakMap<RaftMetadataStore, ProducerIdManager>();
 
-function producerIdManager(store: MetadataStore, brokerId: number): ProducerIdManager {
+function producerIdManager(store: RaftMetadataStore, brokerId: number): ProducerIdManager {
   let manager = managers.get(store);
   if (manager === undefined) {
     manager = new ProducerIdManager((blockSize) =>
