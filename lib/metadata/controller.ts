@@ -72,29 +72,6 @@ function checkNewTopicName(image: MetadataImage, name: string): void {
 }
 
 /**
- * Replica lists for partitions [first, first+count): replicas of partition p start at
- * broker (p + offset) and continue round-robin, so leaders (first replica) and followers
- * spread evenly over the brokers.
- */
-export function assignReplicas(
-  brokers: readonly number[],
-  first: number,
-  count: number,
-  replicationFactor: number,
-  offset = 0,
-): number[][] {
-  const out: number[][] = [];
-  for (let p = first; p < first + count; p++) {
-    const replicas: number[] = [];
-    for (let r = 0; r < replicationFactor; r++) {
-      replicas.push(brokers[(p + offset + r) % brokers.length]!);
-    }
-    out.push(replicas);
-  }
-  return out;
-}
-
-/**
  * Replica lists for `count` new partitions over `brokers` (ascending), balanced against
  * the partitions the image already has: each new partition's leader (first replica, the
  * preferred leader) is the broker with the fewest preferred leaderships, then fewest

@@ -79,7 +79,6 @@ export {
 } from "./cluster_controller.ts";
 export {
   assignBalanced,
-  assignReplicas,
   type ControllerContext,
   type ControllerDefaults,
   type CreateTopicSpec,

@@ -4,7 +4,7 @@
  * client's consumer logic.
  */
 import { KafkaConnection } from "../../lib/client/mod.ts";
-import { ApiKey, BATCH_HEADER_SIZE, ErrorCode, readBatchHeader } from "../../lib/protocol/mod.ts";
+import { ApiKey, decodeRecords as decodeBatchRecords, ErrorCode } from "../../lib/protocol/mod.ts";
 import { assert } from "../../lib/util/assert.ts";
 
 /** One decoded record. */
@@ -19,66 +19,18 @@ export interface FetchedRecord {
 }
 
 const decoder = new TextDecoder();
+const text = (b: Uint8Array | null) => (b === null ? "" : decoder.decode(b));
 
-function varint(buf: Uint8Array, pos: number): [number, number] {
-  let result = 0;
-  let mul = 1;
-  for (;;) {
-    const b = buf[pos++]!;
-    result += (b & 0x7f) * mul;
-    if ((b & 0x80) === 0) break;
-    mul *= 128;
-  }
-  return [result % 2 === 0 ? result / 2 : -(result + 1) / 2, pos];
-}
-
-/** Decodes the records of uncompressed batches laid end to end. */
+/** Decodes the records of uncompressed batches laid end to end, as strings. */
 export function decodeRecords(bytes: Uint8Array, partition: number): FetchedRecord[] {
-  const out: FetchedRecord[] = [];
-  let pos = 0;
-  while (pos + BATCH_HEADER_SIZE <= bytes.length) {
-    const h = readBatchHeader(bytes, pos);
-    if (pos + h.sizeInBytes > bytes.length) break; // partial batch at the end of a fetch
-    assert((h.attributes & 7) === 0, "decodeRecords handles uncompressed batches only");
-    let p = pos + BATCH_HEADER_SIZE;
-    for (let i = 0; i < h.recordCount; i++) {
-      let len, tsDelta, offDelta, kLen, vLen, nHeaders;
-      [len, p] = varint(bytes, p);
-      const end = p + len;
-      p += 1; // attributes
-      [tsDelta, p] = varint(bytes, p);
-      [offDelta, p] = varint(bytes, p);
-      [kLen, p] = varint(bytes, p);
-      const key = kLen < 0 ? "" : decoder.decode(bytes.subarray(p, p + kLen));
-      p += Math.max(0, kLen);
-      [vLen, p] = varint(bytes, p);
-      const value = vLen < 0 ? "" : decoder.decode(bytes.subarray(p, p + vLen));
-      p += Math.max(0, vLen);
-      [nHeaders, p] = varint(bytes, p);
-      const headers: string[] = [];
-      for (let j = 0; j < nHeaders; j++) {
-        let hk, hv;
-        [hk, p] = varint(bytes, p);
-        const name = decoder.decode(bytes.subarray(p, p + hk));
-        p += hk;
-        [hv, p] = varint(bytes, p);
-        headers.push(`${name}=${hv < 0 ? "" : decoder.decode(bytes.subarray(p, p + hv))}`);
-        p += Math.max(0, hv);
-      }
-      assert(p === end, "record length matches its fields");
-      const timestamp = (h.attributes & 8) !== 0 ? h.maxTimestamp : h.baseTimestamp + tsDelta;
-      out.push({
-        partition,
-        offset: h.baseOffset + offDelta,
-        timestamp,
-        key,
-        value,
-        headers: headers.join(","),
-      });
-    }
-    pos += h.sizeInBytes;
-  }
-  return out;
+  return decodeBatchRecords(bytes).map((r) => ({
+    partition,
+    offset: r.offset,
+    timestamp: r.timestampMs,
+    key: text(r.key),
+    value: text(r.value),
+    headers: r.headers.map((h) => `${h.key}=${text(h.value)}`).join(","),
+  }));
 }
 
 /** Every record of `topic` (partitions 0..partitions-1), fetched up to the high watermark. */

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
-  assignReplicas,
   canonicalImage,
   type ControllerContext,
   imageEquals,
@@ -208,13 +207,6 @@ Deno.test("planCreateTopic() returns Kafka's error codes", async (t) => {
       () => assert.equal(codeOf(() => planCreateTopic(image, s, context())), code),
     );
   }
-});
-
-Deno.test("assignReplicas() spreads leaders and followers evenly", () => {
-  const lists = assignReplicas([1, 2, 3], 0, 6, 3);
-  const leaders = lists.map((l) => l[0]);
-  for (const b of [1, 2, 3]) assert.equal(leaders.filter((l) => l === b).length, 2);
-  for (const l of lists) assert.equal(new Set(l).size, 3);
 });
 
 Deno.test("MetadataImage.apply() registers, fences and unregisters brokers", () => {
