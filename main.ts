@@ -4,6 +4,7 @@
  */
 import { parseCommandLine, usage, UsageError, VERSION } from "./lib/cli.ts";
 import { Node, StartupError } from "./lib/node.ts";
+import { runStatus } from "./lib/status.ts";
 import { configureLogging, getLogger } from "./lib/util/log.ts";
 
 function write(stream: { writeSync(p: Uint8Array): number }, text: string): void {
@@ -27,6 +28,7 @@ async function main(): Promise<number> {
     write(Deno.stdout, `tidelog ${VERSION}`);
     return 0;
   }
+  if (command.kind === "status") return await runStatus(command.options);
   await configureLogging(command.options.logLevel);
   const log = getLogger(["tidelog", "main"]);
   let node: Node;

@@ -28,6 +28,30 @@ export interface ServeOptions {
   /** Kafka `group.max.session.timeout.ms`. */
   groupMaxSessionTimeoutMs: number;
   logLevel: LogLevel;
+  /**
+   * The Raft voters, node id → "host:port", this node included. Only this node (with
+   * an ephemeral port unless --raft-addr says otherwise) when --peers is not given: the
+   * one-node embedded default.
+   */
+  voters: Map<number, string>;
+  /** Where the Raft listener binds. */
+  raftListenAddr: string;
+  /** Kafka `replica.lag.time.max.ms`: an ISR follower not caught up for this long is removed. */
+  replicaLagTimeMaxMs: number;
+  /** Kafka `broker.session.timeout.ms`: a broker silent this long is fenced. */
+  brokerSessionTimeoutMs: number;
+  /** Kafka `broker.heartbeat.interval.ms`. */
+  brokerHeartbeatIntervalMs: number;
+  /** Kafka `leader.imbalance.check.interval.seconds`, in ms; 0 turns preferred-leader election off. */
+  leaderImbalanceCheckIntervalMs: number;
+  /** Kafka `unclean.leader.election.enable`. */
+  uncleanLeaderElection: boolean;
+}
+
+/** Options of `tidelog status`. */
+export interface StatusOptions {
+  /** Kafka addresses of the nodes to ask. */
+  addrs: { host: string; port: number }[];
 }
 
 /** A command line that cannot be run; `message` is the one line to print. */
@@ -39,9 +63,11 @@ export class UsageError extends Error {
 }
 
 /** The parsed command. */
-export type Command = { kind: "serve"; options: ServeOptions } | { kind: "help" } | {
-  kind: "version";
-};
+export type Command =
+  | { kind: "serve"; options: ServeOptions }
+  | { kind: "status"; options: StatusOptions }
+  | { kind: "help" }
+  | { kind: "version" };
 
 export const VERSION = "0.1.0";
 
@@ -56,6 +82,16 @@ const FLAGS = {
     type: "string",
     help: "HOST:PORT",
     doc: "address Metadata gives clients (default: --kafka-addr)",
+  },
+  "raft-addr": {
+    type: "string",
+    help: "HOST:PORT",
+    doc: "Raft listener address (default: this node's entry in --peers)",
+  },
+  "peers": {
+    type: "string",
+    help: "ID@HOST:PORT,...",
+    doc: "the Raft voters, this node included (default: this node alone)",
   },
   "data-dir": { type: "string", help: "DIR", doc: "data directory (default ./data/node-<id>)" },
   "flush": {
@@ -103,6 +139,31 @@ const FLAGS = {
     help: "MS",
     doc: "largest consumer session timeout accepted (default 1800000)",
   },
+  "replica-lag-time-max-ms": {
+    type: "string",
+    help: "MS",
+    doc: "an ISR follower not caught up for this long leaves the ISR (default 5000)",
+  },
+  "broker-session-timeout-ms": {
+    type: "string",
+    help: "MS",
+    doc: "a broker without heartbeats for this long is fenced (default 1500)",
+  },
+  "broker-heartbeat-interval-ms": {
+    type: "string",
+    help: "MS",
+    doc: "how often a broker heartbeats to the controller (default 250)",
+  },
+  "leader-imbalance-check-interval-ms": {
+    type: "string",
+    help: "MS",
+    doc: "how often leadership moves back to preferred replicas; 0: never (default 30000)",
+  },
+  "unclean-leader-election": {
+    type: "string",
+    help: "BOOL",
+    doc: "elect an out-of-sync replica when no ISR member is alive; may lose data (default false)",
+  },
   "log-level": {
     type: "string",
     help: "LEVEL",
@@ -119,6 +180,7 @@ export function usage(): string {
     "Tidelog: a Kafka-compatible streaming broker",
     "",
     "Usage: tidelog serve [flags]",
+    "       tidelog status [--addrs HOST:PORT,...]   each node's role, term, leader and liveness",
     "       tidelog --help | --version",
     "",
     "Flags (each also from the environment as TIDELOG_<FLAG>, e.g. TIDELOG_NODE_ID):",
@@ -150,6 +212,21 @@ function parseAddr(flag: string, raw: string): { host: string; port: number } {
   const host = m[1] ?? m[2]!;
   if (host === "") throw new UsageError(`--${flag}: missing host in "${raw}"`);
   return { host, port: parseInteger(flag, m[3]!, 0, 65535) };
+}
+
+/** Parses `id@host:port,...` (ids unique, ≥ 0). */
+function parsePeers(raw: string): Map<number, string> {
+  const voters = new Map<number, string>();
+  for (const part of raw.split(",")) {
+    const m = /^\s*(\d+)@(.+)$/.exec(part);
+    if (!m) throw new UsageError(`--peers: expected ID@HOST:PORT, got "${part}"`);
+    const id = parseInteger("peers", m[1]!, 0, 2 ** 31 - 1);
+    const addr = parseAddr("peers", m[2]!);
+    if (addr.port === 0) throw new UsageError(`--peers: node ${id} needs a fixed port`);
+    if (voters.has(id)) throw new UsageError(`--peers: node ${id} is listed twice`);
+    voters.set(id, `${addr.host}:${addr.port}`);
+  }
+  return voters;
 }
 
 function parseBool(flag: string, raw: string): boolean {
@@ -184,6 +261,7 @@ export function parseCommandLine(
       strict: true,
       options: {
         ...Object.fromEntries(Object.keys(FLAGS).map((k) => [k, { type: "string" as const }])),
+        addrs: { type: "string" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean" },
       },
@@ -194,13 +272,27 @@ export function parseCommandLine(
   if (parsed.values.help) return { kind: "help" };
   if (parsed.values.version) return { kind: "version" };
   const [command, ...rest] = parsed.positionals;
-  if (command !== "serve") {
+  if (command !== "serve" && command !== "status") {
     throw new UsageError(
-      command === undefined ? 'missing command: expected "serve"' : `unknown command "${command}"`,
+      command === undefined
+        ? 'missing command: expected "serve" or "status"'
+        : `unknown command "${command}"`,
     );
   }
   if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
   const values = parsed.values as Record<string, string | boolean | undefined>;
+  if (command === "status") {
+    const other = Object.keys(FLAGS).find((f) => values[f] !== undefined);
+    if (other) throw new UsageError(`--${other} is a flag of "serve", not "status"`);
+    const raw = typeof values.addrs === "string"
+      ? values.addrs
+      : env("TIDELOG_ADDRS") ?? "127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094";
+    return {
+      kind: "status",
+      options: { addrs: raw.split(",").map((a) => parseAddr("addrs", a)) },
+    };
+  }
+  if (values.addrs !== undefined) throw new UsageError('--addrs is a flag of "status"');
   const get = (flag: keyof typeof FLAGS): string | undefined => {
     const v = values[flag];
     return typeof v === "string" ? v : env(envName(flag));
@@ -213,6 +305,24 @@ export function parseCommandLine(
     throw new UsageError(
       `--advertised-addr: clients cannot connect to ${advertised.host}; give a reachable host`,
     );
+  }
+  const peersRaw = get("peers");
+  const voters = peersRaw === undefined ? new Map<number, string>() : parsePeers(peersRaw);
+  if (peersRaw !== undefined && !voters.has(nodeId)) {
+    throw new UsageError(
+      `--peers: node ${nodeId} is not among the voters; every node must be a Raft voter`,
+    );
+  }
+  const raftRaw = get("raft-addr");
+  const raft = raftRaw !== undefined
+    ? parseAddr("raft-addr", raftRaw)
+    : voters.has(nodeId)
+    ? parseAddr("peers", voters.get(nodeId)!)
+    : { host: "127.0.0.1", port: 0 };
+  const raftListenAddr = `${raft.host}:${raft.port}`;
+  if (!voters.has(nodeId)) voters.set(nodeId, raftListenAddr);
+  if (raft.port === kafka.port && kafka.port !== 0 && raft.host === kafka.host) {
+    throw new UsageError(`--raft-addr: ${raftListenAddr} is also the Kafka address`);
   }
   const logLevel = get("log-level") ?? "info";
   if (!LEVELS.includes(logLevel as LogLevel)) {
@@ -263,6 +373,32 @@ export function parseCommandLine(
         1,
       ),
       logLevel: logLevel as LogLevel,
+      voters,
+      raftListenAddr,
+      replicaLagTimeMaxMs: parseInteger(
+        "replica-lag-time-max-ms",
+        get("replica-lag-time-max-ms") ?? "5000",
+        1,
+      ),
+      brokerSessionTimeoutMs: parseInteger(
+        "broker-session-timeout-ms",
+        get("broker-session-timeout-ms") ?? "1500",
+        1,
+      ),
+      brokerHeartbeatIntervalMs: parseInteger(
+        "broker-heartbeat-interval-ms",
+        get("broker-heartbeat-interval-ms") ?? "250",
+        1,
+      ),
+      leaderImbalanceCheckIntervalMs: parseInteger(
+        "leader-imbalance-check-interval-ms",
+        get("leader-imbalance-check-interval-ms") ?? "30000",
+        0,
+      ),
+      uncleanLeaderElection: parseBool(
+        "unclean-leader-election",
+        get("unclean-leader-election") ?? "false",
+      ),
     },
   };
 }

@@ -6,7 +6,10 @@ import { join } from "node:path";
 import type { ServeOptions } from "./cli.ts";
 import { DEFAULT_GROUP_CONFIG, GroupCoordinator, GroupService } from "./group/mod.ts";
 import {
+  BrokerLifecycle,
+  ControllerChannel,
   type ControllerContext,
+  ControllerService,
   RaftMetadataStore,
   randomUuid,
   readRecordJournal,
@@ -25,8 +28,8 @@ const log = getLogger(["tidelog", "node"]);
  * migrated on start.
  */
 const FORMAT_VERSION = 2;
-/** The embedded default: this node is the only Raft voter, listening on an ephemeral port. */
-const SOLE_VOTER_ADDR = "127.0.0.1:0";
+/** How long SIGTERM waits for the controller to move this broker's leaderships away. */
+const CONTROLLED_SHUTDOWN_TIMEOUT_MS = 5000;
 
 /** The node cannot start with this data directory or configuration. */
 export class StartupError extends Error {
@@ -136,51 +139,95 @@ export class Node {
   readonly #store: RaftMetadataStore;
   readonly #replicas: ReplicaManager;
   readonly #groups: GroupService;
+  readonly #controller: ControllerService;
+  readonly #channel: ControllerChannel;
+  readonly #lifecycle: BrokerLifecycle;
   readonly #lock: Deno.FsFile;
+  readonly #clustered: boolean;
   readonly #retentionTimer: ReturnType<typeof setInterval>;
   #retentionRunning = false;
   #stopped: Promise<void> | null = null;
 
-  private constructor(
-    listener: KafkaListener,
-    store: RaftMetadataStore,
-    replicas: ReplicaManager,
-    groups: GroupService,
-    lock: Deno.FsFile,
-    retentionCheckIntervalMs: number,
-  ) {
-    this.#listener = listener;
-    this.#store = store;
-    this.#replicas = replicas;
-    this.#groups = groups;
-    this.#lock = lock;
-    this.#retentionTimer = setInterval(() => this.runRetention(), retentionCheckIntervalMs);
+  private constructor(parts: {
+    listener: KafkaListener;
+    store: RaftMetadataStore;
+    replicas: ReplicaManager;
+    groups: GroupService;
+    controller: ControllerService;
+    channel: ControllerChannel;
+    lifecycle: BrokerLifecycle;
+    lock: Deno.FsFile;
+    clustered: boolean;
+    retentionCheckIntervalMs: number;
+  }) {
+    this.#listener = parts.listener;
+    this.#store = parts.store;
+    this.#replicas = parts.replicas;
+    this.#groups = parts.groups;
+    this.#controller = parts.controller;
+    this.#channel = parts.channel;
+    this.#lifecycle = parts.lifecycle;
+    this.#lock = parts.lock;
+    this.#clustered = parts.clustered;
+    this.#retentionTimer = setInterval(() => this.runRetention(), parts.retentionCheckIntervalMs);
   }
 
-  /** Opens the data directory, recovers every log and starts listening. */
+  /**
+   * Opens the data directory, recovers every log, joins the metadata quorum (waiting for
+   * the cluster id, which needs a quorum), starts listening, registers as a broker and
+   * waits (bounded) until the controller has unfenced it.
+   */
   static async start(options: ServeOptions, deps: { clock?: Clock } = {}): Promise<Node> {
     const clock = deps.clock ?? systemClock;
     const { lock, meta } = await claimDataDir(options.dataDir, options.nodeId);
+    const clustered = options.voters.size > 1;
     let store: RaftMetadataStore | undefined;
     let replicas: ReplicaManager | undefined;
+    let controller: ControllerService | undefined;
+    let channel: ControllerChannel | undefined;
+    let lifecycle: BrokerLifecycle | undefined;
+    let listener: KafkaListener | undefined;
     try {
-      store = await RaftMetadataStore.start({
-        nodeId: options.nodeId,
-        voters: new Map([[options.nodeId, SOLE_VOTER_ADDR]]),
-        dataDir: options.dataDir,
-      });
-      await migrateJournal(options.dataDir, store);
-      if (store.image.clusterId === null) {
-        const clusterId = meta?.clusterId ?? randomUuid();
-        await store.propose(() => ({
-          records: [{ type: "Cluster", clusterId }],
-          result: undefined,
-        }));
+      try {
+        store = await RaftMetadataStore.start({
+          nodeId: options.nodeId,
+          voters: options.voters,
+          raftListenAddr: options.raftListenAddr,
+          dataDir: options.dataDir,
+        });
+      } catch (err) {
+        if (err instanceof Deno.errors.AddrInUse) {
+          throw new StartupError(
+            `Cannot listen for Raft on ${options.raftListenAddr}: ${err.message}`,
+          );
+        }
+        throw err;
       }
-      const clusterId = store.image.clusterId!;
+      if (clustered) {
+        try {
+          await Deno.stat(join(options.dataDir, "metadata", "records.log"));
+          throw new StartupError(
+            `Data directory ${options.dataDir} holds single-node metadata (format 1); start it once without --peers to migrate it`,
+          );
+        } catch (err) {
+          if (!(err instanceof Deno.errors.NotFound)) throw err;
+        }
+      } else {
+        await migrateJournal(options.dataDir, store);
+      }
+      controller = new ControllerService({
+        nodeId: options.nodeId,
+        store,
+        clock,
+        sessionTimeoutMs: options.brokerSessionTimeoutMs,
+        leaderImbalanceCheckIntervalMs: options.leaderImbalanceCheckIntervalMs,
+        uncleanLeaderElection: options.uncleanLeaderElection,
+        clusterIdForNewCluster: meta?.clusterId ?? randomUuid(),
+      });
+      const clusterId = await waitForClusterId(store, options.dataDir);
       if (meta && meta.clusterId !== clusterId) {
         throw new StartupError(
-          `Data directory ${options.dataDir} is for cluster ${meta.clusterId}, but its metadata says ${clusterId}`,
+          `Data directory ${options.dataDir} is for cluster ${meta.clusterId}, but the metadata quorum says ${clusterId}`,
         );
       }
       if (!meta || meta.formatVersion !== FORMAT_VERSION) {
@@ -190,12 +237,23 @@ export class Node {
           formatVersion: FORMAT_VERSION,
         });
       }
-
+      channel = new ControllerChannel({ nodeId: options.nodeId, store, controller });
+      const ch = channel;
+      let brokerEpoch = () => -1;
       replicas = new ReplicaManager({
         topicsDir: join(options.dataDir, "topics"),
         nodeId: options.nodeId,
         flush: options.flush,
         clock,
+        replicaLagTimeMaxMs: options.replicaLagTimeMaxMs,
+        alterIsr: async (req) => {
+          const r = await ch.alterPartition({
+            brokerId: options.nodeId,
+            brokerEpoch: brokerEpoch(),
+            ...req,
+          });
+          return r.errorCode;
+        },
       });
       await replicas.applyImage(store.image);
       const groups = new GroupService(
@@ -214,7 +272,8 @@ export class Node {
         groups.syncPartitions();
       });
 
-      let listener: KafkaListener;
+      const advertised = { host: options.advertisedHost, port: options.advertisedPort };
+      const lifecycleRef: { current: BrokerLifecycle | undefined } = { current: undefined };
       const services: BrokerServices = {
         config: {
           nodeId: options.nodeId,
@@ -224,19 +283,24 @@ export class Node {
           numPartitions: options.numPartitions,
           defaultReplicationFactor: options.defaultReplicationFactor,
           maxRequestBytes: options.maxRequestBytes,
+          offsetsTopicReplicationFactor: Math.min(3, options.voters.size),
         },
         metadata: store,
         replicas,
         groups,
         clock,
         controllerContext: (): ControllerContext => ({
-          liveBrokers: [options.nodeId],
           defaults: {
             numPartitions: options.numPartitions,
             defaultReplicationFactor: options.defaultReplicationFactor,
           },
           newTopicId: randomUuid,
         }),
+        controller,
+        controllerChannel: channel,
+        get lifecycle(): BrokerLifecycle {
+          return lifecycleRef.current!;
+        },
       };
       const broker: Broker = new Broker(services, allHandlers(() => broker.apiVersions()));
       try {
@@ -253,19 +317,56 @@ export class Node {
           `Cannot listen on ${options.kafkaHost}:${options.kafkaPort}: ${(err as Error).message}`,
         );
       }
-      if (options.advertisedPort === 0) services.config.advertisedPort = listener.addr.port;
+      if (options.advertisedPort === 0) {
+        services.config.advertisedPort = listener.addr.port;
+        advertised.port = listener.addr.port;
+      }
+      lifecycle = new BrokerLifecycle({
+        nodeId: options.nodeId,
+        clusterId,
+        endpoint: advertised,
+        store,
+        channel,
+        heartbeatIntervalMs: options.brokerHeartbeatIntervalMs,
+      });
+      lifecycleRef.current = lifecycle;
+      const lc = lifecycle;
+      brokerEpoch = () => lc.brokerEpoch;
       log.info(
-        "Node {nodeId} of cluster {clusterId} serving Kafka on {addr} (advertised {advertised}), data in {dir}",
+        "Node {nodeId} of cluster {clusterId} serving Kafka on {addr} (advertised {advertised}), Raft on {raft}, data in {dir}",
         {
           nodeId: options.nodeId,
           clusterId,
           addr: `${listener.addr.hostname}:${listener.addr.port}`,
-          advertised: `${services.config.advertisedHost}:${services.config.advertisedPort}`,
+          advertised: `${advertised.host}:${advertised.port}`,
+          raft: `${store.raftAddr.hostname}:${store.raftAddr.port}`,
           dir: options.dataDir,
         },
       );
-      return new Node(listener, store, replicas, groups, lock, options.retentionCheckIntervalMs);
+      const unfenced = await Promise.race([
+        lifecycle.whenUnfenced().then(() => true),
+        new Promise<false>((resolve) => setTimeout(() => resolve(false), 30_000)),
+      ]);
+      if (!unfenced) {
+        log.warn("Still fenced after 30 s; serving anyway (the controller will unfence us)");
+      }
+      return new Node({
+        listener,
+        store,
+        replicas,
+        groups,
+        controller,
+        channel,
+        lifecycle,
+        lock,
+        clustered,
+        retentionCheckIntervalMs: options.retentionCheckIntervalMs,
+      });
     } catch (err) {
+      await listener?.close();
+      await lifecycle?.close();
+      channel?.close();
+      controller?.close();
       await replicas?.close();
       await store?.close();
       lock.close();
@@ -276,6 +377,11 @@ export class Node {
   /** The bound Kafka address. */
   get kafkaAddr(): Deno.NetAddr {
     return this.#listener.addr;
+  }
+
+  /** The bound Raft address. */
+  get raftAddr(): Deno.NetAddr {
+    return this.#store.raftAddr;
   }
 
   /** Runs retention now (it also runs every --retention-check-interval-ms). */
@@ -291,17 +397,51 @@ export class Node {
     }
   }
 
-  /** Stops accepting, closes connections, flushes and closes every log. Idempotent. */
+  /**
+   * Stops the node: in a cluster, first a controlled shutdown (the controller moves this
+   * broker's leaderships to other ISR members, bounded by a timeout), then stops
+   * accepting, closes connections, flushes and closes every log. Idempotent.
+   */
   stop(): Promise<void> {
     this.#stopped ??= (async () => {
       clearInterval(this.#retentionTimer);
+      if (this.#clustered) {
+        const started = Date.now();
+        const done = await this.#lifecycle.controlledShutdown(CONTROLLED_SHUTDOWN_TIMEOUT_MS);
+        log.info("Controlled shutdown {outcome} in {ms} ms", {
+          outcome: done ? "completed" : "timed out",
+          ms: Date.now() - started,
+        });
+      }
+      await this.#lifecycle.close();
       await this.#listener.close();
+      this.#channel.close();
+      this.#controller.close();
       this.#groups.close();
-      await this.#store.close();
       await this.#replicas.close();
+      await this.#store.close();
       this.#lock.close();
       log.info("Node stopped");
     })();
     return this.#stopped;
+  }
+}
+
+/**
+ * The cluster id from the metadata log: written by the first controller (see
+ * ControllerService), so in a cluster this waits for a quorum, logging while it waits.
+ */
+async function waitForClusterId(store: RaftMetadataStore, dataDir: string): Promise<string> {
+  for (let waited = 0;; waited += 5) {
+    try {
+      const image = await store.waitForImage((i) => i.clusterId !== null, 5000);
+      return image.clusterId!;
+    } catch (err) {
+      if (!(err instanceof DOMException && err.name === "TimeoutError")) throw err;
+      log.info("Waiting for the metadata quorum ({seconds} s so far; data in {dir})", {
+        seconds: waited + 5,
+        dir: dataDir,
+      });
+    }
   }
 }

@@ -157,13 +157,14 @@ export class GroupService {
   }
 
   /**
-   * Loads every hosted offsets partition not loaded yet and unloads those no longer
-   * hosted. Called at start-up and after each metadata change.
+   * Loads every offsets partition this node leads and has not loaded yet, and unloads
+   * those it no longer leads. Called at start-up and after each metadata change.
    */
   syncPartitions(): void {
     const hosted = new Set<number>();
     for (const partition of this.#replicas.partitions()) {
-      if (partition.topic !== OFFSETS_TOPIC) continue;
+      // The coordinator of a group is the leader of its offsets partition (DESIGN §9).
+      if (partition.topic !== OFFSETS_TOPIC || !partition.isLeader) continue;
       hosted.add(partition.partitionId);
       if (!this.#loaded.has(partition.partitionId)) this.#load(partition);
     }
@@ -189,7 +190,9 @@ export class GroupService {
   #load(partition: Partition): void {
     const records: GroupRecord[] = [];
     let offset = partition.log.logStartOffset;
-    const end = partition.highWatermark;
+    // Everything the new leader holds: its log is the partition's history from now on
+    // (followers truncate to it), even the tail its high watermark has not reached yet.
+    const end = partition.log.logEndOffset;
     while (offset < end) {
       const { records: bytes } = partition.log.read(offset, READ_CHUNK, {
         maxOffset: end,

@@ -104,3 +104,16 @@ export {
   RaftMetadataStore,
   type RaftMetadataStoreOptions,
 } from "./raft_metadata_store.ts";
+export {
+  asControllerError,
+  type BrokerRegistrationInput,
+  ControllerService,
+  type ControllerServiceOptions,
+} from "./controller_service.ts";
+export {
+  ControllerChannel,
+  type ControllerChannelOptions,
+  type IsrChangeRequest,
+  type IsrChangeResult,
+} from "./controller_channel.ts";
+export { BrokerLifecycle, type BrokerLifecycleOptions } from "./broker_lifecycle.ts";

@@ -82,6 +82,13 @@ interface Notification {
   readonly index: number | undefined;
 }
 
+interface ImageWaiter {
+  readonly pred: (image: MetadataImage) => boolean;
+  readonly resolve: (image: MetadataImage) => void;
+  readonly reject: (err: Error) => void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
 interface Waiter {
   /** Resolves once this value is reached. */
   readonly target: number;
@@ -132,6 +139,9 @@ export class RaftMetadataStore {
   #deliveredOffset = 0;
   #deliveredIndex = 0;
   #indexWaiters: Waiter[] = [];
+  #imageWaiters = new Set<ImageWaiter>();
+  /** The last image every listener has seen. */
+  #deliveredImage: MetadataImage = MetadataImage.EMPTY;
   #offsetWaiters: Waiter[] = [];
 
   private constructor(log: Logger) {
@@ -177,6 +187,7 @@ export class RaftMetadataStore {
     }
     store.#started = true;
     store.#deliveredOffset = store.#image.offset;
+    store.#deliveredImage = store.#image;
     store.#deliveredIndex = driver.status().applied;
     log.info(
       "Metadata store started at offset {offset} ({topics} topics), Raft applied {applied}",
@@ -251,6 +262,35 @@ export class RaftMetadataStore {
    */
   get failure(): Error | undefined {
     return this.#failure ?? this.#driver.failure;
+  }
+
+  /** The offset of the last image every listener has seen (Kafka's "current metadata offset"). */
+  get deliveredOffset(): number {
+    return this.#deliveredOffset;
+  }
+
+  /**
+   * Resolves with the first image (the current one, or one seen by the listeners later)
+   * for which `pred` holds; rejects with a TimeoutError after `timeoutMs`, or with
+   * {@linkcode RaftClosedError} if the store closes first.
+   */
+  waitForImage(pred: (image: MetadataImage) => boolean, timeoutMs: number): Promise<MetadataImage> {
+    if (pred(this.#deliveredImage)) return Promise.resolve(this.#deliveredImage);
+    const refusal = this.#closedError();
+    if (refusal !== undefined) return Promise.reject(refusal);
+    const { promise, resolve, reject } = Promise.withResolvers<MetadataImage>();
+    const waiter: ImageWaiter = { pred, resolve, reject, timer: undefined };
+    waiter.timer = setTimeout(() => {
+      this.#imageWaiters.delete(waiter);
+      reject(
+        new DOMException(
+          `Metadata did not reach the expected state in ${timeoutMs} ms`,
+          "TimeoutError",
+        ),
+      );
+    }, timeoutMs);
+    this.#imageWaiters.add(waiter);
+    return promise;
   }
 
   /**
@@ -408,6 +448,7 @@ export class RaftMetadataStore {
           }
         }
         this.#deliveredOffset = n.next.offset;
+        this.#deliveredImage = n.next;
         if (n.index !== undefined) this.#deliveredIndex = n.index;
         this.#settleWaiters();
       }
@@ -426,10 +467,21 @@ export class RaftMetadataStore {
       return rest;
     };
     this.#indexWaiters = settle(this.#indexWaiters, this.#deliveredIndex);
+    for (const w of this.#imageWaiters) {
+      if (!w.pred(this.#deliveredImage)) continue;
+      clearTimeout(w.timer);
+      this.#imageWaiters.delete(w);
+      w.resolve(this.#deliveredImage);
+    }
     this.#offsetWaiters = settle(this.#offsetWaiters, this.#deliveredOffset);
   }
 
   #rejectWaiters(err: Error): void {
+    for (const w of this.#imageWaiters) {
+      clearTimeout(w.timer);
+      w.reject(err);
+    }
+    this.#imageWaiters.clear();
     const waiters = [...this.#indexWaiters, ...this.#offsetWaiters];
     this.#indexWaiters = [];
     this.#offsetWaiters = [];

@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { DEFAULT_LOG_CONFIG, type FlushPolicy, type LogConfig, PartitionLog } from "../log/mod.ts";
-import type { MetadataImage, TopicImage } from "../metadata/mod.ts";
+import type { MetadataImage, PartitionState, TopicImage } from "../metadata/mod.ts";
 import { topicConfigNumber, topicConfigValue } from "../metadata/mod.ts";
 import { ErrorCode } from "../protocol/error_codes.ts";
 import { type BatchHeader, splitBatches, validateBatch } from "../protocol/record_batch.ts";
@@ -15,7 +15,9 @@ import { type Clock, systemClock } from "../util/clock.ts";
 import { TidelogError } from "../util/errors.ts";
 import { getLogger } from "../util/log.ts";
 import { LeaderEpochFileCache } from "./leader_epoch_file_cache.ts";
+import { isrDecisions } from "./isr.ts";
 import { Partition, partitionName } from "./partition.ts";
+import { ReplicaFetcherManager } from "./replica_fetcher.ts";
 
 const log = getLogger(["tidelog", "replication"]);
 
@@ -26,6 +28,22 @@ export interface ReplicaManagerOptions {
   nodeId: number;
   flush: FlushPolicy;
   clock?: Clock;
+  /** Kafka `replica.lag.time.max.ms`. @default 5000 */
+  replicaLagTimeMaxMs?: number;
+  /**
+   * Asks the controller for an ISR change of a partition this node leads (AlterPartition);
+   * resolves with the error code. Without it (tests of one node) the ISR never changes.
+   */
+  alterIsr?: (req: IsrChange) => Promise<number>;
+}
+
+/** An ISR change proposed by a partition leader. */
+export interface IsrChange {
+  topicId: string;
+  partitionId: number;
+  leaderEpoch: number;
+  partitionEpoch: number;
+  newIsr: readonly number[];
 }
 
 /** What a successful leader append did. */
@@ -61,10 +79,102 @@ export class ReplicaManager {
   readonly #clock: Clock;
   readonly #partitions = new Map<string, Partition>();
   #image: MetadataImage | null = null;
+  readonly #fetchers: ReplicaFetcherManager;
+  /** Partitions with an ISR change in flight (one at a time, as Kafka's pending ISR). */
+  readonly #pendingIsr = new Set<Partition>();
+  readonly #isrTimer: ReturnType<typeof setInterval>;
+  #closed = false;
 
   constructor(options: ReplicaManagerOptions) {
     this.#options = options;
     this.#clock = options.clock ?? systemClock;
+    this.#fetchers = new ReplicaFetcherManager({
+      nodeId: options.nodeId,
+      clock: this.#clock,
+      endpointOf: (id) => this.#image?.brokers.get(id)?.endpoints[0],
+    });
+    this.#isrTimer = setInterval(
+      () => this.#checkIsrs(),
+      Math.max(10, Math.floor(this.#lagTimeMs / 2)),
+    );
+  }
+
+  get #lagTimeMs(): number {
+    return this.#options.replicaLagTimeMaxMs ?? 5000;
+  }
+
+  /**
+   * Leader: a follower fetched `partition` at `fetchOffset` (its durable end). Moves the
+   * high watermark and proposes an ISR expansion if the follower has caught up.
+   */
+  onFollowerFetch(partition: Partition, replicaId: number, fetchOffset: number): void {
+    partition.onFollowerFetch(replicaId, fetchOffset);
+    if (!partition.isr.includes(replicaId)) this.#maybeChangeIsr(partition);
+  }
+
+  #checkIsrs(): void {
+    if (this.#closed) return;
+    for (const p of this.#partitions.values()) if (p.isLeader) this.#maybeChangeIsr(p);
+  }
+
+  /** Proposes the ISR shrink/expansion `partition` needs, if any and none is in flight. */
+  #maybeChangeIsr(partition: Partition): void {
+    const alter = this.#options.alterIsr;
+    const image = this.#image;
+    if (!alter || !image || !partition.isLeader || this.#pendingIsr.has(partition)) return;
+    const epochStart =
+      partition.leaderEpochCache.entries.find((e) => e.epoch === partition.leaderEpoch)
+        ?.startOffset ?? partition.log.logEndOffset;
+    const decision = isrDecisions({
+      leaderId: this.#options.nodeId,
+      isr: partition.isr,
+      replicas: partition.replicas,
+      ineligible: partition.replicas.filter((r) => !image.isActive(r)),
+      followers: [...partition.followers.values()],
+      leaderEnd: partition.log.logEndOffset,
+      hw: partition.highWatermark,
+      leaderEpochStartOffset: epochStart,
+      nowMs: this.#clock.nowMs(),
+      replicaLagTimeMaxMs: this.#lagTimeMs,
+    });
+    if (decision.shrink.length === 0 && decision.expand.length === 0) return;
+    const newIsr = [
+      ...partition.isr.filter((r) => !decision.shrink.includes(r)),
+      ...decision.expand,
+    ];
+    this.#pendingIsr.add(partition);
+    log.info("{partition}: asking the controller to change the ISR {from} → {to}", {
+      partition: partition.name,
+      from: partition.isr.join(","),
+      to: newIsr.join(","),
+    });
+    const leaderEpoch = partition.leaderEpoch;
+    const partitionEpoch = partition.partitionEpoch;
+    alter({
+      topicId: partition.topicId,
+      partitionId: partition.partitionId,
+      leaderEpoch,
+      partitionEpoch,
+      newIsr,
+    }).then((code) => {
+      if (code !== ErrorCode.NONE) {
+        log.info("{partition}: ISR change refused with error code {code}", {
+          partition: partition.name,
+          code,
+        });
+      }
+    }, (err) => {
+      log.warn("{partition}: ISR change failed: {error}", {
+        partition: partition.name,
+        error: String(err),
+      });
+    }).finally(() => {
+      // The leader acts on the committed ISR only; it arrives through applyImage. Until the
+      // image shows a new partition epoch, another proposal would be stale.
+      const done = () => this.#pendingIsr.delete(partition);
+      if (partition.partitionEpoch !== partitionEpoch || !partition.isLeader) done();
+      else setTimeout(done, 200);
+    });
   }
 
   /** The partition, if this node hosts it. */
@@ -98,6 +208,7 @@ export class ReplicaManager {
       const want = wanted.get(name);
       if (!want || want.topic.topicId !== partition.topicId) {
         this.#partitions.delete(name);
+        this.#fetchers.remove(partition);
         partition.markClosed();
         await partition.producerState.abandon();
         await partition.leaderEpochCache.close();
@@ -109,11 +220,8 @@ export class ReplicaManager {
       const existing = this.#partitions.get(name);
       const state = topic.partitions[partitionId]!;
       if (existing) {
-        existing.leaderEpoch = state.leaderEpoch;
         existing.log.updateConfig(logConfigFor(topic, this.#options.flush));
-        if (state.leader === this.#options.nodeId && existing.maybeAssignLeaderEpoch()) {
-          await existing.leaderEpochCache.flush();
-        }
+        await this.#applyRole(existing, state);
         continue;
       }
       const dir = join(this.#options.topicsDir, name);
@@ -136,15 +244,45 @@ export class ReplicaManager {
           leaderEpochCache,
           leaderEpoch: state.leaderEpoch,
         },
-        { hwTracksDurable: this.#options.flush.kind !== "never" },
+        { nodeId: this.#options.nodeId, clock: this.#clock },
       );
       this.#partitions.set(name, partition);
-      if (state.leader === this.#options.nodeId && partition.maybeAssignLeaderEpoch()) {
-        await leaderEpochCache.flush();
-      }
+      await this.#applyRole(partition, state);
       if (!first) log.info("Created partition {partition}", { partition: name });
     }
     if (first) await this.#removeOrphans(new Set(wanted.keys()));
+  }
+
+  /** Leader, follower (fetching from the leader) or neither, as `state` says. */
+  async #applyRole(partition: Partition, state: PartitionState): Promise<void> {
+    const me = this.#options.nodeId;
+    if (state.leader === me) {
+      const wasLeader = partition.isLeader;
+      this.#fetchers.remove(partition);
+      partition.becomeLeader(state);
+      if (!wasLeader) {
+        log.info("Leading {partition} in epoch {epoch} (ISR {isr})", {
+          partition: partition.name,
+          epoch: state.leaderEpoch,
+          isr: state.isr.join(","),
+        });
+      }
+      await partition.leaderEpochCache.flush();
+      return;
+    }
+    const changed = partition.role === "leader" || partition.leaderId !== state.leader ||
+      partition.leaderEpoch !== state.leaderEpoch;
+    partition.becomeFollower(state);
+    if (state.leader === -1) {
+      this.#fetchers.remove(partition);
+    } else if (changed) {
+      log.debug("Following {leader} for {partition} in epoch {epoch}", {
+        leader: state.leader,
+        partition: partition.name,
+        epoch: state.leaderEpoch,
+      });
+      this.#fetchers.follow(partition, state.leader, state.leaderEpoch);
+    }
   }
 
   /**
@@ -189,6 +327,12 @@ export class ReplicaManager {
    * OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH.
    */
   appendAsLeader(partition: Partition, records: Uint8Array | null): LeaderAppendResult {
+    if (!partition.isLeader) {
+      throw new TidelogError(
+        ErrorCode.NOT_LEADER_OR_FOLLOWER,
+        `This node is not the leader of ${partition.name}`,
+      );
+    }
     if (records === null || records.length === 0) {
       throw new TidelogError(
         ErrorCode.CORRUPT_MESSAGE,
@@ -275,6 +419,9 @@ export class ReplicaManager {
 
   /** Closes every partition log (fsyncing what is pending). */
   async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#isrTimer);
+    await this.#fetchers.close();
     for (const partition of this.#partitions.values()) {
       partition.markClosed();
       await partition.producerState.close();

@@ -15,7 +15,12 @@ import {
 } from "../protocol/mod.ts";
 import { ApiKey } from "../protocol/mod.ts";
 import { errorCodeOf, TidelogError } from "../util/errors.ts";
-import type { AnyApiHandler, RequestContext } from "./handler.ts";
+import {
+  type AnyApiHandler,
+  type ConnectionHooks,
+  NO_CONNECTION_HOOKS,
+  type RequestContext,
+} from "./handler.ts";
 import type { BrokerServices } from "./services.ts";
 
 /** The outcome of one frame, after its effect has happened. */
@@ -50,6 +55,7 @@ export class Broker {
     frame: Uint8Array,
     log: Logger,
     clientHost = "/127.0.0.1",
+    connection: ConnectionHooks = NO_CONNECTION_HOOKS,
   ): Promise<FrameOutcome> {
     let header: RequestHeader;
     let bodyOffset: number;
@@ -96,7 +102,13 @@ export class Broker {
         handler.errorResponse(request, ErrorCode.UNSUPPORTED_VERSION, version),
       );
     }
-    const ctx: RequestContext = { header, services: this.services, clientHost, log };
+    const ctx: RequestContext = {
+      header,
+      services: this.services,
+      clientHost,
+      log,
+      connection,
+    };
     log.debug("{api} v{version} correlation {cid}", {
       api: name,
       version,

@@ -20,6 +20,15 @@ export type Reply<R> =
   /** Close the connection after earlier responses are written (acks=0 produce failed). */
   | { kind: "close"; reason: string };
 
+/** What a handler may ask of the connection a request came on. */
+export interface ConnectionHooks {
+  /** Runs `hook` once when the connection closes (EOF, reset, or closed by us). */
+  onClose(hook: () => void): void;
+}
+
+/** For requests that do not come from a socket (tests, in-process calls). */
+export const NO_CONNECTION_HOOKS: ConnectionHooks = { onClose: () => {} };
+
 /** Per-request context handed to handlers. */
 export interface RequestContext {
   readonly header: RequestHeader;
@@ -28,6 +37,7 @@ export interface RequestContext {
   readonly clientHost: string;
   /** Logger with the connection id bound. */
   readonly log: Logger;
+  readonly connection: ConnectionHooks;
 }
 
 /** One Kafka API: its served version range, its handler and its error response. */

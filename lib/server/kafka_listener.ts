@@ -6,6 +6,7 @@
 import type { Logger } from "@logtape/logtape";
 import { getLogger } from "../util/log.ts";
 import type { Broker } from "./broker.ts";
+import type { ConnectionHooks } from "./handler.ts";
 import { FrameError, FrameReader } from "./frame_reader.ts";
 
 const log = getLogger(["tidelog", "server"]);
@@ -92,6 +93,8 @@ class Connection {
   #wakeReader: (() => void) | null = null;
   #readerDone = false;
   #closed = false;
+  readonly #closeHooks: (() => void)[] = [];
+  readonly #hooks: ConnectionHooks = { onClose: (hook) => this.#closeHooks.push(hook) };
 
   constructor(id: number, conn: Deno.TcpConn, broker: Broker, maxRequestBytes: number) {
     this.#conn = conn;
@@ -104,6 +107,13 @@ class Connection {
     this.done = Promise.all([this.#readLoop(reader), this.#writeLoop()]).then(() => {
       this.close();
       this.#log.debug("Connection closed");
+      for (const hook of this.#closeHooks.splice(0)) {
+        try {
+          hook();
+        } catch (err) {
+          this.#log.error("Connection close hook failed: {error}", { error: err });
+        }
+      }
     });
   }
 
@@ -125,7 +135,12 @@ class Connection {
         }
         const frame = await reader.next();
         if (frame === null) break;
-        const outcome = await this.#broker.handleFrame(frame, this.#log, this.#clientHost);
+        const outcome = await this.#broker.handleFrame(
+          frame,
+          this.#log,
+          this.#clientHost,
+          this.#hooks,
+        );
         if (outcome.kind === "close") {
           this.#log.warn("Closing connection: {reason}", { reason: outcome.reason });
           this.#enqueue(Promise.resolve(null));

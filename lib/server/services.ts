@@ -3,7 +3,13 @@
  * hosted partitions. Built by `lib/node.ts`; tests build their own.
  */
 import type { GroupService } from "../group/mod.ts";
-import type { ControllerContext, RaftMetadataStore } from "../metadata/mod.ts";
+import type {
+  BrokerLifecycle,
+  ControllerChannel,
+  ControllerContext,
+  ControllerService,
+  RaftMetadataStore,
+} from "../metadata/mod.ts";
 import type { ReplicaManager } from "../replication/mod.ts";
 import type { Clock } from "../util/clock.ts";
 
@@ -21,6 +27,8 @@ export interface BrokerConfig {
   defaultReplicationFactor: number;
   /** `socket.request.max.bytes`: larger frames close the connection. */
   maxRequestBytes: number;
+  /** `offsets.topic.replication.factor`: min(3, Raft voters). */
+  offsetsTopicReplicationFactor: number;
 }
 
 /** Everything a handler can reach. */
@@ -33,4 +41,10 @@ export interface BrokerServices {
   readonly clock: Clock;
   /** The controller's view of the cluster for planning changes. */
   controllerContext(): ControllerContext;
+  /** The controller logic (acts only while this node is the Raft leader). */
+  readonly controller: ControllerService;
+  /** Calls to the controller, wherever it is (local or over the network). */
+  readonly controllerChannel: ControllerChannel;
+  /** This node's broker registration and heartbeats. */
+  readonly lifecycle: BrokerLifecycle;
 }

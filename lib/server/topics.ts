@@ -14,7 +14,7 @@ import {
   OFFSETS_TOPIC_CONFIGS,
   OFFSETS_TOPIC_PARTITIONS,
 } from "../group/offsets_topic.ts";
-import { ErrorCode } from "../protocol/mod.ts";
+import { ApiKey, ErrorCode } from "../protocol/mod.ts";
 import { TidelogError } from "../util/errors.ts";
 import { getLogger } from "../util/log.ts";
 import type { BrokerServices } from "./services.ts";
@@ -44,6 +44,54 @@ export function createTopic(
 }
 
 /**
+ * Creates a topic on the controller, wherever it is (a CreateTopics request when this
+ * node is not the controller), and resolves once this node's image holds it.
+ * Throws {@linkcode TidelogError} with Kafka's code.
+ */
+export async function createTopicOnController(
+  services: BrokerServices,
+  spec: CreateTopicSpec,
+): Promise<void> {
+  if (services.metadata.isController()) {
+    try {
+      await createTopic(services, spec, false);
+      return;
+    } catch (err) {
+      // Lost the controller role before planning: ask the new one.
+      if (!(err instanceof TidelogError && err.code === ErrorCode.NOT_CONTROLLER)) throw err;
+    }
+  }
+  const response = await services.controllerChannel.forward(
+    ApiKey.CreateTopics,
+    7,
+    {
+      topics: [{
+        name: spec.name,
+        numPartitions: spec.numPartitions,
+        replicationFactor: spec.replicationFactor,
+        assignments: spec.assignments.map((a) => ({
+          partitionIndex: a.partitionIndex,
+          brokerIds: [...a.brokerIds],
+        })),
+        configs: spec.configs.map((c) => ({ name: c.name, value: c.value })),
+      }],
+      timeoutMs: 5000,
+      validateOnly: false,
+    },
+    (r) => r.topics.some((t) => t.errorCode === ErrorCode.NOT_CONTROLLER),
+  );
+  const result = response.topics[0];
+  if (!result) throw new TidelogError(ErrorCode.UNKNOWN_SERVER_ERROR, "Empty CreateTopics answer");
+  if (result.errorCode !== ErrorCode.NONE) {
+    throw new TidelogError(
+      result.errorCode as ErrorCode,
+      result.errorMessage ?? `Cannot create topic ${spec.name}`,
+    );
+  }
+  await services.metadata.waitForImage((image) => image.topic(spec.name) !== undefined, 5000);
+}
+
+/**
  * The topic named `name`, auto-creating it with the broker defaults when allowed.
  * Returns undefined when it does not exist and may not be created; throws
  * INVALID_TOPIC_EXCEPTION for an illegal name.
@@ -58,10 +106,9 @@ export async function getOrAutoCreateTopic(
   validateTopicName(name);
   if (!allowAutoCreate || !services.config.autoCreateTopics) return undefined;
   try {
-    await createTopic(
+    await createTopicOnController(
       services,
       { name, numPartitions: -1, replicationFactor: -1, assignments: [], configs: [] },
-      false,
     );
   } catch (err) {
     // Another request may have created it meanwhile; that is success for us.
@@ -79,16 +126,24 @@ export function ensureOffsetsTopic(services: BrokerServices): Promise<void> {
   return services.groups.whenOffsetsTopicReady(async () => {
     if (services.metadata.image.topic(OFFSETS_TOPIC)) return;
     try {
-      await createTopic(
+      await createTopicOnController(
         services,
         {
           name: OFFSETS_TOPIC,
           numPartitions: OFFSETS_TOPIC_PARTITIONS,
-          replicationFactor: -1,
+          // Kafka's offsets.topic.replication.factor (3) as far as the cluster has nodes,
+          // and no more than the brokers live now: a consumer group must work while a
+          // node is down (Kafka would refuse it until every replica's broker is back).
+          replicationFactor: Math.max(
+            1,
+            Math.min(
+              services.config.offsetsTopicReplicationFactor,
+              services.metadata.image.liveBrokers().length,
+            ),
+          ),
           assignments: [],
           configs: Object.entries(OFFSETS_TOPIC_CONFIGS).map(([name, value]) => ({ name, value })),
         },
-        false,
       );
     } catch (err) {
       if (!(err instanceof TidelogError && err.code === ErrorCode.TOPIC_ALREADY_EXISTS)) throw err;

@@ -38,6 +38,13 @@ export async function startTestNode(
     groupMinSessionTimeoutMs: 1000,
     groupMaxSessionTimeoutMs: 1_800_000,
     logLevel: "warning",
+    voters: new Map([[overrides.nodeId ?? 1, "127.0.0.1:0"]]),
+    raftListenAddr: "127.0.0.1:0",
+    replicaLagTimeMaxMs: 5000,
+    brokerSessionTimeoutMs: 1500,
+    brokerHeartbeatIntervalMs: 250,
+    leaderImbalanceCheckIntervalMs: 30_000,
+    uncleanLeaderElection: false,
     ...overrides,
   };
   const connections: KafkaConnection[] = [];

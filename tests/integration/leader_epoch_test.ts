@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import type { KafkaConnection } from "../../lib/client/mod.ts";
-import { ApiKey, ErrorCode } from "../../lib/protocol/mod.ts";
+import { ApiKey, ErrorCode, ZERO_UUID } from "../../lib/protocol/mod.ts";
 import type { OffsetForLeaderEpochRequest } from "../../lib/protocol/mod.ts";
 import { LeaderEpochCache } from "../../lib/replication/mod.ts";
 import type { Partition } from "../../lib/replication/mod.ts";
@@ -142,6 +142,9 @@ Deno.test("OffsetForLeaderEpoch: served end to end", async (t) => {
   });
 
   await t.step("the cache survives a restart, and a missing file is rebuilt", async () => {
+    // A restart re-registers the broker: the controller fences the old registration
+    // (leader -1) and elects it again on unfencing, so leadership comes back in a new
+    // epoch that starts at the log end (8).
     await node.restart();
     const c2 = await node.connect();
     let [r] = await offsetForLeaderEpoch(c2, 4, [{
@@ -150,17 +153,28 @@ Deno.test("OffsetForLeaderEpoch: served end to end", async (t) => {
       leaderEpoch: 0,
     }]);
     assert.deepEqual([r!.leaderEpoch, r!.endOffset], [0, 8]);
-    assert.equal(Deno.readTextFileSync(file), "0\n1\n0 0\n");
+    const epochAfterRestart = await currentLeaderEpoch(c2, "epochs");
+    assert.ok(epochAfterRestart > 0);
+    assert.equal(Deno.readTextFileSync(file), `0\n2\n0 0\n${epochAfterRestart} 8\n`);
 
     Deno.removeSync(file);
     await node.restart();
     const c3 = await node.connect();
     [r] = await offsetForLeaderEpoch(c3, 4, [{ topic: "epochs", partition: 0, leaderEpoch: 0 }]);
     assert.deepEqual([r!.leaderEpoch, r!.endOffset], [0, 8]);
-    assert.equal(Deno.readTextFileSync(file), "0\n1\n0 0\n");
+    // Rebuilt from the batches (all of epoch 0), plus the epoch of this leadership.
+    const epoch = await currentLeaderEpoch(c3, "epochs");
+    assert.ok(epoch > epochAfterRestart);
+    assert.equal(Deno.readTextFileSync(file), `0\n2\n0 0\n${epoch} 8\n`);
     await produce(c3, "epochs", 2);
     [r] = await offsetForLeaderEpoch(c3, 4, [{ topic: "epochs", partition: 0, leaderEpoch: 0 }]);
-    assert.deepEqual([r!.leaderEpoch, r!.endOffset], [0, 10]);
+    assert.deepEqual([r!.leaderEpoch, r!.endOffset], [0, 8]);
+    [r] = await offsetForLeaderEpoch(c3, 4, [{
+      topic: "epochs",
+      partition: 0,
+      leaderEpoch: epoch,
+    }]);
+    assert.deepEqual([r!.leaderEpoch, r!.endOffset], [epoch, 10]);
   });
 });
 
@@ -200,12 +214,22 @@ Deno.test("OffsetForLeaderEpoch: retention moves the epoch's start with the log 
   const file = `${node.dataDir}/topics/ret-0/leader-epoch-checkpoint`;
   // The file is rewritten in the background after retention; a restart flushes it.
   await node.restart();
-  assert.equal(Deno.readTextFileSync(file), `0\n1\n0 ${start}\n`);
+  const epoch = await currentLeaderEpoch(await node.connect(), "ret");
+  assert.equal(Deno.readTextFileSync(file), `0\n2\n0 ${start}\n${epoch} 20\n`);
   const [r] = await offsetForLeaderEpoch(await node.connect(), 4, [
     { topic: "ret", partition: 0, leaderEpoch: 0 },
   ]);
   assert.deepEqual([r!.leaderEpoch, r!.endOffset], [0, 20]);
 });
+
+/** The leader epoch Metadata reports for partition 0 of `topic`. */
+async function currentLeaderEpoch(conn: KafkaConnection, topic: string): Promise<number> {
+  const md = await conn.request(ApiKey.Metadata, 12, {
+    topics: [{ name: topic, topicId: ZERO_UUID }],
+    allowAutoTopicCreation: false,
+  });
+  return md.topics[0]!.partitions[0]!.leaderEpoch;
+}
 
 /** A handler context over one fake partition led here at `leaderEpoch`. */
 function fakeContext(partition: Partition): RequestContext {
@@ -236,6 +260,7 @@ Deno.test("OffsetForLeaderEpoch: epoch fencing after leader changes (handler)", 
     topic: "t",
     partitionId: 0,
     leaderEpoch: 3,
+    isLeader: true,
     leaderEpochCache: cache,
     log: { logEndOffset: 20 },
   } as unknown as Partition;

@@ -12,6 +12,7 @@ import { planCreatePartitions } from "../../metadata/mod.ts";
 import { ApiKey, type CreatePartitionsRequest, ErrorCode } from "../../protocol/mod.ts";
 import { TidelogError } from "../../util/errors.ts";
 import { type ApiHandler, respond } from "../handler.ts";
+import { forwardToController } from "../forward.ts";
 import { duplicateNames } from "../topics.ts";
 
 export const createPartitionsHandler: ApiHandler<typeof ApiKey.CreatePartitions> = {
@@ -19,6 +20,19 @@ export const createPartitionsHandler: ApiHandler<typeof ApiKey.CreatePartitions>
   minVersion: 0,
   maxVersion: 3,
   async handle(ctx, req: CreatePartitionsRequest) {
+    const forwarded = await forwardToController(
+      ctx,
+      ApiKey.CreatePartitions,
+      req,
+      (r) => r.results.some((t) => t.errorCode === ErrorCode.NOT_CONTROLLER),
+      (image, r) =>
+        req.validateOnly || r.results.every((t) =>
+          t.errorCode !== ErrorCode.NONE ||
+          (image.topic(t.name)?.partitions.length ?? 0) >=
+            (req.topics.find((x) => x.name === t.name)?.count ?? 0)
+        ),
+    );
+    if (forwarded) return respond(forwarded);
     const duplicates = duplicateNames(req.topics.map((t) => t.name));
     const results = [];
     for (const t of req.topics) {

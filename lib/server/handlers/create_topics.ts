@@ -15,6 +15,7 @@
 import { ApiKey, type CreateTopicsRequest, ErrorCode, ZERO_UUID } from "../../protocol/mod.ts";
 import { TidelogError } from "../../util/errors.ts";
 import { type ApiHandler, respond } from "../handler.ts";
+import { forwardToController } from "../forward.ts";
 import { createTopic, duplicateNames } from "../topics.ts";
 import { describeTopicConfigs } from "./topic_configs.ts";
 
@@ -23,6 +24,16 @@ export const createTopicsHandler: ApiHandler<typeof ApiKey.CreateTopics> = {
   minVersion: 0,
   maxVersion: 7,
   async handle(ctx, req: CreateTopicsRequest) {
+    const forwarded = await forwardToController(
+      ctx,
+      ApiKey.CreateTopics,
+      req,
+      (r) => r.topics.some((t) => t.errorCode === ErrorCode.NOT_CONTROLLER),
+      (image, r) =>
+        req.validateOnly ||
+        r.topics.every((t) => t.errorCode !== ErrorCode.NONE || image.topic(t.name) !== undefined),
+    );
+    if (forwarded) return respond(forwarded);
     const duplicates = duplicateNames(req.topics.map((t) => t.name));
     const topics = [];
     for (const t of req.topics) {

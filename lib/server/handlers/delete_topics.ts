@@ -15,6 +15,7 @@ import { ApiKey, type DeleteTopicsRequest, ErrorCode, ZERO_UUID } from "../../pr
 import { TidelogError } from "../../util/errors.ts";
 import { getLogger } from "../../util/log.ts";
 import { type ApiHandler, respond } from "../handler.ts";
+import { forwardToController } from "../forward.ts";
 
 const log = getLogger(["tidelog", "server"]);
 
@@ -31,6 +32,18 @@ export const deleteTopicsHandler: ApiHandler<typeof ApiKey.DeleteTopics> = {
   maxVersion: 6,
   async handle(ctx, req: DeleteTopicsRequest) {
     const version = ctx.header.apiVersion;
+    const forwarded = await forwardToController(
+      ctx,
+      ApiKey.DeleteTopics,
+      req,
+      (r) => r.responses.some((t) => t.errorCode === ErrorCode.NOT_CONTROLLER),
+      (image, r) =>
+        r.responses.every((t) =>
+          t.errorCode !== ErrorCode.NONE || !image.topicsById.has(t.topicId) &&
+            (t.name === null || image.topic(t.name) === undefined)
+        ),
+    );
+    if (forwarded) return respond(forwarded);
     const responses = [];
     for (const wanted of requested(req, version)) {
       const byId = wanted.topicId !== ZERO_UUID;

@@ -1,8 +1,8 @@
 /**
  * DescribeCluster (key 60): v0-1.
  *
- * Behaviour: this node's view of the live brokers and the controller. On a single node
- * both are the node itself. Authorized operations are not computed (no ACLs): the
+ * Behaviour: this node's view of the live (registered, unfenced) brokers and the
+ * controller (the Raft leader; -1 while there is none). Authorized operations are not computed (no ACLs): the
  * "not requested" sentinel is returned.
  *
  * Version notes: v1 adds endpointType; only brokers (1) are described, a request for
@@ -10,7 +10,7 @@
  */
 import { ApiKey, ErrorCode } from "../../protocol/mod.ts";
 import { type ApiHandler, respond } from "../handler.ts";
-import { brokerEndpoints } from "./metadata.ts";
+import { brokerEndpoints, controllerIdOf } from "./metadata.ts";
 
 const ENDPOINT_BROKERS = 1;
 
@@ -33,7 +33,7 @@ export const describeClusterHandler: ApiHandler<typeof ApiKey.DescribeCluster> =
       errorCode: ErrorCode.NONE,
       endpointType: ENDPOINT_BROKERS,
       clusterId: services.metadata.image.clusterId ?? "",
-      controllerId: services.config.nodeId,
+      controllerId: controllerIdOf(services),
       brokers: brokerEndpoints(services).map((b) => ({
         brokerId: b.nodeId,
         host: b.host,

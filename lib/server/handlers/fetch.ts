@@ -9,7 +9,14 @@
  * partitions (no polling). OFFSET_OUT_OF_RANGE for offsets below the log start or past
  * the log end; offsets between the high watermark and the log end read as empty.
  * Leader epochs (v9+) are checked: older → FENCED_LEADER_EPOCH, newer →
- * UNKNOWN_LEADER_EPOCH.
+ * UNKNOWN_LEADER_EPOCH. Only the partition's leader serves fetches; elsewhere the answer
+ * is NOT_LEADER_OR_FOLLOWER with the current leader and its epoch (v12+) and its
+ * endpoint in `nodeEndpoints` (v16+, KIP-951), so clients re-route at once.
+ *
+ * Replica fetches (replica id >= 0, DESIGN §8): a follower reads up to the log end, not
+ * the high watermark; its fetch offset tells the leader how far it has durably
+ * replicated, which moves the high watermark and may bring it back into the ISR. Its
+ * long-poll is woken by appends as well as high-watermark moves.
  *
  * Version notes: v0-3 need down-conversion to magic 0/1, which is not done, so they are
  * not served. v7+ fetch sessions (KIP-227): no session is ever created (sessionId 0 in
@@ -30,6 +37,7 @@ import type { Partition } from "../../replication/mod.ts";
 import { errorCodeOf } from "../../util/errors.ts";
 import { type ApiHandler, respond } from "../handler.ts";
 import type { BrokerServices } from "../services.ts";
+import { nodeEndpoints } from "./metadata.ts";
 
 type PartitionData = DeepPartial<FetchResponse["responses"][number]["partitions"][number]>;
 
@@ -38,16 +46,24 @@ const EMPTY: Uint8Array = new Uint8Array(0);
 /** One requested partition, resolved. */
 interface FetchTarget {
   topicIndex: number;
+  /** Read up to the log end (a follower) rather than the high watermark. */
+  toLogEnd: boolean;
   partitionIndex: number;
   partition: Partition | undefined;
   /** Set when the partition cannot be read at all. */
   error: number;
   fetchOffset: number;
-  currentLeaderEpoch: number;
   partitionMaxBytes: number;
+  /** The current leader, for NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH answers. */
+  leader?: { leaderId: number; leaderEpoch: number };
 }
 
-function resolveTargets(services: BrokerServices, req: FetchRequest, version: number): {
+function resolveTargets(
+  services: BrokerServices,
+  req: FetchRequest,
+  version: number,
+  replicaId: number,
+): {
   responses: { topic: string; topicId: string; partitions: PartitionData[] }[];
   targets: FetchTarget[];
 } {
@@ -66,14 +82,37 @@ function resolveTargets(services: BrokerServices, req: FetchRequest, version: nu
     });
     for (const p of t.partitions) {
       const partition = topic ? services.replicas.getPartition(topic.name, p.partition) : undefined;
+      let error: number = ErrorCode.NONE;
+      if (!topic) error = missing;
+      else if (!topic.partitions[p.partition]) error = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION;
+      else if (!partition || !partition.isLeader) error = ErrorCode.NOT_LEADER_OR_FOLLOWER;
+      if (
+        error === ErrorCode.NONE && partition && p.currentLeaderEpoch !== -1 &&
+        p.currentLeaderEpoch !== partition.leaderEpoch
+      ) {
+        error = p.currentLeaderEpoch < partition.leaderEpoch
+          ? ErrorCode.FENCED_LEADER_EPOCH
+          : ErrorCode.UNKNOWN_LEADER_EPOCH;
+      }
+      if (error === ErrorCode.NONE && partition && replicaId >= 0) {
+        services.replicas.onFollowerFetch(partition, replicaId, Number(p.fetchOffset));
+      }
       targets.push({
         topicIndex,
+        toLogEnd: replicaId >= 0,
         partitionIndex: p.partition,
         partition,
-        error: !topic ? missing : partition ? ErrorCode.NONE : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+        error,
         fetchOffset: Number(p.fetchOffset),
-        currentLeaderEpoch: p.currentLeaderEpoch,
         partitionMaxBytes: p.partitionMaxBytes,
+        ...(error !== ErrorCode.NONE && topic?.partitions[p.partition]
+          ? {
+            leader: {
+              leaderId: topic.partitions[p.partition]!.leader,
+              leaderEpoch: topic.partitions[p.partition]!.leaderEpoch,
+            },
+          }
+          : {}),
       });
     }
   });
@@ -95,15 +134,7 @@ function readAll(
       abortedTransactions: null,
       preferredReadReplica: -1,
     };
-    let code = t.error;
-    if (
-      p && code === ErrorCode.NONE && t.currentLeaderEpoch !== -1 &&
-      t.currentLeaderEpoch !== p.leaderEpoch
-    ) {
-      code = t.currentLeaderEpoch < p.leaderEpoch
-        ? ErrorCode.FENCED_LEADER_EPOCH
-        : ErrorCode.UNKNOWN_LEADER_EPOCH;
-    }
+    const code = t.error;
     if (!p || code !== ErrorCode.NONE) {
       errors++;
       return {
@@ -113,9 +144,11 @@ function readAll(
         lastStableOffset: -1n,
         logStartOffset: -1n,
         records: EMPTY,
+        ...(t.leader ? { currentLeader: t.leader } : {}),
       };
     }
     const hw = p.highWatermark;
+    const readEnd = t.toLogEnd ? p.log.logEndOffset : hw;
     const marks = {
       highWatermark: BigInt(hw),
       lastStableOffset: BigInt(hw),
@@ -123,10 +156,11 @@ function readAll(
     };
     try {
       let records: Uint8Array = EMPTY;
-      if (t.fetchOffset < hw) {
+      if (t.fetchOffset < readEnd && t.fetchOffset >= p.log.logStartOffset) {
         const limit = Math.max(0, Math.min(t.partitionMaxBytes, remaining));
         records =
-          p.log.read(t.fetchOffset, limit, { maxOffset: hw, minOneMessage: bytes === 0 }).records;
+          p.log.read(t.fetchOffset, limit, { maxOffset: readEnd, minOneMessage: bytes === 0 })
+            .records;
       } else if (t.fetchOffset > p.log.logEndOffset || t.fetchOffset < p.log.logStartOffset) {
         p.log.read(t.fetchOffset, 0); // throws OffsetOutOfRangeError with the details
       }
@@ -142,13 +176,22 @@ function readAll(
 }
 
 function assemble(
+  services: BrokerServices,
   responses: { topic: string; topicId: string; partitions: PartitionData[] }[],
   targets: FetchTarget[],
   entries: PartitionData[],
 ): DeepPartial<FetchResponse> {
   const out = responses.map((r) => ({ ...r, partitions: [] as PartitionData[] }));
   targets.forEach((t, i) => out[t.topicIndex]!.partitions.push(entries[i]!));
-  return { errorCode: ErrorCode.NONE, sessionId: 0, responses: out };
+  const leaders = targets.flatMap((t) =>
+    t.leader && t.leader.leaderId >= 0 ? [t.leader.leaderId] : []
+  );
+  return {
+    errorCode: ErrorCode.NONE,
+    sessionId: 0,
+    responses: out,
+    nodeEndpoints: nodeEndpoints(services, leaders),
+  };
 }
 
 export const fetchHandler: ApiHandler<typeof ApiKey.Fetch> = {
@@ -171,16 +214,19 @@ export const fetchHandler: ApiHandler<typeof ApiKey.Fetch> = {
         responses: [],
       });
     }
-    const { responses, targets } = resolveTargets(ctx.services, req, version);
+    const replicaId = version >= 15 ? req.replicaState.replicaId : req.replicaId;
+    const { responses, targets } = resolveTargets(ctx.services, req, version, replicaId);
     const maxBytes = Math.max(0, req.maxBytes);
     const first = readAll(targets, maxBytes);
     if (
       first.bytes >= req.minBytes || first.errors > 0 || req.maxWaitMs <= 0 || targets.length === 0
     ) {
-      return respond(assemble(responses, targets, first.entries));
+      return respond(assemble(ctx.services, responses, targets, first.entries));
     }
     return respond(
-      longPoll(targets, req, maxBytes).then((entries) => assemble(responses, targets, entries)),
+      longPoll(targets, req, maxBytes).then((entries) =>
+        assemble(ctx.services, responses, targets, entries)
+      ),
     );
   },
   errorResponse: (req, code) => ({
@@ -221,7 +267,7 @@ function longPoll(
     const arm = () => {
       for (const c of cancels.splice(0)) c();
       for (const t of targets) {
-        if (t.partition) cancels.push(t.partition.onHighWatermarkAdvance(onAdvance));
+        if (t.partition) cancels.push(t.partition.onChange(onAdvance));
       }
     };
     const onAdvance = () => {

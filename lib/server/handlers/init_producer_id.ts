@@ -26,21 +26,29 @@
  * v5 only add error codes (PRODUCER_FENCED, TRANSACTION_ABORTABLE) that concern
  * transactions.
  */
-import type { RaftMetadataStore } from "../../metadata/mod.ts";
-import { planProducerIdBlock, ProducerIdManager } from "../../producer/mod.ts";
+import { ProducerIdManager } from "../../producer/mod.ts";
+import type { BrokerServices } from "../services.ts";
 import { ApiKey, ErrorCode, type InitProducerIdRequest } from "../../protocol/mod.ts";
 import { type ApiHandler, respond } from "../handler.ts";
 
-/** One allocator per metadata store (that is, per node). */
-const managers = new WeakMap<RaftMetadataStore, ProducerIdManager>();
+/** One allocator per node (keyed by its services). */
+const managers = new WeakMap<BrokerServices, ProducerIdManager>();
 
-function producerIdManager(store: RaftMetadataStore, brokerId: number): ProducerIdManager {
-  let manager = managers.get(store);
+/**
+ * Blocks of ids come from the controller (AllocateProducerIds when it is another node);
+ * the controller decides the block size, PRODUCER_ID_BLOCK_SIZE, as the manager expects.
+ */
+function producerIdManager(services: BrokerServices): ProducerIdManager {
+  let manager = managers.get(services);
   if (manager === undefined) {
-    manager = new ProducerIdManager((blockSize) =>
-      store.propose((image) => planProducerIdBlock(image, { brokerId, blockSize }))
-    );
-    managers.set(store, manager);
+    manager = new ProducerIdManager(async () => {
+      const block = await services.controllerChannel.allocateProducerIds(
+        services.config.nodeId,
+        services.lifecycle.brokerEpoch,
+      );
+      return block.start;
+    });
+    managers.set(services, manager);
   }
   return manager;
 }
@@ -69,8 +77,7 @@ export const initProducerIdHandler: ApiHandler<typeof ApiKey.InitProducerId> = {
     if ((req.producerId === -1n) !== (req.producerEpoch === -1)) {
       return failure(ErrorCode.INVALID_REQUEST);
     }
-    const producerId = await producerIdManager(services.metadata, services.config.nodeId)
-      .generateProducerId();
+    const producerId = await producerIdManager(services).generateProducerId();
     log.debug("Producer id {producerId} for an idempotent producer (was {previous})", {
       producerId,
       previous: req.producerId,

@@ -20,16 +20,41 @@ import { type ApiHandler, respond } from "../handler.ts";
 import type { BrokerServices } from "../services.ts";
 import { getOrAutoCreateTopic } from "../topics.ts";
 
-/** The live brokers as Metadata and DescribeCluster describe them. */
+/**
+ * The live brokers as Metadata and DescribeCluster describe them: registered and not
+ * fenced, from the metadata image (Kafka lists only unfenced brokers).
+ */
 export function brokerEndpoints(
   services: BrokerServices,
 ): { nodeId: number; host: string; port: number }[] {
-  const c = services.config;
-  return [{ nodeId: c.nodeId, host: c.advertisedHost, port: c.advertisedPort }];
+  const image = services.metadata.image;
+  return image.liveBrokers().flatMap((id) => {
+    const e = image.brokers.get(id)!.endpoints[0];
+    return e ? [{ nodeId: id, host: e.host, port: e.port }] : [];
+  });
+}
+
+/** `nodeEndpoints` (KIP-951) for the given broker ids, each once, if registered. */
+export function nodeEndpoints(
+  services: BrokerServices,
+  ids: Iterable<number>,
+): { nodeId: number; host: string; port: number; rack: null }[] {
+  const image = services.metadata.image;
+  const out = [];
+  for (const id of new Set(ids)) {
+    const e = image.brokers.get(id)?.endpoints[0];
+    if (e) out.push({ nodeId: id, host: e.host, port: e.port, rack: null });
+  }
+  return out;
+}
+
+/** The controller id Metadata and DescribeCluster report: the Raft leader, or -1. */
+export function controllerIdOf(services: BrokerServices): number {
+  return services.metadata.controllerId() ?? -1;
 }
 
 /** A Metadata topic entry for an existing topic. */
-function describeTopic(topic: TopicImage) {
+function describeTopicWith(topic: TopicImage, live: ReadonlySet<number>) {
   return {
     errorCode: ErrorCode.NONE,
     name: topic.name,
@@ -42,7 +67,7 @@ function describeTopic(topic: TopicImage) {
       leaderEpoch: p.leaderEpoch,
       replicaNodes: [...p.replicas],
       isrNodes: [...p.isr],
-      offlineReplicas: [],
+      offlineReplicas: p.replicas.filter((r) => !live.has(r)),
     })),
   };
 }
@@ -61,6 +86,8 @@ export const metadataHandler: ApiHandler<typeof ApiKey.Metadata> = {
     const allowAuto = version < 4 || req.allowAutoTopicCreation;
     const all = req.topics === null || (version === 0 && req.topics.length === 0);
     const topics = [];
+    const live = new Set(services.metadata.image.liveBrokers());
+    const describeTopic = (t: TopicImage) => describeTopicWith(t, live);
     if (all) {
       for (const t of services.metadata.image.topicsByName.values()) topics.push(describeTopic(t));
     } else {
@@ -87,7 +114,7 @@ export const metadataHandler: ApiHandler<typeof ApiKey.Metadata> = {
     return respond({
       brokers: brokerEndpoints(services).map((b) => ({ ...b, rack: null })),
       clusterId: services.metadata.image.clusterId,
-      controllerId: services.config.nodeId,
+      controllerId: controllerIdOf(services),
       topics,
     });
   },

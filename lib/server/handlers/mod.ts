@@ -1,6 +1,12 @@
 /** Every served Kafka API, one file each; ApiVersions is derived from this list. */
 import type { AnyApiHandler } from "../handler.ts";
 import { apiVersionsHandler } from "./api_versions.ts";
+import {
+  allocateProducerIdsHandler,
+  alterPartitionHandler,
+  brokerHeartbeatHandler,
+  brokerRegistrationHandler,
+} from "./controller_apis.ts";
 import { createPartitionsHandler } from "./create_partitions.ts";
 import { deleteGroupsHandler } from "./delete_groups.ts";
 import { describeGroupsHandler } from "./describe_groups.ts";
@@ -18,6 +24,7 @@ import { createTopicsHandler } from "./create_topics.ts";
 import { deleteTopicsHandler } from "./delete_topics.ts";
 import { describeClusterHandler } from "./describe_cluster.ts";
 import { describeConfigsHandler } from "./describe_configs.ts";
+import { describeQuorumHandler } from "./describe_quorum.ts";
 import { fetchHandler } from "./fetch.ts";
 import { initProducerIdHandler } from "./init_producer_id.ts";
 import { listOffsetsHandler } from "./list_offsets.ts";
@@ -39,6 +46,7 @@ export function allHandlers(
     describeConfigsHandler,
     createPartitionsHandler,
     describeClusterHandler,
+    describeQuorumHandler,
     initProducerIdHandler,
     offsetCommitHandler,
     offsetFetchHandler,
@@ -52,5 +60,9 @@ export function allHandlers(
     deleteGroupsHandler,
     offsetDeleteHandler,
     offsetForLeaderEpochHandler,
+    alterPartitionHandler,
+    brokerRegistrationHandler,
+    brokerHeartbeatHandler,
+    allocateProducerIdsHandler,
   ];
 }

@@ -53,7 +53,7 @@ function answer(
         : ErrorCode.UNKNOWN_LEADER_EPOCH,
     };
   }
-  if (state !== undefined && state.leader !== services.config.nodeId) {
+  if (!p.isLeader) {
     return { ...base, errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER };
   }
   const r = p.leaderEpochCache.endOffsetFor(q.leaderEpoch, p.log.logEndOffset);

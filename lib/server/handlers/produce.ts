@@ -4,10 +4,15 @@
  * Behaviour: each partition's batches are validated (magic 2, CRC32C, lengths, record
  * count) and appended in arrival order before the next request of the connection runs;
  * a bad batch fails only its partition (CORRUPT_MESSAGE, MESSAGE_TOO_LARGE) and writes
- * nothing for it. acks=1 and acks=-1 are answered once the appended offsets are below
- * the high watermark (fsynced, under the default flush policy), or with
- * REQUEST_TIMED_OUT after `timeoutMs`; acks=-1 is refused up front with
- * NOT_ENOUGH_REPLICAS when the ISR is smaller than `min.insync.replicas`. acks=0 gets no
+ * nothing for it. acks=1 is answered once the leader has fsynced the batches (under the
+ * default flush policy); acks=-1 once they are below the high watermark, i.e. fsynced on
+ * every ISR member (DESIGN §8), or with REQUEST_TIMED_OUT after `timeoutMs`. acks=-1 is
+ * refused up front with NOT_ENOUGH_REPLICAS when the ISR is smaller than
+ * `min.insync.replicas`, and answered NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank
+ * below it while waiting (as Kafka's DelayedProduce). Only the leader appends: other
+ * nodes answer NOT_LEADER_OR_FOLLOWER with the current leader (v10+, KIP-951:
+ * `currentLeader` and the leader's endpoint in `nodeEndpoints`); a leader that loses
+ * leadership while acks wait answers NOT_LEADER_OR_FOLLOWER for them. acks=0 gets no
  * reply; if any partition failed the connection is closed, as Kafka does, so the client
  * notices. A missing topic is auto-created when `auto.create.topics.enable` is on.
  *
@@ -32,6 +37,7 @@ import type { Partition } from "../../replication/mod.ts";
 import { errorCodeOf, TidelogError } from "../../util/errors.ts";
 import { type ApiHandler, respond } from "../handler.ts";
 import { getOrAutoCreateTopic } from "../topics.ts";
+import { nodeEndpoints } from "./metadata.ts";
 
 type PartitionResponse = DeepPartial<
   ProduceResponse["responses"][number]["partitionResponses"][number]
@@ -42,6 +48,8 @@ interface PendingAck {
   response: PartitionResponse;
   partition: Partition;
   lastOffset: number;
+  /** acks=-1: wait for the high watermark and check min.insync.replicas again. */
+  minIsr: number | null;
 }
 
 function errorEntry(index: number, code: number, message: string | null = null): PartitionResponse {
@@ -64,6 +72,7 @@ export const produceHandler: ApiHandler<typeof ApiKey.Produce> = {
     const acks = req.acks;
     const responses: { name: string; partitionResponses: PartitionResponse[] }[] = [];
     const pending: PendingAck[] = [];
+    const leaders = new Set<number>();
     let failed = false;
     for (const topicData of req.topicData) {
       const partitionResponses: PartitionResponse[] = [];
@@ -85,14 +94,23 @@ export const produceHandler: ApiHandler<typeof ApiKey.Produce> = {
           continue;
         }
         const partition = services.replicas.getPartition(topicData.name, p.index);
-        if (!partition) {
-          partitionResponses.push(errorEntry(p.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION));
+        if (!partition || !partition.isLeader) {
+          const state = services.metadata.image.topic(topicData.name)?.partitions[p.index];
+          if (!state) {
+            partitionResponses.push(errorEntry(p.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION));
+          } else {
+            partitionResponses.push({
+              ...errorEntry(p.index, ErrorCode.NOT_LEADER_OR_FOLLOWER),
+              currentLeader: { leaderId: state.leader, leaderEpoch: state.leaderEpoch },
+            });
+            if (state.leader >= 0) leaders.add(state.leader);
+          }
           failed = true;
           continue;
         }
         try {
           const topic = services.metadata.image.topicsById.get(partition.topicId);
-          const isrSize = topic?.partitions[p.index]?.isr.length ?? 0;
+          const isrSize = partition.isr.length;
           const minIsr = topic ? topicConfigNumber(topic.configs, "min.insync.replicas") : 1;
           if (acks === -1 && isrSize < minIsr) {
             throw new TidelogError(
@@ -109,7 +127,12 @@ export const produceHandler: ApiHandler<typeof ApiKey.Produce> = {
             logStartOffset: BigInt(partition.log.logStartOffset),
           };
           partitionResponses.push(response);
-          pending.push({ response, partition, lastOffset: result.lastOffset });
+          pending.push({
+            response,
+            partition,
+            lastOffset: result.lastOffset,
+            minIsr: acks === -1 ? minIsr : null,
+          });
         } catch (err) {
           if (!(err instanceof TidelogError)) throw err;
           log.info("Produce to {partition} refused with {code}: {message}", {
@@ -127,7 +150,12 @@ export const produceHandler: ApiHandler<typeof ApiKey.Produce> = {
         ? { kind: "close", reason: "acks=0 produce failed for some partitions" }
         : { kind: "silent" };
     }
-    return respond(waitForAcks(pending, req.timeoutMs).then(() => ({ responses })));
+    return respond(
+      waitForAcks(pending, req.timeoutMs).then(() => ({
+        responses,
+        nodeEndpoints: nodeEndpoints(services, leaders),
+      })),
+    );
   },
   errorResponse: (req, code) => ({
     responses: req.topicData.map((t) => ({
@@ -146,12 +174,18 @@ async function waitForAcks(pending: PendingAck[], timeoutMs: number): Promise<vo
   if (pending.length === 0) return;
   const waits = pending.map(async (p) => {
     try {
-      await p.partition.waitForHighWatermark(p.lastOffset);
-      return true;
-    } catch {
-      p.response.errorCode = ErrorCode.KAFKA_STORAGE_ERROR;
-      return true;
+      if (p.minIsr === null) {
+        await p.partition.waitLocalDurable(p.lastOffset);
+      } else {
+        await p.partition.waitForHighWatermark(p.lastOffset);
+        if (p.partition.isr.length < p.minIsr) {
+          p.response.errorCode = ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND;
+        }
+      }
+    } catch (err) {
+      p.response.errorCode = err instanceof TidelogError ? err.code : ErrorCode.KAFKA_STORAGE_ERROR;
     }
+    return true;
   });
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<false>((resolve) => {

@@ -1,0 +1,330 @@
+/**
+ * How a node reaches the controller (DESIGN §7): calls run locally when this node is the
+ * Raft leader, else go over the Kafka protocol to the controller's Kafka listener
+ * (BrokerRegistration, BrokerHeartbeat, AlterPartition, AllocateProducerIds, and admin
+ * requests forwarded as they came). The controller's address comes from its broker
+ * registration in the image; the controller registers itself as soon as it is elected.
+ *
+ * Every call retries, until its deadline, while there is no controller, the controller is
+ * not registered yet, the connection fails, or the answer is NOT_CONTROLLER (the
+ * leadership moved). One connection is kept to the current controller, so the controller
+ * sees this broker's heartbeats stop when the process dies (its connection closes).
+ */
+import type { Logger } from "@logtape/logtape";
+import { KafkaConnection } from "../client/mod.ts";
+import {
+  ApiKey,
+  type DeepPartial,
+  ErrorCode,
+  type RequestTypes,
+  type ResponseTypes,
+} from "../protocol/mod.ts";
+import { TidelogError } from "../util/errors.ts";
+import { getLogger } from "../util/log.ts";
+import type { BrokerHeartbeat, BrokerHeartbeatReply } from "./cluster_controller.ts";
+import {
+  asControllerError,
+  type BrokerRegistrationInput,
+  type ControllerService,
+} from "./controller_service.ts";
+import type { PartitionState } from "./metadata_image.ts";
+import type { RaftMetadataStore } from "./raft_metadata_store.ts";
+
+type Key = keyof RequestTypes & keyof ResponseTypes;
+
+/** An ISR change as the partition leader asks for it. */
+export interface IsrChangeRequest {
+  brokerId: number;
+  brokerEpoch: number;
+  topicId: string;
+  partitionId: number;
+  leaderEpoch: number;
+  partitionEpoch: number;
+  newIsr: readonly number[];
+}
+
+/** The controller's answer to an {@linkcode IsrChangeRequest}. */
+export interface IsrChangeResult {
+  errorCode: number;
+  /** The partition after the change (absent on error). */
+  partition?: Pick<PartitionState, "leader" | "leaderEpoch" | "isr" | "partitionEpoch">;
+}
+
+/** Options of {@linkcode ControllerChannel}. */
+export interface ControllerChannelOptions {
+  nodeId: number;
+  store: RaftMetadataStore;
+  controller: ControllerService;
+  /** How long one call keeps retrying. @default 5000 */
+  callTimeoutMs?: number;
+  logger?: Logger;
+}
+
+const RETRY_MS = 50;
+
+class RetryableError extends Error {}
+
+/** See the module documentation. */
+export class ControllerChannel {
+  readonly #o: ControllerChannelOptions;
+  readonly #log: Logger;
+  #conn: { controllerId: number; conn: Promise<KafkaConnection> } | null = null;
+  #closed = false;
+
+  constructor(options: ControllerChannelOptions) {
+    this.#o = options;
+    this.#log = options.logger ?? getLogger(["tidelog", "controller-channel"]);
+  }
+
+  /** Registers this broker; resolves with its broker epoch. */
+  registerBroker(req: BrokerRegistrationInput, timeoutMs?: number): Promise<number> {
+    return this.#call(
+      () => this.#o.controller.registerBroker(req),
+      async (conn) => {
+        const r = await conn.request(ApiKey.BrokerRegistration, 0, {
+          brokerId: req.brokerId,
+          clusterId: req.clusterId,
+          incarnationId: req.incarnationId,
+          listeners: req.endpoints.map((e) => ({
+            name: "PLAINTEXT",
+            host: e.host,
+            port: e.port,
+            securityProtocol: 0,
+          })),
+          features: [],
+          rack: req.rack,
+        });
+        throwIfError(r.errorCode, "BrokerRegistration");
+        return Number(r.brokerEpoch);
+      },
+      timeoutMs,
+    );
+  }
+
+  /** Sends one heartbeat. */
+  heartbeat(hb: BrokerHeartbeat, timeoutMs?: number): Promise<BrokerHeartbeatReply> {
+    return this.#call(
+      () => this.#o.controller.heartbeat(hb),
+      async (conn) => {
+        const r = await conn.request(ApiKey.BrokerHeartbeat, 0, {
+          brokerId: hb.brokerId,
+          brokerEpoch: BigInt(hb.brokerEpoch),
+          currentMetadataOffset: BigInt(hb.currentMetadataOffset),
+          wantFence: hb.wantFence,
+          wantShutDown: hb.wantShutDown,
+        });
+        throwIfError(r.errorCode, "BrokerHeartbeat");
+        return {
+          errorCode: r.errorCode as ErrorCode,
+          isCaughtUp: r.isCaughtUp,
+          isFenced: r.isFenced,
+          shouldShutDown: r.shouldShutDown,
+          // Not on the wire: the broker learns it from its own registration in the image.
+          inControlledShutdown: false,
+        };
+      },
+      timeoutMs,
+    );
+  }
+
+  /** Asks the controller to change a partition's ISR (Kafka's AlterPartition). */
+  alterPartition(req: IsrChangeRequest, timeoutMs?: number): Promise<IsrChangeResult> {
+    return this.#call<IsrChangeResult>(
+      async () => {
+        const r = await this.#o.controller.alterPartition(req);
+        return r.partition ? { errorCode: r.errorCode, partition: r.partition } : {
+          errorCode: r.errorCode,
+        } as IsrChangeResult;
+      },
+      async (conn) => {
+        const r = await conn.request(ApiKey.AlterPartition, 2, {
+          brokerId: req.brokerId,
+          brokerEpoch: BigInt(req.brokerEpoch),
+          topics: [{
+            topicId: req.topicId,
+            partitions: [{
+              partitionIndex: req.partitionId,
+              leaderEpoch: req.leaderEpoch,
+              newIsr: [...req.newIsr],
+              leaderRecoveryState: 0,
+              partitionEpoch: req.partitionEpoch,
+            }],
+          }],
+        });
+        throwIfError(r.errorCode, "AlterPartition");
+        const p = r.topics[0]?.partitions[0];
+        if (!p) throw new Error("AlterPartition response without the partition");
+        if (p.errorCode === ErrorCode.NOT_CONTROLLER) throw new RetryableError("NOT_CONTROLLER");
+        return p.errorCode !== ErrorCode.NONE ? { errorCode: p.errorCode } : {
+          errorCode: p.errorCode,
+          partition: {
+            leader: p.leaderId,
+            leaderEpoch: p.leaderEpoch,
+            isr: p.isr,
+            partitionEpoch: p.partitionEpoch,
+          },
+        };
+      },
+      timeoutMs,
+    );
+  }
+
+  /** Reserves a block of producer ids. */
+  allocateProducerIds(
+    brokerId: number,
+    brokerEpoch: number,
+    timeoutMs?: number,
+  ): Promise<{ start: number; length: number }> {
+    return this.#call(
+      () => this.#o.controller.allocateProducerIds(brokerId, brokerEpoch),
+      async (conn) => {
+        const r = await conn.request(ApiKey.AllocateProducerIds, 0, {
+          brokerId,
+          brokerEpoch: BigInt(brokerEpoch),
+        });
+        throwIfError(r.errorCode, "AllocateProducerIds");
+        return { start: Number(r.producerIdStart), length: r.producerIdLen };
+      },
+      timeoutMs,
+    );
+  }
+
+  /**
+   * Sends an admin request to the controller as it came (same version) and resolves with
+   * its response; `notController(response)` says whether the controller had moved (then
+   * the request is sent again to the new one). Only for nodes that are not the controller.
+   */
+  forward<K extends Key>(
+    apiKey: K,
+    version: number,
+    body: DeepPartial<RequestTypes[K]>,
+    notController: (response: ResponseTypes[K]) => boolean,
+    timeoutMs?: number,
+  ): Promise<ResponseTypes[K]> {
+    return this.#call(
+      () => Promise.reject(new RetryableError("This node became the controller")),
+      async (conn) => {
+        const r = await conn.request(apiKey, version, body);
+        if (notController(r)) throw new RetryableError("NOT_CONTROLLER");
+        return r;
+      },
+      timeoutMs,
+    );
+  }
+
+  async #call<T>(
+    local: () => Promise<T>,
+    remote: (conn: KafkaConnection) => Promise<T>,
+    timeoutMs = this.#o.callTimeoutMs ?? 5000,
+  ): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    let lastError: unknown = undefined;
+    while (!this.#closed) {
+      const store = this.#o.store;
+      try {
+        if (store.isController()) {
+          try {
+            return await local();
+          } catch (err) {
+            const mapped = asControllerError(err);
+            if (mapped instanceof TidelogError && mapped.code === ErrorCode.NOT_CONTROLLER) {
+              throw new RetryableError(mapped.message);
+            }
+            throw mapped;
+          }
+        }
+        const controllerId = store.controllerId();
+        if (controllerId === null) throw new RetryableError("No controller is known");
+        const conn = await this.#connection(controllerId);
+        const remaining = Math.max(1, deadline - Date.now());
+        return await withTimeout(remote(conn), remaining, () => this.#dropConnection(conn));
+      } catch (err) {
+        const retryable = err instanceof RetryableError ||
+          (err instanceof TidelogError && err.code === ErrorCode.NOT_CONTROLLER) ||
+          !(err instanceof TidelogError);
+        if (!retryable) throw err;
+        lastError = err;
+        if (!(err instanceof RetryableError) && !(err instanceof TidelogError)) {
+          // A connection failure: the next attempt reconnects.
+          this.#conn = null;
+        }
+      }
+      if (Date.now() >= deadline) break;
+      await new Promise((r) => setTimeout(r, RETRY_MS));
+    }
+    throw new TidelogError(
+      this.#closed ? ErrorCode.NOT_CONTROLLER : ErrorCode.REQUEST_TIMED_OUT,
+      `The controller did not answer: ${
+        lastError instanceof Error ? lastError.message : lastError
+      }`,
+    );
+  }
+
+  /** The connection to `controllerId`'s Kafka listener (opened on first use). */
+  #connection(controllerId: number): Promise<KafkaConnection> {
+    if (this.#conn?.controllerId === controllerId) return this.#conn.conn;
+    const old = this.#conn;
+    this.#conn = null;
+    old?.conn.then((c) => c.close(), () => {});
+    const endpoint = this.#o.store.image.brokers.get(controllerId)?.endpoints[0];
+    if (!endpoint) {
+      return Promise.reject(
+        new RetryableError(`Controller ${controllerId} has not registered its address yet`),
+      );
+    }
+    const conn = KafkaConnection.connect(
+      endpoint.host,
+      endpoint.port,
+      `tidelog-broker-${this.#o.nodeId}`,
+    );
+    const entry = { controllerId, conn };
+    this.#conn = entry;
+    conn.then((c) => {
+      c.closed.finally(() => {
+        if (this.#conn === entry) this.#conn = null;
+      });
+    }, () => {
+      if (this.#conn === entry) this.#conn = null;
+    });
+    this.#log.debug("Connecting to controller {id} at {host}:{port}", {
+      id: controllerId,
+      host: endpoint.host,
+      port: endpoint.port,
+    });
+    return conn;
+  }
+
+  #dropConnection(conn: KafkaConnection): void {
+    if (this.#conn) {
+      const entry = this.#conn;
+      entry.conn.then((c) => {
+        if (c === conn && this.#conn === entry) this.#conn = null;
+      }, () => {});
+    }
+    void conn.close();
+  }
+
+  /** Closes the connection; calls in progress fail. */
+  close(): void {
+    this.#closed = true;
+    this.#conn?.conn.then((c) => c.close(), () => {});
+    this.#conn = null;
+  }
+}
+
+function throwIfError(code: number, api: string): void {
+  if (code === ErrorCode.NONE) return;
+  if (code === ErrorCode.NOT_CONTROLLER) throw new RetryableError("NOT_CONTROLLER");
+  throw new TidelogError(code as ErrorCode, `${api} failed with error code ${code}`);
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      onTimeout();
+      reject(new Error(`No answer within ${ms} ms`));
+    }, ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,298 @@
+/**
+ * The controller's I/O shell (DESIGN §7): runs on every node, acts only while this node
+ * is the Raft leader. It answers broker registrations, heartbeats, AlterPartition and
+ * producer-id requests by running the pure decisions of `cluster_controller.ts` inside
+ * `RaftMetadataStore.propose` (so each plan sees the latest committed image), keeps the
+ * broker liveness tracker (not replicated: a new controller starts a fresh one), fences
+ * brokers whose session expired on a timer, and moves leadership back to preferred
+ * replicas periodically (Kafka's auto.leader.rebalance).
+ *
+ * Requests that reach a node which is not the controller reject with
+ * {@linkcode TidelogError} NOT_CONTROLLER; the caller finds the new controller and retries.
+ */
+import type { Logger } from "@logtape/logtape";
+import { planProducerIdBlock, PRODUCER_ID_BLOCK_SIZE } from "../producer/mod.ts";
+import { ErrorCode } from "../protocol/error_codes.ts";
+import { NotLeaderError } from "../raft/mod.ts";
+import type { Clock } from "../util/clock.ts";
+import { TidelogError } from "../util/errors.ts";
+import { getLogger } from "../util/log.ts";
+import {
+  type AlterPartitionRequest,
+  type AlterPartitionResult,
+  type BrokerHeartbeat,
+  type BrokerHeartbeatReply,
+  BrokerHeartbeatTracker,
+  decideFencing,
+  planAlterPartition,
+  planPreferredLeaders,
+  planRegisterBroker,
+  type RegisterBrokerRequest,
+} from "./cluster_controller.ts";
+import type { MetadataImage } from "./metadata_image.ts";
+import type { RaftMetadataStore } from "./raft_metadata_store.ts";
+
+/** Settings of {@linkcode ControllerService}. */
+export interface ControllerServiceOptions {
+  nodeId: number;
+  store: RaftMetadataStore;
+  clock: Clock;
+  /** Kafka `broker.session.timeout.ms`. */
+  sessionTimeoutMs: number;
+  /** Fence a broker whose controller connection closed and stayed closed this long. */
+  connectionGraceMs?: number;
+  /** How often expired sessions are looked for. @default 50 */
+  fencingCheckIntervalMs?: number;
+  /** Preferred-leader election period; 0 turns it off. */
+  leaderImbalanceCheckIntervalMs: number;
+  /** Kafka `unclean.leader.election.enable`. */
+  uncleanLeaderElection: boolean;
+  /** The cluster id this node writes if it is the first controller of a new cluster. */
+  clusterIdForNewCluster: string;
+  logger?: Logger;
+}
+
+/** A BrokerRegistration as the controller receives it. */
+export interface BrokerRegistrationInput extends RegisterBrokerRequest {
+  /** The cluster id the broker believes in (INCONSISTENT_CLUSTER_ID when different). */
+  clusterId: string;
+}
+
+/** Maps "this node is not the Raft leader" to Kafka's NOT_CONTROLLER. */
+export function asControllerError(err: unknown): unknown {
+  if (err instanceof NotLeaderError) {
+    return new TidelogError(
+      ErrorCode.NOT_CONTROLLER,
+      `This node is not the controller${
+        err.leaderId !== undefined ? ` (node ${err.leaderId} is)` : ""
+      }`,
+    );
+  }
+  return err;
+}
+
+/** See the module documentation. */
+export class ControllerService {
+  readonly #o: ControllerServiceOptions;
+  readonly #log: Logger;
+  #tracker: BrokerHeartbeatTracker | null = null;
+  /** The Raft term the tracker belongs to. */
+  #trackerTerm = -1;
+  #fencingTimer: ReturnType<typeof setInterval>;
+  #preferredTimer: ReturnType<typeof setInterval> | undefined;
+  #fencingRunning = false;
+  #closed = false;
+
+  constructor(options: ControllerServiceOptions) {
+    this.#o = options;
+    this.#log = options.logger ?? getLogger(["tidelog", "controller"]);
+    this.#fencingTimer = setInterval(
+      () => this.#checkSessions(),
+      options.fencingCheckIntervalMs ?? 50,
+    );
+    if (options.leaderImbalanceCheckIntervalMs > 0) {
+      this.#preferredTimer = setInterval(
+        () => this.#electPreferredLeaders(),
+        options.leaderImbalanceCheckIntervalMs,
+      );
+    }
+  }
+
+  /** The liveness tracker of this controller term (a fresh one after each election). */
+  #currentTracker(): BrokerHeartbeatTracker {
+    const { term } = this.#o.store.status();
+    if (this.#tracker === null || this.#trackerTerm !== term) {
+      this.#tracker = BrokerHeartbeatTracker.start(this.#o.clock.nowMs());
+      this.#trackerTerm = term;
+      this.#log.info("Controller active in term {term}: broker sessions start now", { term });
+    }
+    return this.#tracker;
+  }
+
+  #liveness() {
+    return {
+      sessionTimeoutMs: this.#o.sessionTimeoutMs,
+      ...(this.#o.connectionGraceMs !== undefined
+        ? { connectionGraceMs: this.#o.connectionGraceMs }
+        : {}),
+      uncleanLeaderElection: this.#o.uncleanLeaderElection,
+    };
+  }
+
+  async #propose<T>(
+    plan: (image: MetadataImage) => { records: import("./records.ts").MetadataRecord[]; result: T },
+  ): Promise<T> {
+    try {
+      return await this.#o.store.propose(plan);
+    } catch (err) {
+      throw asControllerError(err);
+    }
+  }
+
+  /**
+   * Registers (or re-registers) a broker; resolves with its new broker epoch once the
+   * RegisterBroker record is committed. A new incarnation of a registered id is accepted
+   * when the old one's session is over (expired, lost connection, fenced) or the id is
+   * this controller's own (one process per data directory: the old one is gone).
+   */
+  registerBroker(req: BrokerRegistrationInput): Promise<number> {
+    return this.#propose((image) => {
+      if (image.clusterId !== null && req.clusterId !== image.clusterId) {
+        throw new TidelogError(
+          ErrorCode.INCONSISTENT_CLUSTER_ID,
+          `Broker ${req.brokerId} is of cluster ${req.clusterId}, this is ${image.clusterId}`,
+        );
+      }
+      const now = this.#o.clock.nowMs();
+      const tracker = this.#currentTracker();
+      const existing = image.brokers.get(req.brokerId);
+      const sessionExpired = req.brokerId === this.#o.nodeId || existing?.fenced === true ||
+        tracker.sessionExpired(req.brokerId, now, this.#liveness());
+      // The epoch is the image offset once the RegisterBroker record (the last one) applies.
+      const draft = planRegisterBroker(image, req, Number.MAX_SAFE_INTEGER, { sessionExpired });
+      const epoch = image.offset + draft.length;
+      const records = planRegisterBroker(image, req, epoch, { sessionExpired });
+      this.#tracker = tracker.registered(req.brokerId, now);
+      this.#log.info("Registering broker {broker} (incarnation {incarnation}) with epoch {epoch}", {
+        broker: req.brokerId,
+        incarnation: req.incarnationId,
+        epoch,
+      });
+      return { records, result: epoch };
+    });
+  }
+
+  /** Handles a heartbeat; resolves once the records it caused (unfence, shutdown) commit. */
+  heartbeat(hb: BrokerHeartbeat): Promise<BrokerHeartbeatReply> {
+    return this.#propose((image) => {
+      const decision = this.#currentTracker().heartbeat(
+        image,
+        hb,
+        this.#o.clock.nowMs(),
+        this.#liveness(),
+      );
+      this.#tracker = decision.tracker;
+      if (decision.records.length > 0) {
+        this.#log.info("Broker {broker}: {state}", {
+          broker: hb.brokerId,
+          state: decision.reply.shouldShutDown
+            ? "shutting down"
+            : decision.reply.inControlledShutdown
+            ? "controlled shutdown, moving its leaderships"
+            : decision.reply.isFenced
+            ? "fenced"
+            : "unfenced",
+        });
+      }
+      return { records: decision.records, result: decision.reply };
+    });
+  }
+
+  /** The connection that carried `brokerId`'s heartbeats closed (EOF/RST, as on kill -9). */
+  connectionLost(brokerId: number): void {
+    if (this.#closed || !this.#o.store.isController()) return;
+    this.#tracker = this.#currentTracker().connectionLost(brokerId, this.#o.clock.nowMs());
+    this.#log.info("Lost the connection of broker {broker}", { broker: brokerId });
+  }
+
+  /** Handles one partition of an AlterPartition request. */
+  alterPartition(req: AlterPartitionRequest): Promise<AlterPartitionResult> {
+    return this.#propose((image) => {
+      const result = planAlterPartition(image, req);
+      if (result.records.length > 0) {
+        this.#log.info("ISR of {topicId}-{partition} becomes {isr} (asked by leader {broker})", {
+          topicId: req.topicId,
+          partition: req.partitionId,
+          isr: req.newIsr.join(","),
+          broker: req.brokerId,
+        });
+      }
+      return { records: result.records, result };
+    });
+  }
+
+  /** Reserves a block of producer ids for `brokerId` (Kafka's AllocateProducerIds). */
+  allocateProducerIds(
+    brokerId: number,
+    brokerEpoch: number,
+  ): Promise<{ start: number; length: number }> {
+    return this.#propose((image) => {
+      const reg = image.brokers.get(brokerId);
+      if (!reg || reg.brokerEpoch !== brokerEpoch) {
+        throw new TidelogError(
+          ErrorCode.STALE_BROKER_EPOCH,
+          `Broker ${brokerId} epoch ${brokerEpoch} is not its registration`,
+        );
+      }
+      const plan = planProducerIdBlock(image, { brokerId, blockSize: PRODUCER_ID_BLOCK_SIZE });
+      return {
+        records: plan.records,
+        result: { start: plan.result, length: PRODUCER_ID_BLOCK_SIZE },
+      };
+    });
+  }
+
+  async #checkSessions(): Promise<void> {
+    if (this.#closed || this.#fencingRunning || !this.#o.store.isController()) return;
+    this.#fencingRunning = true;
+    try {
+      await this.#o.store.propose((image) => {
+        if (image.clusterId === null) {
+          this.#log.info("Formatting a new cluster {clusterId}", {
+            clusterId: this.#o.clusterIdForNewCluster,
+          });
+          return {
+            records: [{ type: "Cluster", clusterId: this.#o.clusterIdForNewCluster }],
+            result: undefined,
+          };
+        }
+        const records = decideFencing(
+          image,
+          this.#currentTracker(),
+          this.#o.clock.nowMs(),
+          this.#liveness(),
+        );
+        for (const r of records) {
+          if (r.type === "BrokerRegistrationChange" && r.fenced === true) {
+            this.#log.warn("Fencing broker {broker}: its session expired", {
+              broker: r.brokerId,
+            });
+          }
+        }
+        return { records, result: undefined };
+      });
+    } catch (err) {
+      if (!(err instanceof NotLeaderError) && !this.#closed) {
+        this.#log.warn("Fencing check failed: {error}", { error: String(err) });
+      }
+    } finally {
+      this.#fencingRunning = false;
+    }
+  }
+
+  async #electPreferredLeaders(): Promise<void> {
+    if (this.#closed || !this.#o.store.isController()) return;
+    try {
+      const moved = await this.#o.store.propose((image) => {
+        const records = planPreferredLeaders(image);
+        return { records, result: records.length };
+      });
+      if (moved > 0) {
+        this.#log.info("Moved {count} partition leadership(s) back to preferred replicas", {
+          count: moved,
+        });
+      }
+    } catch (err) {
+      if (!(err instanceof NotLeaderError) && !this.#closed) {
+        this.#log.warn("Preferred leader election failed: {error}", { error: String(err) });
+      }
+    }
+  }
+
+  /** Stops the timers. */
+  close(): void {
+    this.#closed = true;
+    clearInterval(this.#fencingTimer);
+    clearInterval(this.#preferredTimer);
+  }
+}

@@ -1,0 +1,373 @@
+/**
+ * Followers' replica fetchers (DESIGN §8): one fetcher per leader broker, multiplexing
+ * every partition this node follows on that broker over one Kafka connection.
+ *
+ * For each partition a fetcher first truncates (KIP-101/279): it asks the leader, with
+ * OffsetForLeaderEpoch, where the follower's latest leader epoch ends and truncates its
+ * log there ({@linkcode followerTruncationPoint}), repeating while the answer names an
+ * older epoch. Then it fetches with the Kafka Fetch API (replica id = this node's id,
+ * fetch offset = its log end), appends the batches byte for byte, waits for them to be
+ * fsynced, and only then fetches again: so the leader reads a follower's fetch offset as
+ * its durable end offset. The leader's high watermark comes back in every response.
+ *
+ * Errors: FENCED_LEADER_EPOCH / NOT_LEADER_OR_FOLLOWER / UNKNOWN_TOPIC_OR_PARTITION park
+ * the partition until the metadata names a new leader or epoch
+ * ({@linkcode ReplicaFetcherManager.follow}); UNKNOWN_LEADER_EPOCH (the leader has not
+ * seen the new epoch yet) and connection failures retry after a short back-off;
+ * OFFSET_OUT_OF_RANGE truncates again.
+ */
+import { KafkaConnection } from "../client/mod.ts";
+import type { BrokerEndpoint } from "../metadata/mod.ts";
+import { ApiKey, ErrorCode } from "../protocol/mod.ts";
+import { type BatchHeader, splitBatches, validateBatch } from "../protocol/record_batch.ts";
+import type { Clock } from "../util/clock.ts";
+import { getLogger } from "../util/log.ts";
+import { UNDEFINED_EPOCH } from "./leader_epoch_cache.ts";
+import type { Partition } from "./partition.ts";
+import { followerTruncationPoint } from "./truncation.ts";
+
+const log = getLogger(["tidelog", "replication", "fetcher"]);
+
+/** Kafka's defaults, except a shorter wait so new partitions join a fetcher sooner. */
+const FETCH_MAX_WAIT_MS = 250;
+const FETCH_MAX_BYTES = 10 * 1024 * 1024;
+const PARTITION_MAX_BYTES = 1024 * 1024;
+const BACKOFF_MS = 100;
+const REQUEST_TIMEOUT_MS = 5000;
+
+/** Options of {@linkcode ReplicaFetcherManager}. */
+export interface ReplicaFetcherOptions {
+  nodeId: number;
+  clock: Clock;
+  /** The Kafka endpoint of a broker, from the metadata image. */
+  endpointOf(brokerId: number): BrokerEndpoint | undefined;
+}
+
+interface FetchState {
+  readonly partition: Partition;
+  readonly leaderEpoch: number;
+  truncating: boolean;
+  /** Parked until the metadata changes (fenced epoch, not the leader any more). */
+  parked: boolean;
+  /** No request before this time (ms). */
+  retryAtMs: number;
+}
+
+/** Owns the fetchers; the ReplicaManager tells it which partition follows whom. */
+export class ReplicaFetcherManager {
+  readonly #o: ReplicaFetcherOptions;
+  readonly #fetchers = new Map<number, ReplicaFetcher>();
+  /** Partition → the leader it fetches from. */
+  readonly #leaderOf = new Map<Partition, number>();
+
+  constructor(options: ReplicaFetcherOptions) {
+    this.#o = options;
+  }
+
+  /** Fetch `partition` from `leaderId` in `leaderEpoch` (truncating first). */
+  follow(partition: Partition, leaderId: number, leaderEpoch: number): void {
+    const current = this.#leaderOf.get(partition);
+    if (current !== undefined && current !== leaderId) this.remove(partition);
+    let fetcher = this.#fetchers.get(leaderId);
+    if (!fetcher) {
+      fetcher = new ReplicaFetcher(leaderId, this.#o);
+      this.#fetchers.set(leaderId, fetcher);
+    }
+    this.#leaderOf.set(partition, leaderId);
+    fetcher.add(partition, leaderEpoch);
+  }
+
+  /** Stop fetching `partition`. */
+  remove(partition: Partition): void {
+    const leaderId = this.#leaderOf.get(partition);
+    if (leaderId === undefined) return;
+    this.#leaderOf.delete(partition);
+    const fetcher = this.#fetchers.get(leaderId)!;
+    fetcher.remove(partition);
+    if (fetcher.size === 0) {
+      this.#fetchers.delete(leaderId);
+      void fetcher.close();
+    }
+  }
+
+  /** Stops every fetcher, waiting for appends in progress. */
+  async close(): Promise<void> {
+    const all = [...this.#fetchers.values()];
+    this.#fetchers.clear();
+    this.#leaderOf.clear();
+    await Promise.all(all.map((f) => f.close()));
+  }
+}
+
+/** Fetches every partition this node follows on one leader broker. */
+class ReplicaFetcher {
+  readonly #leaderId: number;
+  readonly #o: ReplicaFetcherOptions;
+  readonly #states = new Map<Partition, FetchState>();
+  #conn: KafkaConnection | null = null;
+  #closed = false;
+  #wake: (() => void) | null = null;
+  readonly #loop: Promise<void>;
+
+  constructor(leaderId: number, options: ReplicaFetcherOptions) {
+    this.#leaderId = leaderId;
+    this.#o = options;
+    this.#loop = this.#run();
+  }
+
+  get size(): number {
+    return this.#states.size;
+  }
+
+  add(partition: Partition, leaderEpoch: number): void {
+    const existing = this.#states.get(partition);
+    if (existing && existing.leaderEpoch === leaderEpoch && !existing.parked) return;
+    this.#states.set(partition, {
+      partition,
+      leaderEpoch,
+      truncating: true,
+      parked: false,
+      retryAtMs: 0,
+    });
+    this.#wake?.();
+  }
+
+  remove(partition: Partition): void {
+    this.#states.delete(partition);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#wake?.();
+    void this.#conn?.close();
+    await this.#loop;
+  }
+
+  async #sleep(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.#wake = null;
+  }
+
+  async #connection(): Promise<KafkaConnection> {
+    if (this.#conn) return this.#conn;
+    const endpoint = this.#o.endpointOf(this.#leaderId);
+    if (!endpoint) throw new Error(`Broker ${this.#leaderId} has no known address`);
+    const conn = await KafkaConnection.connect(
+      endpoint.host,
+      endpoint.port,
+      `tidelog-replica-${this.#o.nodeId}`,
+    );
+    this.#conn = conn;
+    void conn.closed.finally(() => {
+      if (this.#conn === conn) this.#conn = null;
+    });
+    return conn;
+  }
+
+  #ready(now: number): FetchState[] {
+    return [...this.#states.values()].filter((s) =>
+      !s.parked && s.retryAtMs <= now && !s.partition.closed
+    );
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#closed) {
+      const now = this.#o.clock.nowMs();
+      const ready = this.#ready(now);
+      if (ready.length === 0) {
+        await this.#sleep(this.#states.size === 0 ? 1000 : BACKOFF_MS);
+        continue;
+      }
+      try {
+        const conn = await this.#connection();
+        const truncating = ready.filter((s) => s.truncating);
+        if (truncating.length > 0) await this.#truncate(conn, truncating);
+        const fetching = ready.filter((s) => !s.truncating && this.#states.get(s.partition) === s);
+        if (fetching.length > 0) await this.#fetch(conn, fetching);
+      } catch (err) {
+        if (this.#closed) break;
+        log.info("Replica fetch from broker {leader} failed: {error}", {
+          leader: this.#leaderId,
+          error: (err as Error).message,
+        });
+        void this.#conn?.close();
+        this.#conn = null;
+        await this.#sleep(BACKOFF_MS);
+      }
+    }
+  }
+
+  /** Where each partition's log diverges from the leader's: truncate there. */
+  async #truncate(conn: KafkaConnection, states: FetchState[]): Promise<void> {
+    const byTopic = groupByTopic(states);
+    const response = await timed(
+      conn.request(ApiKey.OffsetForLeaderEpoch, 4, {
+        replicaId: this.#o.nodeId,
+        topics: [...byTopic].map(([topic, list]) => ({
+          topic,
+          partitions: list.map((s) => ({
+            partition: s.partition.partitionId,
+            currentLeaderEpoch: s.leaderEpoch,
+            leaderEpoch: s.partition.leaderEpochCache.latestEpoch,
+          })),
+        })),
+      }),
+    );
+    for (const t of response.topics) {
+      for (const r of t.partitions) {
+        const s = byTopic.get(t.topic)?.find((x) => x.partition.partitionId === r.partition);
+        if (!s || this.#states.get(s.partition) !== s) continue;
+        if (r.errorCode !== ErrorCode.NONE) {
+          this.#onError(s, r.errorCode, "OffsetForLeaderEpoch");
+          continue;
+        }
+        const p = s.partition;
+        if (p.leaderEpochCache.latestEpoch === UNDEFINED_EPOCH) {
+          // Nothing written under any epoch (an empty log): nothing can diverge.
+          if (p.log.logEndOffset > p.log.logStartOffset) {
+            await p.truncateTo(Math.max(p.highWatermark, p.log.logStartOffset), this.#o.clock);
+          }
+          s.truncating = false;
+          continue;
+        }
+        const point = followerTruncationPoint({
+          followerEntries: p.leaderEpochCache.entries,
+          followerLeo: p.log.logEndOffset,
+          followerHw: p.highWatermark,
+          leaderAnswer: { epoch: r.leaderEpoch, endOffset: Number(r.endOffset) },
+        });
+        if (point.offset < p.log.logEndOffset) {
+          log.info(
+            "Truncating {partition} from {leo} to {offset} (leader {leader} epoch {epoch})",
+            {
+              partition: p.name,
+              leo: p.log.logEndOffset,
+              offset: point.offset,
+              leader: this.#leaderId,
+              epoch: s.leaderEpoch,
+            },
+          );
+          await p.truncateTo(point.offset, this.#o.clock);
+        }
+        if (point.completed) s.truncating = false;
+      }
+    }
+  }
+
+  /** One Fetch round for `states`; appends what comes back, durably. */
+  async #fetch(conn: KafkaConnection, states: FetchState[]): Promise<void> {
+    const byTopic = groupByTopic(states);
+    const response = await timed(
+      conn.request(ApiKey.Fetch, 11, {
+        replicaId: this.#o.nodeId,
+        maxWaitMs: FETCH_MAX_WAIT_MS,
+        minBytes: 1,
+        maxBytes: FETCH_MAX_BYTES,
+        isolationLevel: 0,
+        sessionId: 0,
+        sessionEpoch: -1,
+        topics: [...byTopic].map(([topic, list]) => ({
+          topic,
+          partitions: list.map((s) => ({
+            partition: s.partition.partitionId,
+            currentLeaderEpoch: s.leaderEpoch,
+            fetchOffset: BigInt(s.partition.log.logEndOffset),
+            logStartOffset: BigInt(s.partition.log.logStartOffset),
+            partitionMaxBytes: PARTITION_MAX_BYTES,
+          })),
+        })),
+        forgottenTopicsData: [],
+        rackId: "",
+      }),
+      FETCH_MAX_WAIT_MS + REQUEST_TIMEOUT_MS,
+    );
+    if (response.errorCode !== ErrorCode.NONE) {
+      throw new Error(`Fetch failed with error code ${response.errorCode}`);
+    }
+    const updates: { p: Partition; hw: number; durable: Promise<void> }[] = [];
+    for (const t of response.responses) {
+      for (const r of t.partitions) {
+        const s = byTopic.get(t.topic)?.find((x) => x.partition.partitionId === r.partitionIndex);
+        if (!s || this.#states.get(s.partition) !== s || s.partition.closed) continue;
+        if (r.errorCode !== ErrorCode.NONE) {
+          this.#onError(s, r.errorCode, "Fetch");
+          continue;
+        }
+        const p = s.partition;
+        let durable = Promise.resolve();
+        const records = r.records ?? new Uint8Array(0);
+        if (records.length > 0) {
+          const batches = splitBatches(records);
+          const headers: BatchHeader[] = batches.map((b) => validateBatch(b));
+          // The leader sends whole batches from the one holding our log end: skip any we have.
+          const leo = p.log.logEndOffset;
+          const keep = headers.map((h) => h.baseOffset >= leo);
+          const newBatches = batches.filter((_, i) => keep[i]);
+          const newHeaders = headers.filter((_, i) => keep[i]);
+          if (newHeaders.length > 0 && newHeaders[0]!.baseOffset !== leo) {
+            // Our log end falls inside a leader batch: the logs diverge; truncate again.
+            s.truncating = true;
+            continue;
+          }
+          if (newBatches.length > 0) {
+            durable = p.waitLocalDurable(p.appendAsFollower(newBatches, newHeaders));
+          }
+        }
+        updates.push({ p, hw: Number(r.highWatermark), durable });
+      }
+    }
+    await Promise.all(updates.map((u) => u.durable));
+    for (const u of updates) u.p.setFollowerHighWatermark(u.hw);
+  }
+
+  #onError(s: FetchState, code: number, api: string): void {
+    const p = s.partition;
+    switch (code) {
+      case ErrorCode.UNKNOWN_LEADER_EPOCH:
+      case ErrorCode.NOT_LEADER_OR_FOLLOWER:
+        // The leader has not applied the metadata we have yet (or we are behind): retry.
+        s.retryAtMs = this.#o.clock.nowMs() + BACKOFF_MS;
+        break;
+      case ErrorCode.OFFSET_OUT_OF_RANGE:
+        s.truncating = true;
+        s.retryAtMs = this.#o.clock.nowMs() + BACKOFF_MS;
+        break;
+      case ErrorCode.FENCED_LEADER_EPOCH:
+        s.parked = true;
+        break;
+      default:
+        s.retryAtMs = this.#o.clock.nowMs() + BACKOFF_MS * 5;
+    }
+    log.info("{api} of {partition} from broker {leader} (epoch {epoch}): error code {code}", {
+      api,
+      partition: p.name,
+      leader: this.#leaderId,
+      epoch: s.leaderEpoch,
+      code,
+    });
+  }
+}
+
+function groupByTopic(states: FetchState[]): Map<string, FetchState[]> {
+  const out = new Map<string, FetchState[]>();
+  for (const s of states) {
+    const list = out.get(s.partition.topic);
+    if (list) list.push(s);
+    else out.set(s.partition.topic, [s]);
+  }
+  return out;
+}
+
+function timed<T>(p: Promise<T>, ms = REQUEST_TIMEOUT_MS): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`No answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
