@@ -90,6 +90,16 @@ export class NodeProcess {
     return node;
   }
 
+  /** The operating-system process id. */
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  /** Sends `signal` without waiting (SIGSTOP, SIGCONT). */
+  signal(signal: Deno.Signal): void {
+    this.#child.kill(signal);
+  }
+
   /** Sends `signal` and waits for the process to exit. */
   async kill(signal: Deno.Signal = "SIGKILL"): Promise<Deno.CommandStatus> {
     try {
