@@ -254,9 +254,12 @@ export class ControllerService {
         );
         for (const r of records) {
           if (r.type === "BrokerRegistrationChange" && r.fenced === true) {
-            this.#log.warn("Fencing broker {broker}: its session expired", {
-              broker: r.brokerId,
-            });
+            this.#log.warn(
+              "Fencing broker {broker}: no heartbeat within the session timeout, or its connection closed",
+              {
+                broker: r.brokerId,
+              },
+            );
           }
         }
         return { records, result: undefined };

@@ -3,10 +3,13 @@
  * Cluster metadata: the records that change it, the {@linkcode MetadataImage} every node
  * answers from (with deterministic snapshots), the controller's decisions as pure
  * functions, topic config rules, and the store that persists records in the Raft log
- * ({@linkcode RaftMetadataStore}; a single voter by default). Must not touch partition
- * data, and nothing here but the store and the format-1 journal reader does I/O.
+ * ({@linkcode RaftMetadataStore}; a single voter by default, the `--peers` voters in a
+ * cluster). I/O shells around the pure parts: {@linkcode ControllerService} (the
+ * controller, active on the Raft leader), {@linkcode ControllerChannel} (how any node
+ * reaches it: locally, or over the Kafka protocol), {@linkcode BrokerLifecycle} (this
+ * node's registration and heartbeats). Must not touch partition data.
  *
- * Controller driver contract (the shell on the Raft leader):
+ * Controller driver contract (what ControllerService does on the Raft leader):
  * 1. On becoming controller at `nowMs`: `tracker = BrokerHeartbeatTracker.start(nowMs)`
  *    (every registered broker gets a fresh session).
  * 2. Plan every decision against the latest image, including records proposed but not yet

@@ -1,19 +1,23 @@
 /**
  * @module
- * Partitions hosted on this node: their logs, leader epochs, high watermarks and the
- * waiters woken when the HW moves, plus the leader append path. On a single node the
- * ISR is the node itself; follower fetching and ISR changes arrive with the cluster work.
- * Must not decide elections (the controller does).
+ * Partitions hosted on this node and their replication (DESIGN §8): logs, leader epochs,
+ * roles (leader / follower / none, as the metadata image says), high watermarks and the
+ * waiters woken when they move, the leader append path, replica fetchers (one per leader
+ * broker) that truncate by leader epoch and then fetch, and ISR changes proposed to the
+ * controller. Must not decide elections (the controller does).
  *
- * Leader epochs: each partition has a {@linkcode LeaderEpochFileCache} (epoch → start
- * offset, in `leader-epoch-checkpoint`, Kafka's format), which answers OffsetForLeaderEpoch.
- * The leader records (epoch, log end) when it becomes leader and before an epoch's first
- * append; retention moves its start; follower truncation trims its end.
- *
- * Pure replication rules (no I/O, not wired yet): {@linkcode highWatermark},
- * {@linkcode isrDecisions} with the follower bookkeeping it reads
- * ({@linkcode updateFollowerFetchState}, {@linkcode newFollowerState}), and
- * {@linkcode followerTruncationPoint}.
+ * - Leader: HW = smallest durable end over the committed ISR ({@linkcode highWatermark});
+ *   a follower's fetch offset is its durable end. ISR shrink/expand decisions
+ *   ({@linkcode isrDecisions}) go to the controller through `alterIsr`; the leader acts
+ *   only on the ISR the metadata log committed.
+ * - Follower: {@linkcode ReplicaFetcherManager}; truncation per
+ *   {@linkcode followerTruncationPoint} (KIP-101/279) from the leader's
+ *   OffsetForLeaderEpoch answer; appends byte for byte; HW from the leader's responses.
+ * - Leader epochs: each partition has a {@linkcode LeaderEpochFileCache} (epoch → start
+ *   offset, in `leader-epoch-checkpoint`, Kafka's format), which answers
+ *   OffsetForLeaderEpoch. A leader records (epoch, log end) when it becomes leader; a
+ *   follower learns epochs from the batches it appends; retention moves the start;
+ *   truncation trims the end.
  */
 export {
   checkEpochEntries,
@@ -48,8 +52,10 @@ export {
   type TruncationInput,
   type TruncationState,
 } from "./truncation.ts";
-export { Partition, partitionName } from "./partition.ts";
+export { Partition, partitionName, type PartitionRole } from "./partition.ts";
+export { ReplicaFetcherManager, type ReplicaFetcherOptions } from "./replica_fetcher.ts";
 export {
+  type IsrChange,
   type LeaderAppendResult,
   logConfigFor,
   ReplicaManager,

@@ -94,7 +94,12 @@ function resolveTargets(
           ? ErrorCode.FENCED_LEADER_EPOCH
           : ErrorCode.UNKNOWN_LEADER_EPOCH;
       }
-      if (error === ErrorCode.NONE && partition && replicaId >= 0) {
+      if (
+        error === ErrorCode.NONE && partition && replicaId >= 0 &&
+        Number(p.fetchOffset) <= partition.log.logEndOffset
+      ) {
+        // A fetch offset past our log end is answered OFFSET_OUT_OF_RANGE below (the
+        // follower truncates again); it says nothing about the follower's progress.
         services.replicas.onFollowerFetch(partition, replicaId, Number(p.fetchOffset));
       }
       targets.push({

@@ -1,0 +1,192 @@
+/**
+ * The replication shell on real partition logs (temp dirs), driven by metadata images and
+ * follower fetches by hand, with a manual clock: the leader's high watermark over the
+ * committed ISR (I4), acks=all waiters, leadership loss, ISR shrink and expansion through
+ * the controller callback, and the follower path (append, epochs, truncation).
+ */
+import assert from "node:assert/strict";
+import { MetadataImage, type MetadataRecord } from "../../../lib/metadata/mod.ts";
+import { ErrorCode } from "../../../lib/protocol/mod.ts";
+import { splitBatches, validateBatch } from "../../../lib/protocol/record_batch.ts";
+import { type IsrChange, ReplicaManager } from "../../../lib/replication/mod.ts";
+import { ManualClock } from "../../../lib/util/clock.ts";
+import { TidelogError } from "../../../lib/util/errors.ts";
+import { buildBatch } from "../log/_batches.ts";
+
+const TOPIC_ID = "AAAAAAAAAAAAAAAAAAAAAQ";
+
+function clusterImage(): MetadataImage {
+  const records: MetadataRecord[] = [{ type: "Cluster", clusterId: "c" }];
+  for (const id of [1, 2, 3]) {
+    records.push({
+      type: "RegisterBroker",
+      brokerId: id,
+      incarnationId: `i${id}`,
+      brokerEpoch: id,
+      endpoints: [{ host: "127.0.0.1", port: 1 }],
+      rack: null,
+      fenced: false,
+    });
+  }
+  records.push({ type: "Topic", name: "t", topicId: TOPIC_ID, configs: {} });
+  records.push({
+    type: "Partition",
+    topicId: TOPIC_ID,
+    partitionId: 0,
+    replicas: [1, 2, 3],
+    isr: [1, 2, 3],
+    leader: 1,
+    leaderEpoch: 0,
+    partitionEpoch: 0,
+  });
+  return MetadataImage.EMPTY.applyAll(records);
+}
+
+function change(image: MetadataImage, fields: { leader?: number; isr?: number[] }): MetadataImage {
+  return image.apply({ type: "PartitionChange", topicId: TOPIC_ID, partitionId: 0, ...fields });
+}
+
+async function withManager(
+  nodeId: number,
+  fn: (rm: ReplicaManager, clock: ManualClock, isrChanges: IsrChange[]) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "tidelog-rm-" });
+  const clock = new ManualClock(1_000_000);
+  const isrChanges: IsrChange[] = [];
+  const rm = new ReplicaManager({
+    topicsDir: dir,
+    nodeId,
+    flush: { kind: "always" },
+    clock,
+    replicaLagTimeMaxMs: 10_000,
+    alterIsr: (req) => {
+      isrChanges.push(req);
+      return Promise.resolve(ErrorCode.NONE);
+    },
+  });
+  try {
+    await fn(rm, clock, isrChanges);
+  } finally {
+    await rm.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const batch = (n: number) =>
+  buildBatch({ records: Array.from({ length: n }, (_, i) => ({ value: `v${i}` })) });
+
+Deno.test("ReplicaManager as leader: the high watermark is the ISR's smallest durable end", async (t) => {
+  await withManager(1, async (rm, _clock, isrChanges) => {
+    let image = clusterImage();
+    await rm.applyImage(image);
+    const p = rm.getPartition("t", 0)!;
+    assert.equal(p.role, "leader");
+
+    await t.step("acks=all waits for every ISR follower", async () => {
+      const { lastOffset } = rm.appendAsLeader(p, batch(5));
+      assert.equal(lastOffset, 4);
+      let acked = false;
+      const wait = p.waitForHighWatermark(lastOffset).then(() => (acked = true));
+      await p.waitLocalDurable(lastOffset);
+      await new Promise((r) => setTimeout(r, 5));
+      assert.equal(p.highWatermark, 0, "followers have not reported yet");
+      rm.onFollowerFetch(p, 2, 5);
+      await new Promise((r) => setTimeout(r, 5));
+      assert.equal(acked, false);
+      assert.equal(p.highWatermark, 0);
+      rm.onFollowerFetch(p, 3, 3);
+      assert.equal(p.highWatermark, 3);
+      rm.onFollowerFetch(p, 3, 5);
+      assert.equal(p.highWatermark, 5);
+      await wait;
+      assert.equal(acked, true);
+      assert.equal(isrChanges.length, 0, "nobody lagged, nobody joined");
+    });
+
+    await t.step("the high watermark never moves back", () => {
+      rm.onFollowerFetch(p, 2, 1);
+      assert.equal(p.highWatermark, 5);
+    });
+
+    await t.step("an ISR without the slow follower lets the HW move", async () => {
+      const { lastOffset } = rm.appendAsLeader(p, batch(2));
+      await p.waitLocalDurable(lastOffset);
+      rm.onFollowerFetch(p, 2, 7);
+      assert.equal(p.highWatermark, 5, "follower 3 holds it");
+      image = change(image, { isr: [1, 2] });
+      await rm.applyImage(image);
+      assert.equal(p.highWatermark, 7);
+    });
+
+    await t.step(
+      "losing leadership fails the waiting acks with NOT_LEADER_OR_FOLLOWER",
+      async () => {
+        const { lastOffset } = rm.appendAsLeader(p, batch(1));
+        const wait = p.waitForHighWatermark(lastOffset);
+        image = change(image, { leader: 2 });
+        await rm.applyImage(image);
+        await assert.rejects(
+          wait,
+          (e) => e instanceof TidelogError && e.code === ErrorCode.NOT_LEADER_OR_FOLLOWER,
+        );
+        assert.equal(p.role, "follower");
+        assert.throws(
+          () => rm.appendAsLeader(p, batch(1)),
+          (e) => e instanceof TidelogError && e.code === ErrorCode.NOT_LEADER_OR_FOLLOWER,
+        );
+      },
+    );
+  });
+});
+
+Deno.test("ReplicaManager as leader: a caught-up follower is proposed back into the ISR", async () => {
+  await withManager(1, async (rm, _clock, isrChanges) => {
+    const image = change(clusterImage(), { isr: [1, 2] });
+    await rm.applyImage(image);
+    const p = rm.getPartition("t", 0)!;
+    const { lastOffset } = rm.appendAsLeader(p, batch(3));
+    await p.waitLocalDurable(lastOffset);
+    rm.onFollowerFetch(p, 2, 3);
+    assert.equal(p.highWatermark, 3);
+    rm.onFollowerFetch(p, 3, 1);
+    assert.equal(isrChanges.length, 0, "follower 3 is behind the HW");
+    rm.onFollowerFetch(p, 3, 3);
+    assert.equal(isrChanges.length, 1);
+    assert.deepEqual(isrChanges[0]!.newIsr, [1, 2, 3]);
+    assert.equal(isrChanges[0]!.leaderEpoch, p.leaderEpoch);
+    assert.equal(isrChanges[0]!.partitionEpoch, p.partitionEpoch);
+  });
+});
+
+Deno.test("ReplicaManager as follower: appends the leader's batches, learns epochs, truncates", async () => {
+  await withManager(2, async (rm) => {
+    const image = clusterImage();
+    await rm.applyImage(image);
+    const p = rm.getPartition("t", 0)!;
+    assert.equal(p.role, "follower");
+    const fetched = [
+      buildBatch({
+        records: [{ value: "a" }, { value: "b" }],
+        baseOffset: 0,
+        partitionLeaderEpoch: 0,
+      }),
+      buildBatch({ records: [{ value: "c" }], baseOffset: 2, partitionLeaderEpoch: 3 }),
+    ];
+    const headers = fetched.map((b) => validateBatch(b));
+    const last = p.appendAsFollower(fetched, headers);
+    assert.equal(last, 2);
+    await p.waitLocalDurable(last);
+    assert.deepEqual(p.leaderEpochCache.entries, [
+      { epoch: 0, startOffset: 0 },
+      { epoch: 3, startOffset: 2 },
+    ]);
+    p.setFollowerHighWatermark(10);
+    assert.equal(p.highWatermark, 3, "capped at the follower's log end");
+    await p.truncateTo(2, new ManualClock(0));
+    assert.equal(p.log.logEndOffset, 2);
+    assert.deepEqual(p.leaderEpochCache.entries, [{ epoch: 0, startOffset: 0 }]);
+    assert.equal(p.highWatermark, 2);
+    const { records } = p.log.read(0, 1 << 20);
+    assert.equal(splitBatches(records).length, 1);
+  });
+});
