@@ -398,6 +398,30 @@ export class Node {
   }
 
   /**
+   * If this node is the controller, hands Raft leadership to the most caught-up voter that
+   * is a live broker and waits (up to a second) for it to take over.
+   */
+  async #resignController(): Promise<void> {
+    const st = this.#store.status();
+    if (st.role !== "leader") return;
+    const live = new Set(this.#store.image.liveBrokers());
+    const candidates = st.voters.filter((id) => id !== st.id)
+      .sort((a, b) => (live.has(b) ? 1 : 0) - (live.has(a) ? 1 : 0) ||
+        (st.match[b] ?? 0) - (st.match[a] ?? 0));
+    const target = candidates[0];
+    if (target === undefined) return;
+    this.#store.transferLeadership(target);
+    const deadline = Date.now() + 1000;
+    while (this.#store.isController() && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    log.info("Controller role {outcome} to node {target}", {
+      outcome: this.#store.isController() ? "not handed" : "handed",
+      target,
+    });
+  }
+
+  /**
    * Stops the node: in a cluster, first a controlled shutdown (the controller moves this
    * broker's leaderships to other ISR members, bounded by a timeout), then stops
    * accepting, closes connections, flushes and closes every log. Idempotent.
@@ -413,6 +437,7 @@ export class Node {
           ms: Date.now() - started,
         });
       }
+      if (this.#clustered) await this.#resignController();
       await this.#lifecycle.close();
       await this.#listener.close();
       this.#channel.close();

@@ -15,6 +15,8 @@ import type { RaftMetadataStore } from "./raft_metadata_store.ts";
 import type { BrokerEndpoint } from "./records.ts";
 import { randomUuid } from "./uuid.ts";
 
+const CONTROLLED_SHUTDOWN_POLL_MS = 25;
+
 /** Options of {@linkcode BrokerLifecycle}. */
 export interface BrokerLifecycleOptions {
   nodeId: number;
@@ -122,7 +124,12 @@ export class BrokerLifecycle {
         }
       }
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, o.heartbeatIntervalMs);
+        // While shutting down, ask often: the controller lets us go as soon as every
+        // live broker has seen our leaderships move.
+        const interval = this.#wantShutDown
+          ? Math.min(CONTROLLED_SHUTDOWN_POLL_MS, o.heartbeatIntervalMs)
+          : o.heartbeatIntervalMs;
+        const timer = setTimeout(resolve, interval);
         this.#wake = () => {
           clearTimeout(timer);
           resolve();

@@ -32,6 +32,12 @@ import {
 import type { MetadataImage } from "./metadata_image.ts";
 import type { RaftMetadataStore } from "./raft_metadata_store.ts";
 
+/**
+ * A new controller gives the previous one the connection-loss grace plus this before
+ * fencing it (more than a heartbeat interval, 250 ms by default).
+ */
+const PREVIOUS_CONTROLLER_EXTRA_GRACE_MS = 400;
+
 /** Settings of {@linkcode ControllerService}. */
 export interface ControllerServiceOptions {
   nodeId: number;
@@ -82,6 +88,8 @@ export class ControllerService {
   #preferredTimer: ReturnType<typeof setInterval> | undefined;
   #fencingRunning = false;
   #closed = false;
+  /** The last other controller this node knew of (see #currentTracker). */
+  #previousController: number | null = null;
 
   constructor(options: ControllerServiceOptions) {
     this.#o = options;
@@ -102,7 +110,17 @@ export class ControllerService {
   #currentTracker(): BrokerHeartbeatTracker {
     const { term } = this.#o.store.status();
     if (this.#tracker === null || this.#trackerTerm !== term) {
-      this.#tracker = BrokerHeartbeatTracker.start(this.#o.clock.nowMs());
+      const now = this.#o.clock.nowMs();
+      let tracker = BrokerHeartbeatTracker.start(now);
+      const previous = this.#previousController;
+      if (previous !== null && previous !== this.#o.nodeId) {
+        // An election usually means the old controller died with its process, and then
+        // nothing would close a connection to us: treat it as lost, with room for one
+        // heartbeat, so a dead controller's partitions move in well under a session. A
+        // live one heartbeats to us within the interval and keeps its leaderships.
+        tracker = tracker.connectionLost(previous, now + PREVIOUS_CONTROLLER_EXTRA_GRACE_MS);
+      }
+      this.#tracker = tracker;
       this.#trackerTerm = term;
       this.#log.info("Controller active in term {term}: broker sessions start now", { term });
     }
@@ -233,7 +251,12 @@ export class ControllerService {
   }
 
   async #checkSessions(): Promise<void> {
-    if (this.#closed || this.#fencingRunning || !this.#o.store.isController()) return;
+    if (this.#closed || this.#fencingRunning) return;
+    if (!this.#o.store.isController()) {
+      const known = this.#o.store.controllerId();
+      if (known !== null && known !== this.#o.nodeId) this.#previousController = known;
+      return;
+    }
     this.#fencingRunning = true;
     try {
       await this.#o.store.propose((image) => {

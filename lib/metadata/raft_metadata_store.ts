@@ -236,6 +236,15 @@ export class RaftMetadataStore {
     return p;
   }
 
+  /**
+   * On the leader: asks Raft to hand leadership to voter `to` (it campaigns at once, once
+   * its log is caught up); a no-op elsewhere. Used before a controlled shutdown, so the
+   * cluster does not wait out an election timeout.
+   */
+  transferLeadership(to: number): void {
+    this.#driver.transferLeadership(to);
+  }
+
   /** Whether this node is the controller (the Raft leader) right now. */
   isController(): boolean {
     return this.#driver.status().role === "leader";
