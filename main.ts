@@ -31,6 +31,11 @@ async function main(): Promise<number> {
   if (command.kind === "status") return await runStatus(command.options);
   await configureLogging(command.options.logLevel);
   const log = getLogger(["tidelog", "main"]);
+  // A rejection nobody handles is a bug: record it in the node's log before Deno exits.
+  globalThis.addEventListener("unhandledrejection", (e) => {
+    const err = e.reason as Error;
+    log.fatal("Unhandled failure, exiting: {error}", { error: String(err), stack: err?.stack });
+  });
   let node: Node;
   try {
     node = await Node.start(command.options);

@@ -30,6 +30,8 @@ const log = getLogger(["tidelog", "node"]);
 const FORMAT_VERSION = 2;
 /** How long SIGTERM waits for the controller to move this broker's leaderships away. */
 const CONTROLLED_SHUTDOWN_TIMEOUT_MS = 5000;
+/** How long start-up waits to be unfenced before serving anyway. */
+const UNFENCE_WAIT_MS = 30_000;
 
 /** The node cannot start with this data directory or configuration. */
 export class StartupError extends Error {
@@ -246,6 +248,7 @@ export class Node {
         flush: options.flush,
         clock,
         replicaLagTimeMaxMs: options.replicaLagTimeMaxMs,
+        holdLeadership: clustered,
         alterIsr: async (req) => {
           const r = await ch.alterPartition({
             brokerId: options.nodeId,
@@ -303,23 +306,32 @@ export class Node {
         },
       };
       const broker: Broker = new Broker(services, allHandlers(() => broker.apiVersions()));
-      try {
-        listener = KafkaListener.listen(
-          {
-            hostname: options.kafkaHost,
-            port: options.kafkaPort,
-            maxRequestBytes: options.maxRequestBytes,
-          },
-          broker,
-        );
-      } catch (err) {
-        throw new StartupError(
-          `Cannot listen on ${options.kafkaHost}:${options.kafkaPort}: ${(err as Error).message}`,
-        );
-      }
-      if (options.advertisedPort === 0) {
-        services.config.advertisedPort = listener.addr.port;
-        advertised.port = listener.addr.port;
+      const bind = (): KafkaListener => {
+        try {
+          return KafkaListener.listen(
+            {
+              hostname: options.kafkaHost,
+              port: options.kafkaPort,
+              maxRequestBytes: options.maxRequestBytes,
+            },
+            broker,
+          );
+        } catch (err) {
+          throw new StartupError(
+            `Cannot listen on ${options.kafkaHost}:${options.kafkaPort}: ${(err as Error).message}`,
+          );
+        }
+      };
+      // In a cluster the local image may be stale (a restart after a crash): as Kafka's
+      // brokers, serve clients only once the controller has unfenced us, which needs our
+      // metadata to have caught up with our new registration. Alone, the local log is the
+      // whole metadata, and an ephemeral port must be bound to be advertised.
+      if (!clustered || options.advertisedPort === 0) {
+        listener = bind();
+        if (options.advertisedPort === 0) {
+          services.config.advertisedPort = listener.addr.port;
+          advertised.port = listener.addr.port;
+        }
       }
       lifecycle = new BrokerLifecycle({
         nodeId: options.nodeId,
@@ -332,6 +344,21 @@ export class Node {
       lifecycleRef.current = lifecycle;
       const lc = lifecycle;
       brokerEpoch = () => lc.brokerEpoch;
+      const unfenced = await Promise.race([
+        lifecycle.whenUnfenced().then(() => true),
+        new Promise<false>((resolve) => setTimeout(() => resolve(false), UNFENCE_WAIT_MS)),
+      ]);
+      if (!unfenced) {
+        log.warn(
+          "Still fenced after {seconds} s; serving anyway (the controller will unfence us)",
+          {
+            seconds: UNFENCE_WAIT_MS / 1000,
+          },
+        );
+      }
+      await replicas.startLeading();
+      groups.syncPartitions();
+      listener ??= bind();
       log.info(
         "Node {nodeId} of cluster {clusterId} serving Kafka on {addr} (advertised {advertised}), Raft on {raft}, data in {dir}",
         {
@@ -343,13 +370,6 @@ export class Node {
           dir: options.dataDir,
         },
       );
-      const unfenced = await Promise.race([
-        lifecycle.whenUnfenced().then(() => true),
-        new Promise<false>((resolve) => setTimeout(() => resolve(false), 30_000)),
-      ]);
-      if (!unfenced) {
-        log.warn("Still fenced after 30 s; serving anyway (the controller will unfence us)");
-      }
       return new Node({
         listener,
         store,
@@ -406,8 +426,10 @@ export class Node {
     if (st.role !== "leader") return;
     const live = new Set(this.#store.image.liveBrokers());
     const candidates = st.voters.filter((id) => id !== st.id)
-      .sort((a, b) => (live.has(b) ? 1 : 0) - (live.has(a) ? 1 : 0) ||
-        (st.match[b] ?? 0) - (st.match[a] ?? 0));
+      .sort((a, b) =>
+        (live.has(b) ? 1 : 0) - (live.has(a) ? 1 : 0) ||
+        (st.match[b] ?? 0) - (st.match[a] ?? 0)
+      );
     const target = candidates[0];
     if (target === undefined) return;
     this.#store.transferLeadership(target);

@@ -35,6 +35,11 @@ export interface ReplicaManagerOptions {
    * resolves with the error code. Without it (tests of one node) the ISR never changes.
    */
   alterIsr?: (req: IsrChange) => Promise<number>;
+  /**
+   * Lead nothing until {@linkcode ReplicaManager.startLeading}: a node restarted into a
+   * cluster holds a stale image until it has caught up with the metadata log.
+   */
+  holdLeadership?: boolean;
 }
 
 /** An ISR change proposed by a partition leader. */
@@ -84,9 +89,12 @@ export class ReplicaManager {
   readonly #pendingIsr = new Set<Partition>();
   readonly #isrTimer: ReturnType<typeof setInterval>;
   #closed = false;
+  #leadershipHeld: boolean;
+  #applying: Promise<void> = Promise.resolve();
 
   constructor(options: ReplicaManagerOptions) {
     this.#options = options;
+    this.#leadershipHeld = options.holdLeadership ?? false;
     this.#clock = options.clock ?? systemClock;
     this.#fetchers = new ReplicaFetcherManager({
       nodeId: options.nodeId,
@@ -192,7 +200,14 @@ export class ReplicaManager {
    * assigned here, closes and deletes those of removed topics, and pushes config changes.
    * Also removes leftover partition folders that no topic owns (a crash mid-delete).
    */
-  async applyImage(image: MetadataImage): Promise<void> {
+  applyImage(image: MetadataImage): Promise<void> {
+    // One at a time: start-up, startLeading and the metadata listener may overlap.
+    const run = this.#applying.then(() => this.#applyImage(image));
+    this.#applying = run.catch(() => {});
+    return run;
+  }
+
+  async #applyImage(image: MetadataImage): Promise<void> {
     const first = this.#image === null;
     this.#image = image;
     await Deno.mkdir(this.#options.topicsDir, { recursive: true });
@@ -253,9 +268,23 @@ export class ReplicaManager {
     if (first) await this.#removeOrphans(new Set(wanted.keys()));
   }
 
+  /** Ends {@linkcode ReplicaManagerOptions.holdLeadership}: takes the roles the image gives. */
+  async startLeading(): Promise<void> {
+    if (!this.#leadershipHeld) return;
+    this.#leadershipHeld = false;
+    // The latest image, whichever call applies it last.
+    await this.#applying;
+    if (this.#image) await this.applyImage(this.#image);
+  }
+
   /** Leader, follower (fetching from the leader) or neither, as `state` says. */
   async #applyRole(partition: Partition, state: PartitionState): Promise<void> {
     const me = this.#options.nodeId;
+    if (state.leader === me && this.#leadershipHeld) {
+      this.#fetchers.remove(partition);
+      partition.becomeFollower({ ...state, leader: -1 });
+      return;
+    }
     if (state.leader === me) {
       const wasLeader = partition.isLeader;
       this.#fetchers.remove(partition);

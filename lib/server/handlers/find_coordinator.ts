@@ -13,7 +13,6 @@
  */
 import { groupPartition, OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS } from "../../group/mod.ts";
 import { ApiKey, ErrorCode, type FindCoordinatorRequest } from "../../protocol/mod.ts";
-import { errorCodeOf } from "../../util/errors.ts";
 import { type ApiHandler, respond } from "../handler.ts";
 import type { BrokerServices } from "../services.ts";
 import { ensureOffsetsTopic } from "../topics.ts";
@@ -92,7 +91,16 @@ export const findCoordinatorHandler: ApiHandler<typeof ApiKey.FindCoordinator> =
       await ensureOffsetsTopic(ctx.services);
     } catch (err) {
       ctx.log.warn("Cannot create {topic}: {error}", { topic: OFFSETS_TOPIC, error: err });
-      return respond(toBody(keys.map((key) => failed(key, errorCodeOf(err))), version));
+      // As Kafka: the coordinator is "not available" until its topic exists (clients
+      // retry that; they treat e.g. INVALID_REPLICATION_FACTOR as fatal).
+      return respond(
+        toBody(
+          keys.map((key) =>
+            failed(key, ErrorCode.COORDINATOR_NOT_AVAILABLE, (err as Error).message)
+          ),
+          version,
+        ),
+      );
     }
     return respond(toBody(keys.map((key) => locate(ctx.services, key)), version));
   },
