@@ -10,6 +10,10 @@ const runs: { label: string; args: string[] }[] = [
   { label: "broker (single node)", args: ["run", "--allow-all", here("./broker.ts")] },
   { label: "partition log", args: ["run", "--allow-all", here("./log.ts")] },
   { label: "raft (3 processes)", args: ["run", "--allow-all", here("./raft_bench.ts")] },
+  {
+    label: "cluster (3 nodes, acks=all)",
+    args: ["run", "--allow-all", here("./cluster_bench.ts")],
+  },
   { label: "protocol codec", args: ["bench", "--allow-all", here("./codec_bench.ts")] },
 ];
 
