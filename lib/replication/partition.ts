@@ -64,6 +64,7 @@ export class Partition {
   #followers = new Map<number, FollowerState>();
   #waiters = new Set<() => void>();
   #ackWaiters: AckWaiter[] = [];
+  #appendWake: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
 
   constructor(
@@ -231,8 +232,15 @@ export class Partition {
 
   /** Leader: after appending up to `lastOffset` (its fsync may still be pending). */
   afterAppend(lastOffset: number): void {
-    // Followers long-polling for new data wake now; the HW moves once it is durable.
-    this.#wake();
+    // Followers long-polling for new data wake on the next macrotask, so that appends of
+    // pipelined requests arriving together go out in one fetch response (and one fsync on
+    // each follower). The HW moves once the data is durable.
+    if (this.#appendWake === undefined) {
+      this.#appendWake = setTimeout(() => {
+        this.#appendWake = undefined;
+        this.#wake();
+      }, 0);
+    }
     // A failed fsync is fatal and reported by the log itself; ack waiters see it through
     // waitLocalDurable, so this background wake-up may drop it.
     this.log.waitDurable(lastOffset).then(() => this.#updateLeaderHighWatermark(), () => {});
@@ -325,6 +333,7 @@ export class Partition {
   /** Wakes all waiters and stops accepting new ones (the log is closed by the owner). */
   markClosed(): void {
     this.#closed = true;
+    clearTimeout(this.#appendWake);
     this.#failAckWaiters(
       new TidelogError(ErrorCode.NOT_LEADER_OR_FOLLOWER, `${this.name} is closed here`),
     );
