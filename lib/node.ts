@@ -248,7 +248,9 @@ export class Node {
         flush: options.flush,
         clock,
         replicaLagTimeMaxMs: options.replicaLagTimeMaxMs,
-        holdLeadership: clustered,
+        // Until unfenced, the image may be stale (a cluster) or about to take our
+        // leaderships away and give them back in a new epoch (re-registration).
+        holdLeadership: true,
         alterIsr: async (req) => {
           const r = await ch.alterPartition({
             brokerId: options.nodeId,
@@ -322,11 +324,12 @@ export class Node {
           );
         }
       };
-      // In a cluster the local image may be stale (a restart after a crash): as Kafka's
-      // brokers, serve clients only once the controller has unfenced us, which needs our
-      // metadata to have caught up with our new registration. Alone, the local log is the
-      // whole metadata, and an ephemeral port must be bound to be advertised.
-      if (!clustered || options.advertisedPort === 0) {
+      // The local image may be stale (a restart after a crash, in a cluster), and a
+      // re-registration moves our leaderships to a new epoch: as Kafka's brokers, serve
+      // clients only once the controller has unfenced us, which needs our metadata to
+      // have caught up with our new registration. Only an ephemeral port must be bound
+      // first, to be advertised (in-process tests; they wait for start() to return).
+      if (options.advertisedPort === 0) {
         listener = bind();
         if (options.advertisedPort === 0) {
           services.config.advertisedPort = listener.addr.port;
