@@ -49,6 +49,7 @@ function change(image: MetadataImage, fields: { leader?: number; isr?: number[] 
 async function withManager(
   nodeId: number,
   fn: (rm: ReplicaManager, clock: ManualClock, isrChanges: IsrChange[]) => Promise<void>,
+  replicaLagTimeMaxMs = 10_000,
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "tidelog-rm-" });
   const clock = new ManualClock(1_000_000);
@@ -58,7 +59,7 @@ async function withManager(
     nodeId,
     flush: { kind: "always" },
     clock,
-    replicaLagTimeMaxMs: 10_000,
+    replicaLagTimeMaxMs,
     alterIsr: (req) => {
       isrChanges.push(req);
       return Promise.resolve(ErrorCode.NONE);
@@ -189,4 +190,26 @@ Deno.test("ReplicaManager as follower: appends the leader's batches, learns epoc
     const { records } = p.log.read(0, 1 << 20);
     assert.equal(splitBatches(records).length, 1);
   });
+});
+
+Deno.test("ReplicaManager as leader: a follower not caught up within the lag time is proposed out", async () => {
+  // A lag time of 20 ms checks every 10 ms of real time; the manual clock decides lag.
+  await withManager(1, async (rm, clock, isrChanges) => {
+    await rm.applyImage(clusterImage());
+    const p = rm.getPartition("t", 0)!;
+    const { lastOffset } = rm.appendAsLeader(p, batch(4));
+    await p.waitLocalDurable(lastOffset);
+    rm.onFollowerFetch(p, 2, 4);
+    rm.onFollowerFetch(p, 3, 1);
+    clock.advance(15);
+    await new Promise((r) => setTimeout(r, 40));
+    assert.equal(isrChanges.length, 0, "within the lag time");
+    clock.advance(10);
+    rm.onFollowerFetch(p, 2, 4); // follower 2 keeps up
+    await new Promise((r) => setTimeout(r, 40));
+    assert.equal(isrChanges.length, 1);
+    assert.deepEqual(isrChanges[0]!.newIsr, [1, 2]);
+    // Until the controller commits it, the HW still waits for follower 3.
+    assert.equal(p.highWatermark, 1);
+  }, 20);
 });
