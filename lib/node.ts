@@ -30,6 +30,12 @@ const log = getLogger(["tidelog", "node"]);
 const FORMAT_VERSION = 2;
 /** How long SIGTERM waits for the controller to move this broker's leaderships away. */
 const CONTROLLED_SHUTDOWN_TIMEOUT_MS = 5000;
+/**
+ * Raft tick: heartbeats every tick, elections after 10-20 ticks without a leader, so a
+ * dead controller is replaced in 0.5-1 s (its partitions then move within the grace
+ * ControllerService gives a previous controller).
+ */
+const RAFT_TICK_MS = 50;
 /** How long start-up waits to be unfenced before serving anyway. */
 const UNFENCE_WAIT_MS = 30_000;
 
@@ -196,6 +202,7 @@ export class Node {
           voters: options.voters,
           raftListenAddr: options.raftListenAddr,
           dataDir: options.dataDir,
+          tickMs: RAFT_TICK_MS,
         });
       } catch (err) {
         if (err instanceof Deno.errors.AddrInUse) {

@@ -16,6 +16,8 @@ import type { BrokerEndpoint } from "./records.ts";
 import { randomUuid } from "./uuid.ts";
 
 const CONTROLLED_SHUTDOWN_POLL_MS = 25;
+/** How often a broker checks whether the controller changed (to heartbeat to it at once). */
+const CONTROLLER_WATCH_MS = 10;
 
 /** Options of {@linkcode BrokerLifecycle}. */
 export interface BrokerLifecycleOptions {
@@ -123,20 +125,35 @@ export class BrokerLifecycle {
           this.#log.warn("Heartbeat/registration failed: {error}", props);
         }
       }
-      await new Promise<void>((resolve) => {
-        // While shutting down, ask often: the controller lets us go as soon as every
-        // live broker has seen our leaderships move.
-        const interval = this.#wantShutDown
-          ? Math.min(CONTROLLED_SHUTDOWN_POLL_MS, o.heartbeatIntervalMs)
-          : o.heartbeatIntervalMs;
-        const timer = setTimeout(resolve, interval);
-        this.#wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.#wake = null;
+      await this.#sleep();
     }
+  }
+
+  /**
+   * Waits for the next heartbeat: one interval, or less while shutting down (the
+   * controller lets us go as soon as every live broker has seen our leaderships move), or
+   * until the controller changes: a new controller gives brokers a short grace to
+   * heartbeat before fencing the previous one, so tell it at once that we are alive.
+   */
+  async #sleep(): Promise<void> {
+    const o = this.#o;
+    const interval = this.#wantShutDown
+      ? Math.min(CONTROLLED_SHUTDOWN_POLL_MS, o.heartbeatIntervalMs)
+      : o.heartbeatIntervalMs;
+    const controller = o.store.controllerId();
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        clearInterval(watch);
+        resolve();
+      };
+      const timer = setTimeout(done, interval);
+      const watch = setInterval(() => {
+        if (o.store.controllerId() !== controller) done();
+      }, CONTROLLER_WATCH_MS);
+      this.#wake = done;
+    });
+    this.#wake = null;
   }
 
   #setFenced(fenced: boolean): void {

@@ -34,9 +34,10 @@ import type { RaftMetadataStore } from "./raft_metadata_store.ts";
 
 /**
  * A new controller gives the previous one the connection-loss grace plus this before
- * fencing it (more than a heartbeat interval, 250 ms by default).
+ * fencing it. Brokers heartbeat to a new controller as soon as they learn of it (within
+ * a Raft tick or two, see BrokerLifecycle), so a live one is heard well before.
  */
-const PREVIOUS_CONTROLLER_EXTRA_GRACE_MS = 400;
+const PREVIOUS_CONTROLLER_EXTRA_GRACE_MS = 150;
 
 /** Settings of {@linkcode ControllerService}. */
 export interface ControllerServiceOptions {
@@ -115,9 +116,9 @@ export class ControllerService {
       const previous = this.#previousController;
       if (previous !== null && previous !== this.#o.nodeId) {
         // An election usually means the old controller died with its process, and then
-        // nothing would close a connection to us: treat it as lost, with room for one
+        // nothing would close a connection to us: treat it as lost, with room for a
         // heartbeat, so a dead controller's partitions move in well under a session. A
-        // live one heartbeats to us within the interval and keeps its leaderships.
+        // live one heartbeats to us as soon as it learns of us and keeps its leaderships.
         tracker = tracker.connectionLost(previous, now + PREVIOUS_CONTROLLER_EXTRA_GRACE_MS);
       }
       this.#tracker = tracker;
