@@ -358,16 +358,22 @@ export class Node {
         lifecycle.whenUnfenced().then(() => true),
         new Promise<false>((resolve) => setTimeout(() => resolve(false), UNFENCE_WAIT_MS)),
       ]);
-      if (!unfenced) {
-        log.warn(
-          "Still fenced after {seconds} s; serving anyway (the controller will unfence us)",
-          {
-            seconds: UNFENCE_WAIT_MS / 1000,
-          },
+      const startLeading = async () => {
+        await r.startLeading();
+        groups.syncPartitions();
+      };
+      if (unfenced) {
+        await startLeading();
+      } else {
+        // Listen (Metadata, and NOT_LEADER_OR_FOLLOWER for anything else) but lead
+        // nothing until the controller has unfenced us: our image may be stale.
+        log.warn("Still fenced after {seconds} s; listening, leading nothing until unfenced", {
+          seconds: UNFENCE_WAIT_MS / 1000,
+        });
+        lifecycle.whenUnfenced().then(startLeading).catch((err) =>
+          log.error("Cannot take up leaderships: {error}", { error: err })
         );
       }
-      await replicas.startLeading();
-      groups.syncPartitions();
       listener ??= bind();
       log.info(
         "Node {nodeId} of cluster {clusterId} serving Kafka on {addr} (advertised {advertised}), Raft on {raft}, data in {dir}",

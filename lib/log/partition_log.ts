@@ -613,6 +613,43 @@ export class PartitionLog {
   }
 
   /**
+   * Empties the log and restarts it at `offset` (Kafka's `truncateFullyAndStartAt`): a
+   * follower whose log end fell below its leader's log start (retention deleted what it
+   * was missing) starts again where the leader's log starts. Waiters are rejected.
+   */
+  async truncateFullyAndStartAt(offset: number): Promise<void> {
+    this.#checkWritable("reset");
+    if (!Number.isSafeInteger(offset) || offset < 0) {
+      throw new RangeError(`Cannot restart "${this.name}" at ${offset}: not an offset`);
+    }
+    await this.#quiesced(async () => {
+      // A crash part-way leaves either the old segments (a start past their end is
+      // corrected on open) or none (open creates one at the checkpointed start).
+      if (offset < this.#recoveryPoint) await this.#writeRecoveryPoint(offset);
+      await writeCheckpoint(this.dir, LOG_START_FILE, offset);
+      this.#checkWritable("reset");
+      const before = this.logEndOffset;
+      for (const seg of this.#segments.splice(0)) seg.remove();
+      this.#segments.push(LogSegment.create(this.dir, offset, this.#clock.nowMs()));
+      this.#unsyncedRolled = [];
+      this.#logStart = offset;
+      this.#durableEnd = offset;
+      const doomed = this.#waiters;
+      this.#waiters = [];
+      const err = new LogTruncatedError(
+        `Cannot wait for offsets of "${this.name}": the log was emptied and restarted at ${offset}`,
+      );
+      for (const w of doomed) w.reject(err);
+      this.#dirSyncNeeded = true;
+      log.info("Emptied {name} (end was {before}) and restarted it at offset {offset}", {
+        name: this.name,
+        before,
+        offset,
+      });
+    });
+  }
+
+  /**
    * Deletes whole segments past retention: below logStartOffset, older than retentionMs
    * (by their largest timestamp), or, oldest first, while the log is larger than
    * retentionBytes. Never deletes the active segment. Advances logStartOffset.

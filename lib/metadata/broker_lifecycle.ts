@@ -85,6 +85,7 @@ export class BrokerLifecycle {
   async #run(): Promise<void> {
     const o = this.#o;
     while (!this.#closed) {
+      let failed = false;
       try {
         if (this.#brokerEpoch < 0) {
           this.#brokerEpoch = await o.channel.registerBroker({
@@ -118,6 +119,7 @@ export class BrokerLifecycle {
           this.#setFenced(true);
           continue;
         }
+        failed = true;
         const props = { error: (err as Error).message };
         if (err instanceof TidelogError && err.code === ErrorCode.DUPLICATE_BROKER_REGISTRATION) {
           this.#log.info("Registration refused until the old session ends: {error}", props);
@@ -125,19 +127,22 @@ export class BrokerLifecycle {
           this.#log.warn("Heartbeat/registration failed: {error}", props);
         }
       }
-      await this.#sleep();
+      await this.#sleep(failed);
     }
   }
 
   /**
-   * Waits for the next heartbeat: one interval, or less while shutting down (the
+   * Waits for the next heartbeat: one interval, or less after a failure or while
+   * shutting down (the
    * controller lets us go as soon as every live broker has seen our leaderships move), or
    * until the controller changes: a new controller gives brokers a short grace to
    * heartbeat before fencing the previous one, so tell it at once that we are alive.
    */
-  async #sleep(): Promise<void> {
+  async #sleep(afterFailure: boolean): Promise<void> {
     const o = this.#o;
-    const interval = this.#wantShutDown
+    // After a failed call (it already retried until its deadline), try again at once:
+    // the controller fences a broker it has not heard from for the connection grace.
+    const interval = this.#wantShutDown || afterFailure
       ? Math.min(CONTROLLED_SHUTDOWN_POLL_MS, o.heartbeatIntervalMs)
       : o.heartbeatIntervalMs;
     const controller = o.store.controllerId();

@@ -7,8 +7,9 @@
  *
  * Every call retries, until its deadline, while there is no controller, the controller is
  * not registered yet, the connection fails, or the answer is NOT_CONTROLLER (the
- * leadership moved). One connection is kept to the current controller, so the controller
- * sees this broker's heartbeats stop when the process dies (its connection closes).
+ * leadership moved). Registration and heartbeats keep their own connection to the
+ * current controller, so the controller sees this broker's heartbeats stop when the
+ * process dies (that connection closes), and nothing else can delay or close it.
  */
 import type { Logger } from "@logtape/logtape";
 import { KafkaConnection } from "../client/mod.ts";
@@ -64,11 +65,29 @@ const RETRY_MS = 50;
 
 class RetryableError extends Error {}
 
+/**
+ * From {@linkcode ControllerChannel.forward}: this node became the controller while the
+ * request was on its way; the caller should handle it locally.
+ */
+export class BecameControllerError extends Error {
+  constructor() {
+    super("This node is the controller now");
+    this.name = "BecameControllerError";
+  }
+}
+
+type Lane = "liveness" | "requests";
+
 /** See the module documentation. */
 export class ControllerChannel {
   readonly #o: ControllerChannelOptions;
   readonly #log: Logger;
-  #conn: { controllerId: number; conn: Promise<KafkaConnection> } | null = null;
+  /**
+   * Connections to the controller: "liveness" carries registration and heartbeats only
+   * (its close tells the controller this broker died, so a slow admin request must never
+   * time it out), "requests" everything else.
+   */
+  readonly #conns = new Map<Lane, { controllerId: number; conn: Promise<KafkaConnection> }>();
   #closed = false;
 
   constructor(options: ControllerChannelOptions) {
@@ -98,6 +117,7 @@ export class ControllerChannel {
         return Number(r.brokerEpoch);
       },
       timeoutMs,
+      "liveness",
     );
   }
 
@@ -124,6 +144,7 @@ export class ControllerChannel {
         };
       },
       timeoutMs,
+      "liveness",
     );
   }
 
@@ -192,7 +213,8 @@ export class ControllerChannel {
   /**
    * Sends an admin request to the controller as it came (same version) and resolves with
    * its response; `notController(response)` says whether the controller had moved (then
-   * the request is sent again to the new one). Only for nodes that are not the controller.
+   * the request is sent again to the new one). Rejects with
+   * {@linkcode BecameControllerError} if this node is (or becomes) the controller.
    */
   forward<K extends Key>(
     apiKey: K,
@@ -202,7 +224,7 @@ export class ControllerChannel {
     timeoutMs?: number,
   ): Promise<ResponseTypes[K]> {
     return this.#call(
-      () => Promise.reject(new RetryableError("This node became the controller")),
+      () => Promise.reject(new BecameControllerError()),
       async (conn) => {
         const r = await conn.request(apiKey, version, body);
         if (notController(r)) throw new RetryableError("NOT_CONTROLLER");
@@ -216,6 +238,7 @@ export class ControllerChannel {
     local: () => Promise<T>,
     remote: (conn: KafkaConnection) => Promise<T>,
     timeoutMs = this.#o.callTimeoutMs ?? 5000,
+    lane: Lane = "requests",
   ): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     let lastError: unknown = undefined;
@@ -235,10 +258,11 @@ export class ControllerChannel {
         }
         const controllerId = store.controllerId();
         if (controllerId === null) throw new RetryableError("No controller is known");
-        const conn = await this.#connection(controllerId);
+        const conn = await this.#connection(controllerId, lane);
         const remaining = Math.max(1, deadline - Date.now());
-        return await withTimeout(remote(conn), remaining, () => this.#dropConnection(conn));
+        return await withTimeout(remote(conn), remaining, () => this.#dropConnection(conn, lane));
       } catch (err) {
+        if (err instanceof BecameControllerError) throw err;
         const retryable = err instanceof RetryableError ||
           (err instanceof TidelogError && err.code === ErrorCode.NOT_CONTROLLER) ||
           !(err instanceof TidelogError);
@@ -246,7 +270,7 @@ export class ControllerChannel {
         lastError = err;
         if (!(err instanceof RetryableError) && !(err instanceof TidelogError)) {
           // A connection failure: the next attempt reconnects.
-          this.#conn = null;
+          this.#conns.delete(lane);
         }
       }
       if (Date.now() >= deadline) break;
@@ -260,12 +284,12 @@ export class ControllerChannel {
     );
   }
 
-  /** The connection to `controllerId`'s Kafka listener (opened on first use). */
-  #connection(controllerId: number): Promise<KafkaConnection> {
-    if (this.#conn?.controllerId === controllerId) return this.#conn.conn;
-    const old = this.#conn;
-    this.#conn = null;
-    old?.conn.then((c) => c.close(), () => {});
+  /** The `lane` connection to `controllerId`'s Kafka listener (opened on first use). */
+  #connection(controllerId: number, lane: Lane): Promise<KafkaConnection> {
+    const current = this.#conns.get(lane);
+    if (current?.controllerId === controllerId) return current.conn;
+    this.#conns.delete(lane);
+    current?.conn.then((c) => c.close(), () => {});
     const endpoint = this.#o.store.image.brokers.get(controllerId)?.endpoints[0];
     if (!endpoint) {
       return Promise.reject(
@@ -278,37 +302,33 @@ export class ControllerChannel {
       `tidelog-broker-${this.#o.nodeId}`,
     );
     const entry = { controllerId, conn };
-    this.#conn = entry;
-    conn.then((c) => {
-      c.closed.finally(() => {
-        if (this.#conn === entry) this.#conn = null;
-      });
-    }, () => {
-      if (this.#conn === entry) this.#conn = null;
-    });
-    this.#log.debug("Connecting to controller {id} at {host}:{port}", {
+    this.#conns.set(lane, entry);
+    const forget = () => {
+      if (this.#conns.get(lane) === entry) this.#conns.delete(lane);
+    };
+    conn.then((c) => c.closed.finally(forget), forget);
+    this.#log.debug("Connecting to controller {id} at {host}:{port} ({lane})", {
       id: controllerId,
       host: endpoint.host,
       port: endpoint.port,
+      lane,
     });
     return conn;
   }
 
-  #dropConnection(conn: KafkaConnection): void {
-    if (this.#conn) {
-      const entry = this.#conn;
-      entry.conn.then((c) => {
-        if (c === conn && this.#conn === entry) this.#conn = null;
-      }, () => {});
-    }
+  #dropConnection(conn: KafkaConnection, lane: Lane): void {
+    const entry = this.#conns.get(lane);
+    entry?.conn.then((c) => {
+      if (c === conn && this.#conns.get(lane) === entry) this.#conns.delete(lane);
+    }, () => {});
     void conn.close();
   }
 
   /** Closes the connection; calls in progress fail. */
   close(): void {
     this.#closed = true;
-    this.#conn?.conn.then((c) => c.close(), () => {});
-    this.#conn = null;
+    for (const { conn } of this.#conns.values()) conn.then((c) => c.close(), () => {});
+    this.#conns.clear();
   }
 }
 

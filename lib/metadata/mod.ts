@@ -114,6 +114,7 @@ export {
   type ControllerServiceOptions,
 } from "./controller_service.ts";
 export {
+  BecameControllerError,
   ControllerChannel,
   type ControllerChannelOptions,
   type IsrChangeRequest,

@@ -146,6 +146,14 @@ export class LeaderEpochFileCache {
     return changed;
   }
 
+  /** Removes every entry (the log was emptied). */
+  clear(): boolean {
+    this.#checkOpen();
+    const changed = this.#cache.clear();
+    if (changed) this.#changed();
+    return changed;
+  }
+
   /** See {@linkcode LeaderEpochCache.truncateFromStart}; call after the log start moves. */
   truncateFromStart(startOffset: number): boolean {
     this.#checkOpen();

@@ -58,6 +58,12 @@ export class Partition {
   partitionEpoch = -1;
   /** The committed ISR from the metadata image. */
   isr: readonly number[] = [];
+  /**
+   * Leader: an ISR change proposed to the controller and not yet committed. The HW is
+   * computed over the committed ISR plus the members this proposal adds (Kafka's
+   * "maximal ISR"): once committed, every ISR member must hold everything below the HW.
+   */
+  #proposedIsr: readonly number[] | null = null;
   replicas: readonly number[] = [];
   #highWatermark: number;
   /** Leader only: what each follower's fetches told us. */
@@ -65,6 +71,7 @@ export class Partition {
   #waiters = new Set<() => void>();
   #ackWaiters: AckWaiter[] = [];
   #appendWake: ReturnType<typeof setTimeout> | undefined;
+  #truncation: Promise<void> = Promise.resolve();
   #closed = false;
 
   constructor(
@@ -147,6 +154,7 @@ export class Partition {
     this.#role = state.leader === -1 ? "none" : "follower";
     this.#setState(state);
     this.#followers = new Map();
+    this.#proposedIsr = null;
     this.#failAckWaiters(
       new TidelogError(
         ErrorCode.NOT_LEADER_OR_FOLLOWER,
@@ -157,6 +165,7 @@ export class Partition {
   }
 
   #setState(state: PartitionState): void {
+    if (state.partitionEpoch !== this.partitionEpoch) this.#proposedIsr = null;
     this.leaderId = state.leader;
     this.leaderEpoch = state.leaderEpoch;
     this.partitionEpoch = state.partitionEpoch;
@@ -194,13 +203,26 @@ export class Partition {
     this.#updateLeaderHighWatermark();
   }
 
+  /** Leader: an ISR change was proposed (`newIsr`), or the proposal failed (null). */
+  setProposedIsr(newIsr: readonly number[] | null): void {
+    this.#proposedIsr = newIsr;
+    this.#updateLeaderHighWatermark();
+  }
+
+  /** The committed ISR plus any member a pending proposal adds. */
+  get maximalIsr(): readonly number[] {
+    const proposed = this.#proposedIsr;
+    if (proposed === null) return this.isr;
+    return [...this.isr, ...proposed.filter((id) => !this.isr.includes(id))];
+  }
+
   #updateLeaderHighWatermark(): void {
     if (this.#role !== "leader") return;
     const ends = new Map<number, number>();
     for (const [id, f] of this.#followers) if (f.logEndOffset >= 0) ends.set(id, f.logEndOffset);
     const hw = highWatermark({
       leaderDurableEnd: this.log.durableEndOffset,
-      isr: this.isr,
+      isr: this.maximalIsr,
       leaderId: this.#nodeId,
       followerDurableEnds: ends,
       currentHw: this.#highWatermark,
@@ -268,15 +290,47 @@ export class Partition {
    * leader epochs that started at or after the new log end, and rebuilds the producer
    * state from what remains.
    */
-  async truncateTo(offset: number, clock: Clock): Promise<void> {
-    if (offset >= this.log.logEndOffset) return;
-    await this.log.truncateTo(offset);
-    this.leaderEpochCache.truncateFromEnd(this.log.logEndOffset);
-    await this.producerState.abandon();
-    this.producerState = await PartitionProducerState.load(this.log, { clock });
-    if (this.#highWatermark > this.log.logEndOffset) {
-      this.#highWatermark = Math.max(this.log.logStartOffset, this.log.logEndOffset);
-    }
+  truncateTo(offset: number, clock: Clock): Promise<void> {
+    if (offset >= this.log.logEndOffset) return Promise.resolve();
+    return this.#truncating(async () => {
+      await this.log.truncateTo(offset);
+      this.leaderEpochCache.truncateFromEnd(this.log.logEndOffset);
+    }, clock);
+  }
+
+  /**
+   * Follower: empties the log and restarts it at the leader's log start (this replica
+   * fell below it), forgetting every leader epoch and producer.
+   */
+  truncateFullyAndStartAt(offset: number, clock: Clock): Promise<void> {
+    return this.#truncating(async () => {
+      await this.log.truncateFullyAndStartAt(offset);
+      this.leaderEpochCache.clear();
+    }, clock);
+  }
+
+  /**
+   * Runs a truncation, then rebuilds the producer state from the log. A role change
+   * waits for it ({@linkcode Partition.whenTruncated}), so a new leader never appends to
+   * a log that is still being cut.
+   */
+  #truncating(cut: () => Promise<void>, clock: Clock): Promise<void> {
+    const run = this.#truncation.then(async () => {
+      await cut();
+      await this.producerState.abandon();
+      this.producerState = await PartitionProducerState.load(this.log, { clock });
+      const end = this.log.logEndOffset;
+      if (this.#highWatermark > end || this.#highWatermark < this.log.logStartOffset) {
+        this.#highWatermark = Math.max(this.log.logStartOffset, Math.min(this.#highWatermark, end));
+      }
+    });
+    this.#truncation = run.catch(() => {});
+    return run;
+  }
+
+  /** Resolves once no truncation is in progress. */
+  whenTruncated(): Promise<void> {
+    return this.#truncation;
   }
 
   /** Resolves once everything up to `offset` is fsynced here (acks=1). */

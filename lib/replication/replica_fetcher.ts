@@ -233,7 +233,7 @@ class ReplicaFetcher {
           if (p.log.logEndOffset > p.log.logStartOffset) {
             await p.truncateTo(Math.max(p.highWatermark, p.log.logStartOffset), this.#o.clock);
           }
-          s.truncating = false;
+          await this.#truncated(s);
           continue;
         }
         const point = followerTruncationPoint({
@@ -255,9 +255,20 @@ class ReplicaFetcher {
           );
           await p.truncateTo(point.offset, this.#o.clock);
         }
-        if (point.completed) s.truncating = false;
+        if (point.completed) await this.#truncated(s);
       }
     }
+  }
+
+  /**
+   * Truncation is over: fetching may start, once everything this replica holds is
+   * fsynced (a former leader may still have appends in flight), since its fetch offset
+   * tells the leader what it has durably.
+   */
+  async #truncated(s: FetchState): Promise<void> {
+    const p = s.partition;
+    if (p.log.logEndOffset > p.log.logStartOffset) await p.waitLocalDurable(p.log.logEndOffset - 1);
+    s.truncating = false;
   }
 
   /** One Fetch round for `states`; appends what comes back, durably. */
@@ -291,11 +302,21 @@ class ReplicaFetcher {
       throw new Error(`Fetch failed with error code ${response.errorCode}`);
     }
     const updates: { p: Partition; hw: number; durable: Promise<void> }[] = [];
+    const restarts: { s: FetchState; offset: number }[] = [];
     for (const t of response.responses) {
       for (const r of t.partitions) {
         const s = byTopic.get(t.topic)?.find((x) => x.partition.partitionId === r.partitionIndex);
         if (!s || this.#states.get(s.partition) !== s || s.partition.closed) continue;
         if (r.errorCode !== ErrorCode.NONE) {
+          const leaderStart = Number(r.logStartOffset);
+          if (
+            r.errorCode === ErrorCode.OFFSET_OUT_OF_RANGE &&
+            leaderStart > s.partition.log.logEndOffset
+          ) {
+            // The leader deleted (retention) what we are missing: start at its log start.
+            restarts.push({ s, offset: leaderStart });
+            continue;
+          }
           this.#onError(s, r.errorCode, "Fetch");
           continue;
         }
@@ -324,6 +345,19 @@ class ReplicaFetcher {
     }
     await Promise.all(updates.map((u) => u.durable));
     for (const u of updates) u.p.setFollowerHighWatermark(u.hw);
+    for (const { s, offset } of restarts) {
+      if (this.#states.get(s.partition) !== s || s.partition.closed) continue;
+      log.warn(
+        "{partition}: our log end {leo} is below leader {leader}'s log start {start}; restarting the log there",
+        {
+          partition: s.partition.name,
+          leo: s.partition.log.logEndOffset,
+          leader: this.#leaderId,
+          start: offset,
+        },
+      );
+      await s.partition.truncateFullyAndStartAt(offset, this.#o.clock);
+    }
   }
 
   #onError(s: FetchState, code: number, api: string): void {

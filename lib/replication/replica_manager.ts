@@ -151,6 +151,7 @@ export class ReplicaManager {
       ...decision.expand,
     ];
     this.#pendingIsr.add(partition);
+    partition.setProposedIsr(newIsr);
     log.info("{partition}: asking the controller to change the ISR {from} → {to}", {
       partition: partition.name,
       from: partition.isr.join(","),
@@ -170,12 +171,15 @@ export class ReplicaManager {
           partition: partition.name,
           code,
         });
+        if (partition.partitionEpoch === partitionEpoch) partition.setProposedIsr(null);
       }
     }, (err) => {
       log.warn("{partition}: ISR change failed: {error}", {
         partition: partition.name,
         error: String(err),
       });
+      // The outcome is unknown; keep waiting for the proposed members in the HW until the
+      // next partition change (it commits, or a later proposal replaces it).
     }).finally(() => {
       // The leader acts on the committed ISR only; it arrives through applyImage. Until the
       // image shows a new partition epoch, another proposal would be stale.
@@ -288,6 +292,8 @@ export class ReplicaManager {
     if (state.leader === me) {
       const wasLeader = partition.isLeader;
       this.#fetchers.remove(partition);
+      // A truncation the fetcher started must finish before this log takes appends.
+      await partition.whenTruncated();
       partition.becomeLeader(state);
       if (!wasLeader) {
         log.info("Leading {partition} in epoch {epoch} (ISR {isr})", {

@@ -4,7 +4,7 @@
  * change is committed; it then waits briefly until its own image shows the change, so
  * that a client asking this node next sees what it just did.
  */
-import type { MetadataImage } from "../metadata/mod.ts";
+import { BecameControllerError, type MetadataImage } from "../metadata/mod.ts";
 import type { DeepPartial, RequestTypes, ResponseTypes } from "../protocol/mod.ts";
 import type { RequestContext } from "./handler.ts";
 
@@ -28,12 +28,18 @@ export async function forwardToController<K extends Key>(
 ): Promise<ResponseTypes[K] | null> {
   const { services } = ctx;
   if (services.metadata.isController()) return null;
-  const response = await services.controllerChannel.forward(
-    apiKey,
-    ctx.header.apiVersion,
-    request as DeepPartial<RequestTypes[K]>,
-    notController,
-  );
+  let response: ResponseTypes[K];
+  try {
+    response = await services.controllerChannel.forward(
+      apiKey,
+      ctx.header.apiVersion,
+      request as DeepPartial<RequestTypes[K]>,
+      notController,
+    );
+  } catch (err) {
+    if (err instanceof BecameControllerError) return null;
+    throw err;
+  }
   if (visible) {
     await services.metadata.waitForImage((image) => visible(image, response), LOCAL_VISIBILITY_MS)
       .catch((err) =>

@@ -82,6 +82,9 @@ export class KafkaListener {
 }
 
 /** One client connection: a reader that dispatches in order and an in-order writer. */
+/** What a response wait yields when the connection closes first. */
+const ABANDONED = Symbol("abandoned");
+
 class Connection {
   readonly done: Promise<void>;
   readonly #conn: Deno.TcpConn;
@@ -94,6 +97,7 @@ class Connection {
   #readerDone = false;
   #closed = false;
   readonly #closeHooks: (() => void)[] = [];
+  readonly #closing = Promise.withResolvers<typeof ABANDONED>();
   readonly #hooks: ConnectionHooks = { onClose: (hook) => this.#closeHooks.push(hook) };
 
   constructor(id: number, conn: Deno.TcpConn, broker: Broker, maxRequestBytes: number) {
@@ -120,6 +124,7 @@ class Connection {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closing.resolve(ABANDONED);
     try {
       this.#conn.close();
     } catch { /* already closed */ }
@@ -177,9 +182,11 @@ class Connection {
         this.#wakeWriter = null;
         continue;
       }
-      let bytes: Uint8Array | null;
+      let bytes: Uint8Array | null | typeof ABANDONED;
       try {
-        bytes = await this.#pending[0]!;
+        // Closing does not wait for responses still pending (long polls, acks).
+        bytes = await Promise.race([this.#pending[0]!, this.#closing.promise]);
+        if (bytes === ABANDONED) return;
       } catch (err) {
         // The broker turns handler failures into error responses; reaching here is a bug.
         this.#log.error("Response failed; closing connection: {error}", { error: err });

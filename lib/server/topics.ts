@@ -3,6 +3,7 @@
  * `auto.create.topics.enable` lets them create a missing topic.
  */
 import {
+  BecameControllerError,
   type CreateTopicSpec,
   planCreateTopic,
   type TopicCreationPlan,
@@ -61,7 +62,27 @@ export async function createTopicOnController(
       if (!(err instanceof TidelogError && err.code === ErrorCode.NOT_CONTROLLER)) throw err;
     }
   }
-  const response = await services.controllerChannel.forward(
+  let response;
+  try {
+    response = await forwardCreateTopic(services, spec);
+  } catch (err) {
+    if (!(err instanceof BecameControllerError)) throw err;
+    await createTopic(services, spec, false);
+    return;
+  }
+  const result = response.topics[0];
+  if (!result) throw new TidelogError(ErrorCode.UNKNOWN_SERVER_ERROR, "Empty CreateTopics answer");
+  if (result.errorCode !== ErrorCode.NONE) {
+    throw new TidelogError(
+      result.errorCode as ErrorCode,
+      result.errorMessage ?? `Cannot create topic ${spec.name}`,
+    );
+  }
+  await services.metadata.waitForImage((image) => image.topic(spec.name) !== undefined, 5000);
+}
+
+function forwardCreateTopic(services: BrokerServices, spec: CreateTopicSpec) {
+  return services.controllerChannel.forward(
     ApiKey.CreateTopics,
     7,
     {
@@ -80,15 +101,6 @@ export async function createTopicOnController(
     },
     (r) => r.topics.some((t) => t.errorCode === ErrorCode.NOT_CONTROLLER),
   );
-  const result = response.topics[0];
-  if (!result) throw new TidelogError(ErrorCode.UNKNOWN_SERVER_ERROR, "Empty CreateTopics answer");
-  if (result.errorCode !== ErrorCode.NONE) {
-    throw new TidelogError(
-      result.errorCode as ErrorCode,
-      result.errorMessage ?? `Cannot create topic ${spec.name}`,
-    );
-  }
-  await services.metadata.waitForImage((image) => image.topic(spec.name) !== undefined, 5000);
 }
 
 /**

@@ -139,7 +139,12 @@ function readAll(
       abortedTransactions: null,
       preferredReadReplica: -1,
     };
-    const code = t.error;
+    let code = t.error;
+    // Re-checked on every read: a long poll may outlive the leadership or the topic, and
+    // must then answer (a closed partition would otherwise wake it forever).
+    if (p && code === ErrorCode.NONE && (p.closed || !p.isLeader)) {
+      code = ErrorCode.NOT_LEADER_OR_FOLLOWER;
+    }
     if (!p || code !== ErrorCode.NONE) {
       errors++;
       return {

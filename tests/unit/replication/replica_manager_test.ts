@@ -213,3 +213,29 @@ Deno.test("ReplicaManager as leader: a follower not caught up within the lag tim
     assert.equal(p.highWatermark, 1);
   }, 20);
 });
+
+Deno.test("ReplicaManager as leader: the HW waits for a member whose ISR expansion is pending", async () => {
+  // Kafka's maximal ISR: were the HW computed over the committed ISR only, an acks=all
+  // write could be acknowledged without the joiner, which then commits into the ISR
+  // without it and may be elected.
+  await withManager(1, async (rm, _clock, isrChanges) => {
+    let image = change(clusterImage(), { isr: [1, 2] });
+    await rm.applyImage(image);
+    const p = rm.getPartition("t", 0)!;
+    const a = rm.appendAsLeader(p, batch(5));
+    await p.waitLocalDurable(a.lastOffset);
+    rm.onFollowerFetch(p, 2, 5);
+    rm.onFollowerFetch(p, 3, 5);
+    assert.deepEqual(isrChanges.map((c) => [...c.newIsr]), [[1, 2, 3]]);
+    const b = rm.appendAsLeader(p, batch(5));
+    await p.waitLocalDurable(b.lastOffset);
+    rm.onFollowerFetch(p, 2, 10);
+    assert.equal(p.highWatermark, 5, "follower 3, joining, holds the HW");
+    rm.onFollowerFetch(p, 3, 10);
+    assert.equal(p.highWatermark, 10);
+    image = change(image, { isr: [1, 2, 3] });
+    await rm.applyImage(image);
+    assert.deepEqual(p.isr, [1, 2, 3]);
+    assert.equal(p.highWatermark, 10);
+  });
+});
