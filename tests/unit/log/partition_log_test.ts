@@ -416,3 +416,33 @@ Deno.test("PartitionLog.open() rejects an invalid config", async () => {
     );
   });
 });
+
+Deno.test("PartitionLog.truncateFullyAndStartAt() empties the log and restarts it, durably", async () => {
+  await withTempDir(async (dir) => {
+    let plog = await openLog(dir, testConfig({ segmentBytes: 1024 }));
+    try {
+      for (let i = 0; i < 10; i++) plog.append([buildSizedBatch(1, 300)], { leaderEpoch: 0 });
+      await plog.waitDurable(plog.logEndOffset - 1);
+      const waiting = plog.waitDurable(1000);
+      await plog.truncateFullyAndStartAt(5000);
+      await assert.rejects(waiting);
+      assert.equal(plog.logStartOffset, 5000);
+      assert.equal(plog.logEndOffset, 5000);
+      assert.equal(plog.durableEndOffset, 5000);
+      assert.throws(() => plog.read(0, 100), OffsetOutOfRangeError);
+      assert.deepEqual(segmentFiles(dir), ["00000000000000005000.log"]);
+      const next = buildBatch({ records: [{ value: "x" }], baseOffset: 5000 });
+      assert.equal(plog.appendAsFollower([next]).lastOffset, 5000);
+      await plog.waitDurable(5000);
+    } finally {
+      await plog.close();
+    }
+    plog = await openLog(dir);
+    try {
+      assert.equal(plog.logStartOffset, 5000);
+      assert.equal(plog.logEndOffset, 5001);
+    } finally {
+      await plog.close();
+    }
+  });
+});
