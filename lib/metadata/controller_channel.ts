@@ -22,6 +22,7 @@ import {
 } from "../protocol/mod.ts";
 import { TidelogError } from "../util/errors.ts";
 import { getLogger } from "../util/log.ts";
+import { withTimeout } from "../util/timeout.ts";
 import type { BrokerHeartbeat, BrokerHeartbeatReply } from "./cluster_controller.ts";
 import {
   asControllerError,
@@ -336,15 +337,4 @@ function throwIfError(code: number, api: string): void {
   if (code === ErrorCode.NONE) return;
   if (code === ErrorCode.NOT_CONTROLLER) throw new RetryableError("NOT_CONTROLLER");
   throw new TidelogError(code as ErrorCode, `${api} failed with error code ${code}`);
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      onTimeout();
-      reject(new Error(`No answer within ${ms} ms`));
-    }, ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }

@@ -22,6 +22,7 @@ import { ApiKey, ErrorCode } from "../protocol/mod.ts";
 import { type BatchHeader, splitBatches, validateBatch } from "../protocol/record_batch.ts";
 import type { Clock } from "../util/clock.ts";
 import { getLogger } from "../util/log.ts";
+import { withTimeout } from "../util/timeout.ts";
 import { UNDEFINED_EPOCH } from "./leader_epoch_cache.ts";
 import type { Partition } from "./partition.ts";
 import { followerTruncationPoint } from "./truncation.ts";
@@ -206,7 +207,7 @@ class ReplicaFetcher {
   /** Where each partition's log diverges from the leader's: truncate there. */
   async #truncate(conn: KafkaConnection, states: FetchState[]): Promise<void> {
     const byTopic = groupByTopic(states);
-    const response = await timed(
+    const response = await withTimeout(
       conn.request(ApiKey.OffsetForLeaderEpoch, 4, {
         replicaId: this.#o.nodeId,
         topics: [...byTopic].map(([topic, list]) => ({
@@ -218,6 +219,7 @@ class ReplicaFetcher {
           })),
         })),
       }),
+      REQUEST_TIMEOUT_MS,
     );
     for (const t of response.topics) {
       for (const r of t.partitions) {
@@ -274,7 +276,7 @@ class ReplicaFetcher {
   /** One Fetch round for `states`; appends what comes back, durably. */
   async #fetch(conn: KafkaConnection, states: FetchState[]): Promise<void> {
     const byTopic = groupByTopic(states);
-    const response = await timed(
+    const response = await withTimeout(
       conn.request(ApiKey.Fetch, 11, {
         replicaId: this.#o.nodeId,
         maxWaitMs: FETCH_MAX_WAIT_MS,
@@ -396,12 +398,4 @@ function groupByTopic(states: FetchState[]): Map<string, FetchState[]> {
     else out.set(s.partition.topic, [s]);
   }
   return out;
-}
-
-function timed<T>(p: Promise<T>, ms = REQUEST_TIMEOUT_MS): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`No answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }

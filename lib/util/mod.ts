@@ -9,3 +9,4 @@ export { type Clock, ManualClock, systemClock } from "./clock.ts";
 export { assert, AssertionError, unreachable } from "./assert.ts";
 export { CorruptBatchError, errorCodeOf, OffsetOutOfRangeError, TidelogError } from "./errors.ts";
 export { configureLogging, getLogger, type LogLevel } from "./log.ts";
+export { TimeoutError, withTimeout } from "./timeout.ts";

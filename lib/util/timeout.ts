@@ -1,0 +1,25 @@
+/** Deadlines for promises that have none of their own (network requests). */
+
+/** The error {@linkcode withTimeout} rejects with. */
+export class TimeoutError extends Error {
+  constructor(ms: number) {
+    super(`No answer within ${ms} ms`);
+    this.name = "TimeoutError";
+  }
+}
+
+/**
+ * `p`, or a rejection with {@linkcode TimeoutError} after `ms` (calling `onTimeout` first,
+ * e.g. to close the connection the answer would have come on). The timer is cleared
+ * when `p` settles.
+ */
+export function withTimeout<T>(p: Promise<T>, ms: number, onTimeout?: () => void): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      onTimeout?.();
+      reject(new TimeoutError(ms));
+    }, ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
