@@ -15,6 +15,7 @@
  */
 import type { StatusOptions } from "./cli.ts";
 import { KafkaConnection } from "./client/mod.ts";
+import { TimeoutError, withTimeout } from "./util/timeout.ts";
 import {
   ApiKey,
   type DescribeQuorumResponse,
@@ -32,48 +33,39 @@ type Probe =
   | { ok: true; quorum: DescribeQuorumResponse; metadata: MetadataResponse }
   | { ok: false; reason: string };
 
-class ProbeTimeout extends Error {
-  constructor(ms: number) {
-    super(`no answer in ${ms} ms`);
-    this.name = "ProbeTimeout";
-  }
-}
-
 /** Connects to `addr` and asks both questions, giving up after `timeoutMs`. */
 async function probe(addr: Addr, timeoutMs: number): Promise<Probe> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ProbeTimeout(timeoutMs)), timeoutMs);
-  });
   const connecting = KafkaConnection.connect(addr.host, addr.port, "tidelog-status");
-  let conn: KafkaConnection | undefined;
+  const opened: { conn?: KafkaConnection } = {};
   try {
-    conn = await Promise.race([connecting, timeout]);
-    const [quorum, metadata] = await Promise.race([
-      Promise.all([
-        conn.request(ApiKey.DescribeQuorum, 2, {
-          topics: [{ topicName: "__cluster_metadata", partitions: [{ partitionIndex: 0 }] }],
-        }),
-        conn.request(ApiKey.Metadata, 12, {
-          topics: [],
-          allowAutoTopicCreation: false,
-          includeTopicAuthorizedOperations: false,
-        }),
-      ]),
-      timeout,
-    ]);
+    const [quorum, metadata] = await withTimeout(
+      (async () => {
+        const conn = opened.conn = await connecting;
+        return await Promise.all([
+          conn.request(ApiKey.DescribeQuorum, 2, {
+            topics: [{ topicName: "__cluster_metadata", partitions: [{ partitionIndex: 0 }] }],
+          }),
+          conn.request(ApiKey.Metadata, 12, {
+            topics: [],
+            allowAutoTopicCreation: false,
+            includeTopicAuthorizedOperations: false,
+          }),
+        ]);
+      })(),
+      timeoutMs,
+    );
     return { ok: true, quorum, metadata };
   } catch (err) {
     return { ok: false, reason: describeFailure(err) };
   } finally {
-    clearTimeout(timer);
     // A connect that lost the race is closed once it completes.
-    if (conn === undefined) connecting.then((c) => c.close(), () => {});
-    else await conn.close().catch(() => {});
+    if (opened.conn === undefined) connecting.then((c) => c.close(), () => {});
+    else await opened.conn.close().catch(() => {});
   }
 }
 
 function describeFailure(err: unknown): string {
+  if (err instanceof TimeoutError) return `no answer in ${err.ms} ms`;
   if (err instanceof Deno.errors.ConnectionRefused) return "connection refused";
   if (err instanceof Deno.errors.ConnectionReset) return "connection reset";
   if (err instanceof Error) return err.message.split("\n")[0]!;

@@ -23,7 +23,11 @@ import {
 import { TidelogError } from "../util/errors.ts";
 import { getLogger } from "../util/log.ts";
 import { withTimeout } from "../util/timeout.ts";
-import type { BrokerHeartbeat, BrokerHeartbeatReply } from "./cluster_controller.ts";
+import type {
+  AlterPartitionRequest,
+  BrokerHeartbeat,
+  BrokerHeartbeatReply,
+} from "./cluster_controller.ts";
 import {
   asControllerError,
   type BrokerRegistrationInput,
@@ -34,18 +38,7 @@ import type { RaftMetadataStore } from "./raft_metadata_store.ts";
 
 type Key = keyof RequestTypes & keyof ResponseTypes;
 
-/** An ISR change as the partition leader asks for it. */
-export interface IsrChangeRequest {
-  brokerId: number;
-  brokerEpoch: number;
-  topicId: string;
-  partitionId: number;
-  leaderEpoch: number;
-  partitionEpoch: number;
-  newIsr: readonly number[];
-}
-
-/** The controller's answer to an {@linkcode IsrChangeRequest}. */
+/** The controller's answer to an AlterPartition request. */
 export interface IsrChangeResult {
   errorCode: number;
   /** The partition after the change (absent on error). */
@@ -150,7 +143,7 @@ export class ControllerChannel {
   }
 
   /** Asks the controller to change a partition's ISR (Kafka's AlterPartition). */
-  alterPartition(req: IsrChangeRequest, timeoutMs?: number): Promise<IsrChangeResult> {
+  alterPartition(req: AlterPartitionRequest, timeoutMs?: number): Promise<IsrChangeResult> {
     return this.#call<IsrChangeResult>(
       async () => {
         const r = await this.#o.controller.alterPartition(req);
@@ -168,7 +161,7 @@ export class ControllerChannel {
               partitionIndex: req.partitionId,
               leaderEpoch: req.leaderEpoch,
               newIsr: [...req.newIsr],
-              leaderRecoveryState: 0,
+              leaderRecoveryState: req.leaderRecoveryState ?? 0,
               partitionEpoch: req.partitionEpoch,
             }],
           }],

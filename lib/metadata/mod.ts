@@ -117,7 +117,6 @@ export {
   BecameControllerError,
   ControllerChannel,
   type ControllerChannelOptions,
-  type IsrChangeRequest,
   type IsrChangeResult,
 } from "./controller_channel.ts";
 export { BrokerLifecycle, type BrokerLifecycleOptions } from "./broker_lifecycle.ts";

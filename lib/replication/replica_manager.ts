@@ -6,7 +6,12 @@
  */
 import { join } from "node:path";
 import { DEFAULT_LOG_CONFIG, type FlushPolicy, type LogConfig, PartitionLog } from "../log/mod.ts";
-import type { MetadataImage, PartitionState, TopicImage } from "../metadata/mod.ts";
+import type {
+  AlterPartitionRequest,
+  MetadataImage,
+  PartitionState,
+  TopicImage,
+} from "../metadata/mod.ts";
 import { topicConfigNumber, topicConfigValue } from "../metadata/mod.ts";
 import { ErrorCode } from "../protocol/error_codes.ts";
 import { type BatchHeader, splitBatches, validateBatch } from "../protocol/record_batch.ts";
@@ -42,14 +47,11 @@ export interface ReplicaManagerOptions {
   holdLeadership?: boolean;
 }
 
-/** An ISR change proposed by a partition leader. */
-export interface IsrChange {
-  topicId: string;
-  partitionId: number;
-  leaderEpoch: number;
-  partitionEpoch: number;
-  newIsr: readonly number[];
-}
+/** An ISR change proposed by a partition leader (AlterPartition without the sender). */
+export type IsrChange = Pick<
+  AlterPartitionRequest,
+  "topicId" | "partitionId" | "leaderEpoch" | "partitionEpoch" | "newIsr"
+>;
 
 /** What a successful leader append did. */
 export interface LeaderAppendResult {

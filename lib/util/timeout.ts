@@ -2,9 +2,12 @@
 
 /** The error {@linkcode withTimeout} rejects with. */
 export class TimeoutError extends Error {
+  /** The deadline that passed. */
+  readonly ms: number;
   constructor(ms: number) {
     super(`No answer within ${ms} ms`);
     this.name = "TimeoutError";
+    this.ms = ms;
   }
 }
 

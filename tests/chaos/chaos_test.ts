@@ -33,6 +33,7 @@ import {
   errorName,
 } from "../../lib/protocol/mod.ts";
 import { TestCluster } from "../_helpers/cluster.ts";
+import { TimeoutError, withTimeout } from "../../lib/util/timeout.ts";
 
 const TOPIC = "chaos";
 const PARTITIONS = 6;
@@ -85,26 +86,6 @@ function say(message: string): void {
   console.error(`[chaos ${(elapsed() / 1000).toFixed(2).padStart(7)} s] ${message}`);
 }
 
-class TimeoutError extends Error {
-  override name = "TimeoutError";
-}
-
-/** `promise`, or a TimeoutError after `ms` (then `onTimeout` runs). */
-async function within<T>(promise: Promise<T>, ms: number, onTimeout?: () => void): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      onTimeout?.();
-      reject(new TimeoutError(`No reply within ${ms} ms`));
-    }, ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 interface Slot {
   conn: Promise<KafkaConnection>;
   dead: boolean;
@@ -147,7 +128,11 @@ class Router {
       const connecting = KafkaConnection.connect(host, port, `chaos-${user}`);
       const made: Slot = {
         // A connection that completes after the timeout is closed at once.
-        conn: within(connecting, 2000, () => connecting.then((c) => c.close()).catch(() => {})),
+        conn: withTimeout(
+          connecting,
+          2000,
+          () => connecting.then((c) => c.close()).catch(() => {}),
+        ),
         dead: false,
       };
       this.#slots.set(key, made);
@@ -193,7 +178,7 @@ class Router {
       const node = ids[(this.#nextAsk + i) % ids.length]!;
       try {
         const conn = await this.connection("metadata", node);
-        const res = await within(
+        const res = await withTimeout(
           conn.request(ApiKey.Metadata, 12, { topics: [{ name: TOPIC }] }),
           2000,
           () => this.drop("metadata", node),
@@ -282,7 +267,7 @@ Deno.test({
     /** partition → { leader, isr } as `via` (a live node) sees it. */
     const partitionStates = async (via?: number) => {
       const node = via ?? steadiest();
-      const res = await within(cluster.metadata(node, [TOPIC]), 3000);
+      const res = await withTimeout(cluster.metadata(node, [TOPIC]), 3000);
       const topic = res.topics.find((tp) => tp.name === TOPIC);
       const out = new Map<number, { leader: number; isr: number[] }>();
       for (const p of topic?.partitions ?? []) {
@@ -378,7 +363,7 @@ Deno.test({
             continue;
           }
           try {
-            const res = await within(
+            const res = await withTimeout(
               conn.request(ApiKey.Produce, 9, {
                 acks: -1,
                 timeoutMs: PRODUCE_TIMEOUT_MS,
@@ -438,7 +423,7 @@ Deno.test({
         }
         try {
           const conn = await router.connection(user, route.leader);
-          const res = await within(
+          const res = await withTimeout(
             conn.request(ApiKey.Fetch, 11, {
               replicaId: -1,
               maxWaitMs: 200,
@@ -537,7 +522,7 @@ Deno.test({
 
     const faultB = async (cycle: number) => {
       const states = await partitionStates();
-      const controller = await within(cluster.controllerId(), 3000).catch(() => -1);
+      const controller = await withTimeout(cluster.controllerId(), 3000).catch(() => -1);
       const leaders = new Set([...states.values()].map((s) => s.leader));
       const candidates = live().filter((id) => id !== controller);
       const victim = candidates.find((id) => !leaders.has(id)) ?? candidates[0];
@@ -593,7 +578,7 @@ Deno.test({
     };
 
     const faultC = async (cycle: number) => {
-      const controller = await within(cluster.controllerId(), 3000).catch(() => ids[0]!);
+      const controller = await withTimeout(cluster.controllerId(), 3000).catch(() => ids[0]!);
       const other = ids.find((id) => id !== controller && !down.has(id))!;
       const victims = [controller, other];
       const fault = await recordFault(
