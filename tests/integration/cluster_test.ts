@@ -29,6 +29,7 @@ import {
 } from "../../lib/protocol/mod.ts";
 import { HAVE_KCAT, needs, run } from "../_helpers/clients.ts";
 import { TestCluster } from "../_helpers/cluster.ts";
+import { oneRecordProduce } from "../_helpers/produce.ts";
 
 const TOPIC = "spread";
 const PARTITIONS = 6;
@@ -347,21 +348,11 @@ Deno.test({
         };
         const conn = await cluster.connect(other);
         try {
-          const produced = await conn.request(ApiKey.Produce, 11, {
-            acks: -1,
-            timeoutMs: 5000,
-            topicData: [{
-              name: TOPIC,
-              partitionData: [{
-                index: p.partition,
-                records: encodeRecordBatch([{
-                  key: null,
-                  value: encoder.encode("misrouted"),
-                  timestampMs: Date.now(),
-                }]),
-              }],
-            }],
-          });
+          const produced = await conn.request(
+            ApiKey.Produce,
+            11,
+            oneRecordProduce(TOPIC, p.partition, "misrouted"),
+          );
           const pr = produced.responses[0]?.partitionResponses[0];
           assert.ok(pr, "a produce partition response");
           assert.equal(

@@ -7,8 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { ApiKey } from "../../lib/protocol/mod.ts";
-import { encodeRecordBatch } from "../../lib/protocol/record_codec.ts";
 import { TestCluster } from "../_helpers/cluster.ts";
+import { oneRecordProduce } from "../_helpers/produce.ts";
 
 const TOPIC = "graceful";
 const PARTITIONS = 6;
@@ -36,21 +36,7 @@ async function produceEverywhere(cluster: TestCluster, via: number): Promise<num
   for (const [i, p] of view.entries()) {
     const conn = await cluster.connect(p.leader);
     try {
-      const r = await conn.request(ApiKey.Produce, 9, {
-        acks: -1,
-        timeoutMs: 5000,
-        topicData: [{
-          name: TOPIC,
-          partitionData: [{
-            index: i,
-            records: encodeRecordBatch([{
-              key: null,
-              value: new TextEncoder().encode(`v${i}`),
-              timestampMs: Date.now(),
-            }]),
-          }],
-        }],
-      });
+      const r = await conn.request(ApiKey.Produce, 9, oneRecordProduce(TOPIC, i, `v${i}`));
       codes.push(r.responses[0]!.partitionResponses[0]!.errorCode);
     } finally {
       await conn.close();

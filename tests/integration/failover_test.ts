@@ -13,8 +13,9 @@
  */
 import assert from "node:assert/strict";
 import { Kafka, logLevel } from "kafkajs";
-import { ApiKey, encodeRecordBatch, ErrorCode, errorName } from "../../lib/protocol/mod.ts";
+import { ApiKey, ErrorCode, errorName } from "../../lib/protocol/mod.ts";
 import { TestCluster } from "../_helpers/cluster.ts";
+import { oneRecordProduce } from "../_helpers/produce.ts";
 import { fetchAll } from "../_helpers/fetch_all.ts";
 
 const TOPIC = "failover";
@@ -42,21 +43,11 @@ Deno.test({
         const conn = await cluster.connect(follower);
         try {
           for (const version of [3, 7, 9, 10, 11]) {
-            const res = await conn.request(ApiKey.Produce, version, {
-              acks: -1,
-              timeoutMs: 5000,
-              topicData: [{
-                name: TOPIC,
-                partitionData: [{
-                  index: 0,
-                  records: encodeRecordBatch([{
-                    key: null,
-                    value: new TextEncoder().encode(`misrouted-v${version}`),
-                    timestampMs: Date.now(),
-                  }]),
-                }],
-              }],
-            });
+            const res = await conn.request(
+              ApiKey.Produce,
+              version,
+              oneRecordProduce(TOPIC, 0, `misrouted-v${version}`),
+            );
             const p = res.responses[0]?.partitionResponses[0];
             assert.ok(p, `Produce v${version} to node ${follower}: a partition response`);
             assert.equal(

@@ -7,29 +7,14 @@
 import assert from "node:assert/strict";
 import type { KafkaConnection } from "../../lib/client/mod.ts";
 import { ApiKey, decodeRecords, ErrorCode } from "../../lib/protocol/mod.ts";
-import { encodeRecordBatch } from "../../lib/protocol/record_codec.ts";
 import { TestCluster } from "../_helpers/cluster.ts";
+import { oneRecordProduce } from "../_helpers/produce.ts";
 
 const TOPIC = "paused";
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 async function produce(conn: KafkaConnection, value: string): Promise<number> {
-  const r = await conn.request(ApiKey.Produce, 9, {
-    acks: -1,
-    timeoutMs: 5000,
-    topicData: [{
-      name: TOPIC,
-      partitionData: [{
-        index: 0,
-        records: encodeRecordBatch([{
-          key: null,
-          value: encoder.encode(value),
-          timestampMs: Date.now(),
-        }]),
-      }],
-    }],
-  });
+  const r = await conn.request(ApiKey.Produce, 9, oneRecordProduce(TOPIC, 0, value));
   return r.responses[0]!.partitionResponses[0]!.errorCode;
 }
 

@@ -5,42 +5,17 @@
  * the controller callback, and the follower path (append, epochs, truncation).
  */
 import assert from "node:assert/strict";
-import { MetadataImage, type MetadataRecord } from "../../../lib/metadata/mod.ts";
+import type { MetadataImage } from "../../../lib/metadata/mod.ts";
 import { ErrorCode } from "../../../lib/protocol/mod.ts";
 import { splitBatches, validateBatch } from "../../../lib/protocol/record_batch.ts";
 import { type IsrChange, ReplicaManager } from "../../../lib/replication/mod.ts";
 import { ManualClock } from "../../../lib/util/clock.ts";
 import { TidelogError } from "../../../lib/util/errors.ts";
+import { onePartitionImage, TEST_TOPIC_ID } from "../../_helpers/images.ts";
 import { buildBatch } from "../log/_batches.ts";
 
-const TOPIC_ID = "AAAAAAAAAAAAAAAAAAAAAQ";
-
-function clusterImage(): MetadataImage {
-  const records: MetadataRecord[] = [{ type: "Cluster", clusterId: "c" }];
-  for (const id of [1, 2, 3]) {
-    records.push({
-      type: "RegisterBroker",
-      brokerId: id,
-      incarnationId: `i${id}`,
-      brokerEpoch: id,
-      endpoints: [{ host: "127.0.0.1", port: 1 }],
-      rack: null,
-      fenced: false,
-    });
-  }
-  records.push({ type: "Topic", name: "t", topicId: TOPIC_ID, configs: {} });
-  records.push({
-    type: "Partition",
-    topicId: TOPIC_ID,
-    partitionId: 0,
-    replicas: [1, 2, 3],
-    isr: [1, 2, 3],
-    leader: 1,
-    leaderEpoch: 0,
-    partitionEpoch: 0,
-  });
-  return MetadataImage.EMPTY.applyAll(records);
-}
+const TOPIC_ID = TEST_TOPIC_ID;
+const clusterImage = () => onePartitionImage([1, 2, 3], 1);
 
 function change(image: MetadataImage, fields: { leader?: number; isr?: number[] }): MetadataImage {
   return image.apply({ type: "PartitionChange", topicId: TOPIC_ID, partitionId: 0, ...fields });

@@ -3,42 +3,17 @@
  * being led here, instead of waiting (or, worse, re-arming on a closed partition forever).
  */
 import assert from "node:assert/strict";
-import { MetadataImage, type MetadataRecord } from "../../../lib/metadata/mod.ts";
+import type { MetadataImage } from "../../../lib/metadata/mod.ts";
 import { ErrorCode, type FetchRequest, type FetchResponse } from "../../../lib/protocol/mod.ts";
 import { ReplicaManager } from "../../../lib/replication/mod.ts";
 import type { RequestContext } from "../../../lib/server/handler.ts";
 import { fetchHandler } from "../../../lib/server/handlers/fetch.ts";
 import type { BrokerServices } from "../../../lib/server/services.ts";
 import { ManualClock } from "../../../lib/util/clock.ts";
+import { onePartitionImage, TEST_TOPIC_ID } from "../../_helpers/images.ts";
 
-const TOPIC_ID = "AAAAAAAAAAAAAAAAAAAAAQ";
-
-function image(leader: number): MetadataImage {
-  const records: MetadataRecord[] = [{ type: "Cluster", clusterId: "c" }];
-  for (const id of [1, 2]) {
-    records.push({
-      type: "RegisterBroker",
-      brokerId: id,
-      incarnationId: `i${id}`,
-      brokerEpoch: id,
-      endpoints: [{ host: "127.0.0.1", port: 9090 + id }],
-      rack: null,
-      fenced: false,
-    });
-  }
-  records.push({ type: "Topic", name: "t", topicId: TOPIC_ID, configs: {} });
-  records.push({
-    type: "Partition",
-    topicId: TOPIC_ID,
-    partitionId: 0,
-    replicas: [1, 2],
-    isr: [1, 2],
-    leader,
-    leaderEpoch: 0,
-    partitionEpoch: 0,
-  });
-  return MetadataImage.EMPTY.applyAll(records);
-}
+const TOPIC_ID = TEST_TOPIC_ID;
+const image = (leader: number) => onePartitionImage([1, 2], leader);
 
 const REQUEST = {
   replicaId: -1,
