@@ -16,6 +16,7 @@ import {
 } from "./metadata/mod.ts";
 import { ReplicaManager } from "./replication/mod.ts";
 import { allHandlers, Broker, type BrokerServices, KafkaListener } from "./server/mod.ts";
+import { systemTimers } from "./runtime/mod.ts";
 import { type Clock, systemClock } from "./util/clock.ts";
 import { Random } from "./util/random.ts";
 import { getLogger } from "./util/log.ts";
@@ -301,6 +302,7 @@ export class Node {
         replicas,
         groups,
         clock,
+        timers: systemTimers,
         controllerContext: (): ControllerContext => ({
           defaults: {
             numPartitions: options.numPartitions,

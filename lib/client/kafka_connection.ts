@@ -10,6 +10,7 @@ import {
   type RequestTypes,
   type ResponseTypes,
 } from "../protocol/mod.ts";
+import { type Conn, denoNet, type Network } from "../runtime/net.ts";
 import { FrameReader } from "../server/frame_reader.ts";
 
 type Key = keyof RequestTypes & keyof ResponseTypes;
@@ -24,7 +25,7 @@ interface Waiter {
 
 /** One TCP connection to a Kafka broker. */
 export class KafkaConnection {
-  readonly #conn: Deno.TcpConn;
+  readonly #conn: Conn;
   readonly #reader: FrameReader;
   readonly #waiters: Waiter[] = [];
   readonly #clientId: string;
@@ -33,20 +34,21 @@ export class KafkaConnection {
   #readLoop: Promise<void>;
   #writeChain: Promise<void> = Promise.resolve();
 
-  private constructor(conn: Deno.TcpConn, clientId: string) {
+  private constructor(conn: Conn, clientId: string) {
     this.#conn = conn;
     this.#clientId = clientId;
     this.#reader = new FrameReader(conn, 1 << 30);
     this.#readLoop = this.#read();
   }
 
-  /** Connects to `hostname:port`. */
+  /** Connects to `hostname:port` (over `options.net`, the real network by default). */
   static async connect(
     hostname: string,
     port: number,
     clientId = "tidelog-client",
+    options: { net?: Network } = {},
   ): Promise<KafkaConnection> {
-    const conn = await Deno.connect({ hostname, port });
+    const conn = await (options.net ?? denoNet).connect({ hostname, port });
     conn.setNoDelay(true);
     return new KafkaConnection(conn, clientId);
   }

@@ -7,6 +7,7 @@
  */
 import { decodeRecords, encodeRecordBatch, ErrorCode } from "../protocol/mod.ts";
 import type { Partition, ReplicaManager } from "../replication/mod.ts";
+import { systemTimers, type Timers } from "../runtime/timers.ts";
 import type { Clock } from "../util/clock.ts";
 import { TidelogError } from "../util/errors.ts";
 import { getLogger } from "../util/log.ts";
@@ -23,6 +24,7 @@ export class GroupService {
   readonly #core: GroupCoordinator;
   readonly #replicas: ReplicaManager;
   readonly #clock: Clock;
+  readonly #timers: Timers;
   readonly #pending = new Map<
     RequestId,
     { resolve: (r: unknown) => void; reject: (e: Error) => void }
@@ -30,14 +32,18 @@ export class GroupService {
   /** Offsets partitions whose state is loaded into the core. */
   readonly #loaded = new Set<number>();
   #nextRequestId = 1;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: ReturnType<Timers["setTimeout"]> | undefined;
   #closed = false;
   #topicCreation: Promise<void> | null = null;
 
-  constructor(core: GroupCoordinator, deps: { replicas: ReplicaManager; clock: Clock }) {
+  constructor(
+    core: GroupCoordinator,
+    deps: { replicas: ReplicaManager; clock: Clock; timers?: Timers },
+  ) {
     this.#core = core;
     this.#replicas = deps.replicas;
     this.#clock = deps.clock;
+    this.#timers = deps.timers ?? systemTimers;
   }
 
   /** The offsets partition of `groupId`, if this node leads it and has loaded it. */
@@ -146,10 +152,10 @@ export class GroupService {
 
   #armTimer(): void {
     if (this.#closed) return;
-    clearTimeout(this.#timer);
+    this.#timers.clearTimeout(this.#timer);
     const deadline = this.#core.nextDeadlineMs();
     if (deadline === null) return;
-    this.#timer = setTimeout(() => {
+    this.#timer = this.#timers.setTimeout(() => {
       this.#timer = undefined;
       if (this.#closed) return;
       this.#dispatch(this.#core.tick(this.#clock.nowMs()));
@@ -220,7 +226,7 @@ export class GroupService {
   /** Stops the timer; pending requests are rejected. */
   close(): void {
     this.#closed = true;
-    clearTimeout(this.#timer);
+    this.#timers.clearTimeout(this.#timer);
     const failure = new TidelogError(
       ErrorCode.COORDINATOR_NOT_AVAILABLE,
       "The node is shutting down",

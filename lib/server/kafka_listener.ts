@@ -4,6 +4,8 @@
  * strictly in request order. A framing or parsing failure closes that connection only.
  */
 import type { Logger } from "@logtape/logtape";
+import { type Conn, denoNet, type Listener, type NetAddr, type Network } from "../runtime/net.ts";
+import { systemTimers, type Timers } from "../runtime/timers.ts";
 import { getLogger } from "../util/log.ts";
 import type { Broker } from "./broker.ts";
 import type { ConnectionHooks } from "./handler.ts";
@@ -16,41 +18,58 @@ const MAX_IN_FLIGHT = 256;
 
 /** Accepts Kafka connections on one address. */
 export class KafkaListener {
-  readonly #listener: Deno.TcpListener;
+  readonly #listener: Listener;
   readonly #broker: Broker;
   readonly #maxRequestBytes: number;
+  readonly #timers: Timers;
   readonly #connections = new Set<Connection>();
   #nextId = 1;
   #acceptLoop: Promise<void>;
 
-  private constructor(listener: Deno.TcpListener, broker: Broker, maxRequestBytes: number) {
+  private constructor(
+    listener: Listener,
+    broker: Broker,
+    maxRequestBytes: number,
+    timers: Timers,
+  ) {
     this.#listener = listener;
     this.#broker = broker;
     this.#maxRequestBytes = maxRequestBytes;
+    this.#timers = timers;
     this.#acceptLoop = this.#accept();
   }
 
   /** Starts listening on `hostname:port` (port 0 picks a free one). */
   static listen(
-    options: { hostname: string; port: number; maxRequestBytes: number },
+    options: {
+      hostname: string;
+      port: number;
+      maxRequestBytes: number;
+      net?: Network;
+      timers?: Timers;
+    },
     broker: Broker,
   ): KafkaListener {
-    const listener = Deno.listen({
+    const listener = (options.net ?? denoNet).listen({
       hostname: options.hostname,
       port: options.port,
-      transport: "tcp",
     });
-    return new KafkaListener(listener, broker, options.maxRequestBytes);
+    return new KafkaListener(
+      listener,
+      broker,
+      options.maxRequestBytes,
+      options.timers ?? systemTimers,
+    );
   }
 
   /** The bound address (useful when port 0 was asked for). */
-  get addr(): Deno.NetAddr {
+  get addr(): NetAddr {
     return this.#listener.addr;
   }
 
   async #accept(): Promise<void> {
     for (;;) {
-      let conn: Deno.TcpConn;
+      let conn: Conn;
       try {
         conn = await this.#listener.accept();
       } catch (err) {
@@ -58,7 +77,7 @@ export class KafkaListener {
           return;
         }
         log.error("Accept failed: {error}", { error: err });
-        await new Promise((r) => setTimeout(r, 100));
+        await new Promise((r) => this.#timers.setTimeout(() => r(undefined), 100));
         continue;
       }
       try {
@@ -87,7 +106,7 @@ const ABANDONED = Symbol("abandoned");
 
 class Connection {
   readonly done: Promise<void>;
-  readonly #conn: Deno.TcpConn;
+  readonly #conn: Conn;
   readonly #broker: Broker;
   readonly #log: Logger;
   readonly #clientHost: string;
@@ -100,7 +119,7 @@ class Connection {
   readonly #closing = Promise.withResolvers<typeof ABANDONED>();
   readonly #hooks: ConnectionHooks = { onClose: (hook) => this.#closeHooks.push(hook) };
 
-  constructor(id: number, conn: Deno.TcpConn, broker: Broker, maxRequestBytes: number) {
+  constructor(id: number, conn: Conn, broker: Broker, maxRequestBytes: number) {
     this.#conn = conn;
     this.#broker = broker;
     const remote = conn.remoteAddr;

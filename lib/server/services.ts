@@ -11,6 +11,7 @@ import type {
   RaftMetadataStore,
 } from "../metadata/mod.ts";
 import type { ReplicaManager } from "../replication/mod.ts";
+import type { Timers } from "../runtime/timers.ts";
 import type { Clock } from "../util/clock.ts";
 
 /** Broker-level settings (Kafka's names in comments). */
@@ -39,6 +40,8 @@ export interface BrokerServices {
   /** The consumer-group coordinator for the offsets partitions this node leads. */
   readonly groups: GroupService;
   readonly clock: Clock;
+  /** Timers for request deadlines and long polls. */
+  readonly timers: Timers;
   /** The controller's view of the cluster for planning changes. */
   controllerContext(): ControllerContext;
   /** The controller logic (acts only while this node is the Raft leader). */

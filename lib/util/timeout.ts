@@ -1,4 +1,5 @@
 /** Deadlines for promises that have none of their own (network requests). */
+import { systemTimers, type Timers } from "../runtime/timers.ts";
 
 /** The error {@linkcode withTimeout} rejects with. */
 export class TimeoutError extends Error {
@@ -16,13 +17,18 @@ export class TimeoutError extends Error {
  * e.g. to close the connection the answer would have come on). The timer is cleared
  * when `p` settles.
  */
-export function withTimeout<T>(p: Promise<T>, ms: number, onTimeout?: () => void): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+export function withTimeout<T>(
+  p: Promise<T>,
+  ms: number,
+  onTimeout?: () => void,
+  timers: Timers = systemTimers,
+): Promise<T> {
+  let timer: ReturnType<Timers["setTimeout"]> | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
+    timer = timers.setTimeout(() => {
       onTimeout?.();
       reject(new TimeoutError(ms));
     }, ms);
   });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+  return Promise.race([p, timeout]).finally(() => timers.clearTimeout(timer));
 }

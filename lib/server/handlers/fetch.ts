@@ -36,6 +36,7 @@ import type { DeepPartial } from "../../protocol/mod.ts";
 import type { Partition } from "../../replication/mod.ts";
 import { errorCodeOf } from "../../util/errors.ts";
 import { type ApiHandler, respond } from "../handler.ts";
+import type { Timers } from "../../runtime/timers.ts";
 import type { BrokerServices } from "../services.ts";
 import { nodeEndpoints } from "./metadata.ts";
 
@@ -234,7 +235,7 @@ export const fetchHandler: ApiHandler<typeof ApiKey.Fetch> = {
       return respond(assemble(ctx.services, responses, targets, first.entries));
     }
     return respond(
-      longPoll(targets, req, maxBytes).then((entries) =>
+      longPoll(ctx.services.timers, targets, req, maxBytes).then((entries) =>
         assemble(ctx.services, responses, targets, entries)
       ),
     );
@@ -260,6 +261,7 @@ export const fetchHandler: ApiHandler<typeof ApiKey.Fetch> = {
  * `maxWaitMs` passes, re-reading only when a high watermark moves.
  */
 function longPoll(
+  timers: Timers,
   targets: FetchTarget[],
   req: FetchRequest,
   maxBytes: number,
@@ -270,7 +272,7 @@ function longPoll(
     const finish = () => {
       if (done) return;
       done = true;
-      clearTimeout(timer);
+      timers.clearTimeout(timer);
       for (const c of cancels) c();
       resolve(readAll(targets, maxBytes).entries);
     };
@@ -286,7 +288,7 @@ function longPoll(
       if (bytes >= req.minBytes || errors > 0) finish();
       else arm();
     };
-    const timer = setTimeout(finish, req.maxWaitMs);
+    const timer = timers.setTimeout(finish, req.maxWaitMs);
     arm();
   });
 }

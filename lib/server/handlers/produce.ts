@@ -34,6 +34,7 @@ import {
 import type { DeepPartial } from "../../protocol/mod.ts";
 import { topicConfigNumber } from "../../metadata/mod.ts";
 import type { Partition } from "../../replication/mod.ts";
+import type { Timers } from "../../runtime/timers.ts";
 import { errorCodeOf, TidelogError } from "../../util/errors.ts";
 import { type ApiHandler, respond } from "../handler.ts";
 import { getOrAutoCreateTopic } from "../topics.ts";
@@ -151,7 +152,7 @@ export const produceHandler: ApiHandler<typeof ApiKey.Produce> = {
         : { kind: "silent" };
     }
     return respond(
-      waitForAcks(pending, req.timeoutMs).then(() => ({
+      waitForAcks(ctx.services.timers, pending, req.timeoutMs).then(() => ({
         responses,
         nodeEndpoints: nodeEndpoints(services, leaders),
       })),
@@ -170,7 +171,11 @@ export const produceHandler: ApiHandler<typeof ApiKey.Produce> = {
  * those still waiting after `timeoutMs` as REQUEST_TIMED_OUT (and those whose wait
  * failed, e.g. a failed fsync, as KAFKA_STORAGE_ERROR).
  */
-async function waitForAcks(pending: PendingAck[], timeoutMs: number): Promise<void> {
+async function waitForAcks(
+  timers: Timers,
+  pending: PendingAck[],
+  timeoutMs: number,
+): Promise<void> {
   if (pending.length === 0) return;
   const waits = pending.map(async (p) => {
     try {
@@ -187,14 +192,14 @@ async function waitForAcks(pending: PendingAck[], timeoutMs: number): Promise<vo
     }
     return true;
   });
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer: ReturnType<Timers["setTimeout"]> | undefined;
   const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), Math.max(0, timeoutMs));
+    timer = timers.setTimeout(() => resolve(false), Math.max(0, timeoutMs));
   });
   const settled = pending.map(() => false);
   const all = Promise.all(waits.map((w, i) => w.then(() => (settled[i] = true))));
   const finished = await Promise.race([all.then(() => true), timeout]);
-  clearTimeout(timer);
+  timers.clearTimeout(timer);
   if (finished) return;
   pending.forEach((p, i) => {
     if (!settled[i]) p.response.errorCode = ErrorCode.REQUEST_TIMED_OUT;

@@ -2,6 +2,7 @@
  * A long-polling Fetch must answer when its partition closes (topic deleted) or stops
  * being led here, instead of waiting (or, worse, re-arming on a closed partition forever).
  */
+import { systemTimers } from "../../../lib/runtime/mod.ts";
 import assert from "node:assert/strict";
 import type { MetadataImage } from "../../../lib/metadata/mod.ts";
 import { ErrorCode, type FetchRequest, type FetchResponse } from "../../../lib/protocol/mod.ts";
@@ -44,6 +45,7 @@ async function longPoll(
 ): Promise<{ response: Promise<FetchResponse> }> {
   const services = {
     replicas: rm,
+    timers: systemTimers,
     metadata: {
       get image() {
         return current();

@@ -1,0 +1,106 @@
+/**
+ * The file system as the durable parts of a node use it (partition logs, checkpoints,
+ * the Raft log and hard state, producer snapshots, the data directory's own files): the
+ * subset of Deno's file API they call, so that a simulation can put them on an in-memory
+ * disk that loses what was not fsynced when its process crashes. Errors are Deno's
+ * (`Deno.errors.NotFound`, `Deno.errors.AlreadyExists`, ...), whichever implementation
+ * throws them. {@linkcode denoFs} is the real one.
+ */
+
+/** What {@linkcode FileSystem.stat} and {@linkcode FileHandle.stat} report. */
+export interface FileInfo {
+  readonly isFile: boolean;
+  readonly isDirectory: boolean;
+  readonly size: number;
+}
+
+/** One entry of a directory listing. */
+export interface DirEntry {
+  readonly name: string;
+  readonly isFile: boolean;
+  readonly isDirectory: boolean;
+}
+
+/** An open file (the part of `Deno.FsFile` we use). */
+export interface FileHandle extends Disposable {
+  read(p: Uint8Array): Promise<number | null>;
+  readSync(p: Uint8Array): number | null;
+  write(p: Uint8Array): Promise<number>;
+  writeSync(p: Uint8Array): number;
+  seek(offset: number, whence: Deno.SeekMode): Promise<number>;
+  seekSync(offset: number, whence: Deno.SeekMode): number;
+  truncate(len?: number): Promise<void>;
+  truncateSync(len?: number): void;
+  stat(): Promise<FileInfo>;
+  statSync(): FileInfo;
+  /** fdatasync: the file's data is durable once this resolves. */
+  syncData(): Promise<void>;
+  /** fsync (on a directory handle: its entries are durable once this resolves). */
+  sync(): Promise<void>;
+  /** An advisory lock, held until the handle is closed. */
+  lock(exclusive?: boolean): Promise<void>;
+  close(): void;
+}
+
+/** Options of {@linkcode FileSystem.open} (as `Deno.OpenOptions`). */
+export interface OpenOptions {
+  read?: boolean;
+  write?: boolean;
+  append?: boolean;
+  truncate?: boolean;
+  create?: boolean;
+  createNew?: boolean;
+}
+
+/** The file-system calls the durable parts of a node make. */
+export interface FileSystem {
+  open(path: string, options?: OpenOptions): Promise<FileHandle>;
+  openSync(path: string, options?: OpenOptions): FileHandle;
+  mkdir(path: string, options?: { recursive?: boolean }): Promise<void>;
+  mkdirSync(path: string, options?: { recursive?: boolean }): void;
+  readDir(path: string): AsyncIterable<DirEntry>;
+  readDirSync(path: string): Iterable<DirEntry>;
+  stat(path: string): Promise<FileInfo>;
+  statSync(path: string): FileInfo;
+  remove(path: string, options?: { recursive?: boolean }): Promise<void>;
+  removeSync(path: string, options?: { recursive?: boolean }): void;
+  rename(from: string, to: string): Promise<void>;
+  readFile(path: string): Promise<Uint8Array>;
+  readFileSync(path: string): Uint8Array;
+  readTextFile(path: string): Promise<string>;
+  readTextFileSync(path: string): string;
+  /** Creates or replaces the file's contents (not fsynced). */
+  writeFile(path: string, data: Uint8Array): Promise<void>;
+  writeFileSync(path: string, data: Uint8Array): void;
+  writeTextFile(path: string, text: string): Promise<void>;
+  writeTextFileSync(path: string, text: string): void;
+}
+
+/** Deno's own file system. */
+export const denoFs: FileSystem = {
+  open: (path, options) => Deno.open(path, options),
+  openSync: (path, options) => Deno.openSync(path, options),
+  mkdir: (path, options) => Deno.mkdir(path, options),
+  mkdirSync: (path, options) => Deno.mkdirSync(path, options),
+  readDir: (path) => Deno.readDir(path),
+  readDirSync: (path) => Deno.readDirSync(path),
+  stat: (path) => Deno.stat(path),
+  statSync: (path) => Deno.statSync(path),
+  remove: (path, options) => Deno.remove(path, options),
+  removeSync: (path, options) => Deno.removeSync(path, options),
+  rename: (from, to) => Deno.rename(from, to),
+  readFile: (path) => Deno.readFile(path),
+  readFileSync: (path) => Deno.readFileSync(path),
+  readTextFile: (path) => Deno.readTextFile(path),
+  readTextFileSync: (path) => Deno.readTextFileSync(path),
+  writeFile: (path, data) => Deno.writeFile(path, data),
+  writeFileSync: (path, data) => Deno.writeFileSync(path, data),
+  writeTextFile: (path, text) => Deno.writeTextFile(path, text),
+  writeTextFileSync: (path, text) => Deno.writeTextFileSync(path, text),
+};
+
+/** fsyncs a directory, so that entries created, renamed or removed in it are durable. */
+export async function syncDir(fs: FileSystem, path: string): Promise<void> {
+  using dir = await fs.open(path, { read: true });
+  await dir.sync();
+}
