@@ -16,8 +16,17 @@ import {
 } from "./metadata/mod.ts";
 import { ReplicaManager } from "./replication/mod.ts";
 import { allHandlers, Broker, type BrokerServices, KafkaListener } from "./server/mod.ts";
-import { systemTimers } from "./runtime/mod.ts";
-import { type Clock, systemClock } from "./util/clock.ts";
+import {
+  type FileHandle,
+  type FileSystem,
+  type NetAddr,
+  type Runtime,
+  sleep,
+  syncDir,
+  systemRuntime,
+  type Timers,
+} from "./runtime/mod.ts";
+import type { Clock } from "./util/clock.ts";
 import { Random } from "./util/random.ts";
 import { getLogger } from "./util/log.ts";
 
@@ -59,28 +68,33 @@ interface MetaFile {
  * and writes or checks meta.json (node id and format version must match).
  */
 async function claimDataDir(
+  rt: Runtime,
   dataDir: string,
   nodeId: number,
-): Promise<{ lock: Deno.FsFile; meta: MetaFile | null }> {
-  await Deno.mkdir(dataDir, { recursive: true });
-  const lock = await Deno.open(join(dataDir, ".lock"), { read: true, write: true, create: true });
+): Promise<{ lock: FileHandle; meta: MetaFile | null }> {
+  const { fs, timers } = rt;
+  await fs.mkdir(dataDir, { recursive: true });
+  const lock = await fs.open(join(dataDir, ".lock"), { read: true, write: true, create: true });
+  let timer: ReturnType<Timers["setTimeout"]> | undefined;
   try {
     // Non-blocking would be nicer, but Deno only offers a blocking lock; a short race
     // is acceptable, two live nodes on one directory is not.
-    const timeout = new Promise<never>((_, reject) =>
-      setTimeout(
+    const timeout = new Promise<never>((_, reject) => {
+      timer = timers.setTimeout(
         () => reject(new StartupError(`Data directory ${dataDir} is in use by another process`)),
         2000,
-      )
-    );
+      );
+    });
     await Promise.race([lock.lock(true), timeout]);
   } catch (err) {
     lock.close();
     throw err;
+  } finally {
+    timers.clearTimeout(timer);
   }
   let meta: MetaFile | null = null;
   try {
-    meta = JSON.parse(await Deno.readTextFile(join(dataDir, "meta.json"))) as MetaFile;
+    meta = JSON.parse(await fs.readTextFile(join(dataDir, "meta.json"))) as MetaFile;
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) {
       lock.close();
@@ -108,38 +122,40 @@ async function claimDataDir(
  * Moves the metadata of a format-1 directory (a local record journal) into the Raft log,
  * once: the journal's records are proposed as one entry, then the journal is renamed.
  */
-async function migrateJournal(dataDir: string, store: RaftMetadataStore): Promise<void> {
+async function migrateJournal(
+  fs: FileSystem,
+  dataDir: string,
+  store: RaftMetadataStore,
+): Promise<void> {
   const path = join(dataDir, "metadata", "records.log");
   try {
-    await Deno.stat(path);
+    await fs.stat(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return;
     throw err;
   }
-  const records = await readRecordJournal(path);
+  const records = await readRecordJournal(fs, path);
   if (store.image.offset === 0 && records.length > 0) {
     await store.propose(() => ({ records, result: undefined }));
   }
-  await Deno.rename(path, `${path}.migrated`);
-  using dir = await Deno.open(join(dataDir, "metadata"), { read: true });
-  await dir.sync();
+  await fs.rename(path, `${path}.migrated`);
+  await syncDir(fs, join(dataDir, "metadata"));
   log.info("Moved {count} metadata records from {path} into the Raft log", {
     count: records.length,
     path,
   });
 }
 
-async function writeMeta(dataDir: string, meta: MetaFile): Promise<void> {
+async function writeMeta(fs: FileSystem, dataDir: string, meta: MetaFile): Promise<void> {
   const path = join(dataDir, "meta.json");
   const tmp = `${path}.tmp`;
-  await Deno.writeTextFile(tmp, JSON.stringify(meta, null, 2) + "\n");
+  await fs.writeTextFile(tmp, JSON.stringify(meta, null, 2) + "\n");
   {
-    using f = await Deno.open(tmp, { read: true, write: true });
+    using f = await fs.open(tmp, { read: true, write: true });
     await f.sync();
   }
-  await Deno.rename(tmp, path);
-  using dir = await Deno.open(dataDir, { read: true });
-  await dir.sync();
+  await fs.rename(tmp, path);
+  await syncDir(fs, dataDir);
 }
 
 /** A running node. */
@@ -151,9 +167,10 @@ export class Node {
   readonly #controller: ControllerService;
   readonly #channel: ControllerChannel;
   readonly #lifecycle: BrokerLifecycle;
-  readonly #lock: Deno.FsFile;
+  readonly #lock: FileHandle;
   readonly #clustered: boolean;
-  readonly #retentionTimer: ReturnType<typeof setInterval>;
+  readonly #runtime: Runtime;
+  readonly #retentionTimer: ReturnType<Timers["setInterval"]>;
   #retentionRunning = false;
   #stopped: Promise<void> | null = null;
 
@@ -165,8 +182,9 @@ export class Node {
     controller: ControllerService;
     channel: ControllerChannel;
     lifecycle: BrokerLifecycle;
-    lock: Deno.FsFile;
+    lock: FileHandle;
     clustered: boolean;
+    runtime: Runtime;
     retentionCheckIntervalMs: number;
   }) {
     this.#listener = parts.listener;
@@ -178,7 +196,11 @@ export class Node {
     this.#lifecycle = parts.lifecycle;
     this.#lock = parts.lock;
     this.#clustered = parts.clustered;
-    this.#retentionTimer = setInterval(() => this.runRetention(), parts.retentionCheckIntervalMs);
+    this.#runtime = parts.runtime;
+    this.#retentionTimer = parts.runtime.timers.setInterval(
+      () => this.runRetention(),
+      parts.retentionCheckIntervalMs,
+    );
   }
 
   /**
@@ -186,9 +208,14 @@ export class Node {
    * the cluster id, which needs a quorum), starts listening, registers as a broker and
    * waits (bounded) until the controller has unfenced it.
    */
-  static async start(options: ServeOptions, deps: { clock?: Clock } = {}): Promise<Node> {
-    const clock = deps.clock ?? systemClock;
-    const { lock, meta } = await claimDataDir(options.dataDir, options.nodeId);
+  static async start(
+    options: ServeOptions,
+    deps: { clock?: Clock; runtime?: Runtime } = {},
+  ): Promise<Node> {
+    const base = deps.runtime ?? systemRuntime();
+    const rt: Runtime = deps.clock ? { ...base, clock: deps.clock } : base;
+    const { clock, timers, fs, net, random } = rt;
+    const { lock, meta } = await claimDataDir(rt, options.dataDir, options.nodeId);
     const clustered = options.voters.size > 1;
     let store: RaftMetadataStore | undefined;
     let replicas: ReplicaManager | undefined;
@@ -204,6 +231,11 @@ export class Node {
           raftListenAddr: options.raftListenAddr,
           dataDir: options.dataDir,
           tickMs: RAFT_TICK_MS,
+          clock,
+          timers,
+          fs,
+          net,
+          random,
         });
       } catch (err) {
         if (err instanceof Deno.errors.AddrInUse) {
@@ -215,7 +247,7 @@ export class Node {
       }
       if (clustered) {
         try {
-          await Deno.stat(join(options.dataDir, "metadata", "records.log"));
+          await fs.stat(join(options.dataDir, "metadata", "records.log"));
           throw new StartupError(
             `Data directory ${options.dataDir} holds single-node metadata (format 1); start it once without --peers to migrate it`,
           );
@@ -223,16 +255,17 @@ export class Node {
           if (!(err instanceof Deno.errors.NotFound)) throw err;
         }
       } else {
-        await migrateJournal(options.dataDir, store);
+        await migrateJournal(fs, options.dataDir, store);
       }
       controller = new ControllerService({
         nodeId: options.nodeId,
         store,
         clock,
+        timers,
         sessionTimeoutMs: options.brokerSessionTimeoutMs,
         leaderImbalanceCheckIntervalMs: options.leaderImbalanceCheckIntervalMs,
         uncleanLeaderElection: options.uncleanLeaderElection,
-        clusterIdForNewCluster: meta?.clusterId ?? randomUuid(),
+        clusterIdForNewCluster: meta?.clusterId ?? randomUuid(random),
       });
       const clusterId = await waitForClusterId(store, options.dataDir);
       if (meta && meta.clusterId !== clusterId) {
@@ -241,13 +274,20 @@ export class Node {
         );
       }
       if (!meta || meta.formatVersion !== FORMAT_VERSION) {
-        await writeMeta(options.dataDir, {
+        await writeMeta(fs, options.dataDir, {
           nodeId: options.nodeId,
           clusterId,
           formatVersion: FORMAT_VERSION,
         });
       }
-      channel = new ControllerChannel({ nodeId: options.nodeId, store, controller });
+      channel = new ControllerChannel({
+        nodeId: options.nodeId,
+        store,
+        controller,
+        clock,
+        timers,
+        net,
+      });
       const ch = channel;
       let brokerEpoch = () => -1;
       replicas = new ReplicaManager({
@@ -255,6 +295,9 @@ export class Node {
         nodeId: options.nodeId,
         flush: options.flush,
         clock,
+        timers,
+        fs,
+        net,
         replicaLagTimeMaxMs: options.replicaLagTimeMaxMs,
         // Until unfenced, the image may be stale (a cluster) or about to take our
         // leaderships away and give them back in a new epoch (re-registration).
@@ -275,8 +318,8 @@ export class Node {
           initialRebalanceDelayMs: options.groupInitialRebalanceDelayMs,
           minSessionTimeoutMs: options.groupMinSessionTimeoutMs,
           maxSessionTimeoutMs: options.groupMaxSessionTimeoutMs,
-        }, { random: Random.fromCrypto() }),
-        { replicas, clock },
+        }, { random: new Random(random.nextU32()) }),
+        { replicas, clock, timers },
       );
       groups.syncPartitions();
       const r = replicas;
@@ -302,13 +345,13 @@ export class Node {
         replicas,
         groups,
         clock,
-        timers: systemTimers,
+        timers,
         controllerContext: (): ControllerContext => ({
           defaults: {
             numPartitions: options.numPartitions,
             defaultReplicationFactor: options.defaultReplicationFactor,
           },
-          newTopicId: randomUuid,
+          newTopicId: () => randomUuid(random),
         }),
         controller,
         controllerChannel: channel,
@@ -324,6 +367,8 @@ export class Node {
               hostname: options.kafkaHost,
               port: options.kafkaPort,
               maxRequestBytes: options.maxRequestBytes,
+              net,
+              timers,
             },
             broker,
           );
@@ -352,13 +397,15 @@ export class Node {
         store,
         channel,
         heartbeatIntervalMs: options.brokerHeartbeatIntervalMs,
+        timers,
+        random,
       });
       lifecycleRef.current = lifecycle;
       const lc = lifecycle;
       brokerEpoch = () => lc.brokerEpoch;
       const unfenced = await Promise.race([
         lifecycle.whenUnfenced().then(() => true),
-        new Promise<false>((resolve) => setTimeout(() => resolve(false), UNFENCE_WAIT_MS)),
+        sleep(timers, UNFENCE_WAIT_MS).then(() => false as const),
       ]);
       const startLeading = async () => {
         await r.startLeading();
@@ -398,6 +445,7 @@ export class Node {
         lifecycle,
         lock,
         clustered,
+        runtime: rt,
         retentionCheckIntervalMs: options.retentionCheckIntervalMs,
       });
     } catch (err) {
@@ -412,13 +460,31 @@ export class Node {
     }
   }
 
+  /**
+   * The node's parts, for tests that check invariants across a cluster (the whole-cluster
+   * simulation); nothing else reaches into a running node.
+   */
+  get internals(): {
+    readonly store: RaftMetadataStore;
+    readonly replicas: ReplicaManager;
+    readonly lifecycle: BrokerLifecycle;
+    readonly groups: GroupService;
+  } {
+    return {
+      store: this.#store,
+      replicas: this.#replicas,
+      lifecycle: this.#lifecycle,
+      groups: this.#groups,
+    };
+  }
+
   /** The bound Kafka address. */
-  get kafkaAddr(): Deno.NetAddr {
+  get kafkaAddr(): NetAddr {
     return this.#listener.addr;
   }
 
   /** The bound Raft address. */
-  get raftAddr(): Deno.NetAddr {
+  get raftAddr(): NetAddr {
     return this.#store.raftAddr;
   }
 
@@ -451,10 +517,9 @@ export class Node {
     const target = candidates[0];
     if (target === undefined) return;
     this.#store.transferLeadership(target);
-    const deadline = Date.now() + 1000;
-    while (this.#store.isController() && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    const { clock, timers } = this.#runtime;
+    const deadline = clock.nowMs() + 1000;
+    while (this.#store.isController() && clock.nowMs() < deadline) await sleep(timers, 10);
     log.info("Controller role {outcome} to node {target}", {
       outcome: this.#store.isController() ? "not handed" : "handed",
       target,
@@ -468,13 +533,14 @@ export class Node {
    */
   stop(): Promise<void> {
     this.#stopped ??= (async () => {
-      clearInterval(this.#retentionTimer);
+      const { clock, timers } = this.#runtime;
+      timers.clearInterval(this.#retentionTimer);
       if (this.#clustered) {
-        const started = Date.now();
+        const started = clock.nowMs();
         const done = await this.#lifecycle.controlledShutdown(CONTROLLED_SHUTDOWN_TIMEOUT_MS);
         log.info("Controlled shutdown {outcome} in {ms} ms", {
           outcome: done ? "completed" : "timed out",
-          ms: Date.now() - started,
+          ms: clock.nowMs() - started,
         });
       }
       if (this.#clustered) await this.#resignController();

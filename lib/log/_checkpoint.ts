@@ -3,22 +3,18 @@
  * replaced atomically: write a temp file, fsync it, rename it over, fsync the directory.
  * Format: a version line "0" and the offset, in decimal.
  */
-
-/** fsyncs a directory so that created, renamed or removed entries in it are durable. */
-export async function syncDir(dir: string): Promise<void> {
-  const d = await Deno.open(dir, { read: true });
-  try {
-    await d.sync();
-  } finally {
-    d.close();
-  }
-}
+import { type FileSystem, syncDir } from "../runtime/fs.ts";
 
 /** Atomically replaces `dir/name` with `value`. */
-export async function writeCheckpoint(dir: string, name: string, value: number): Promise<void> {
+export async function writeCheckpoint(
+  fs: FileSystem,
+  dir: string,
+  name: string,
+  value: number,
+): Promise<void> {
   const tmp = `${dir}/${name}.tmp`;
   const bytes = new TextEncoder().encode(`0\n${value}\n`);
-  const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
+  const f = await fs.open(tmp, { write: true, create: true, truncate: true });
   try {
     let done = 0;
     while (done < bytes.length) done += await f.write(bytes.subarray(done));
@@ -26,18 +22,22 @@ export async function writeCheckpoint(dir: string, name: string, value: number):
   } finally {
     f.close();
   }
-  await Deno.rename(tmp, `${dir}/${name}`);
-  await syncDir(dir);
+  await fs.rename(tmp, `${dir}/${name}`);
+  await syncDir(fs, dir);
 }
 
 /**
  * Reads `dir/name`: the offset, null if the file is absent, or "invalid" if it cannot
  * be parsed (the caller falls back to the safe choice and logs it).
  */
-export function readCheckpoint(dir: string, name: string): number | null | "invalid" {
+export function readCheckpoint(
+  fs: FileSystem,
+  dir: string,
+  name: string,
+): number | null | "invalid" {
   let text: string;
   try {
-    text = Deno.readTextFileSync(`${dir}/${name}`);
+    text = fs.readTextFileSync(`${dir}/${name}`);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return null;
     throw err;

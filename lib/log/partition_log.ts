@@ -14,11 +14,12 @@ import {
   setLogAppendTime,
   setPartitionLeaderEpoch,
 } from "../protocol/record_batch.ts";
+import { denoFs, type FileSystem, syncDir } from "../runtime/fs.ts";
+import { systemTimers, type TimerHandle, type Timers } from "../runtime/timers.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import { CorruptBatchError, OffsetOutOfRangeError } from "../util/errors.ts";
 import { getLogger } from "../util/log.ts";
-import { readCheckpoint, syncDir, writeCheckpoint } from "./_checkpoint.ts";
-import { _internals } from "./_io.ts";
+import { readCheckpoint, writeCheckpoint } from "./_checkpoint.ts";
 import { findRecord } from "./_records.ts";
 import { type LogConfig, validateLogConfig } from "./config.ts";
 import { KafkaStorageError, LogClosedError, LogTruncatedError } from "./errors.ts";
@@ -71,6 +72,10 @@ export interface LogStats {
 export interface OpenLogOptions {
   /** Time source for LogAppendTime-independent decisions (segment.ms, retention). */
   clock?: Clock;
+  /** Runs the "interval" flush policy's fsync timer. */
+  timers?: Timers;
+  /** Where the segments and checkpoints live (an in-memory disk in simulations). */
+  fs?: FileSystem;
   /** Name for log lines and error messages, e.g. "orders-3"; defaults to the dir name. */
   name?: string;
 }
@@ -120,6 +125,8 @@ export class PartitionLog {
   readonly name: string;
   #config: LogConfig;
   #clock: Clock;
+  readonly #timers: Timers;
+  readonly #fs: FileSystem;
   /** Sorted by base offset; never empty; the last one is the active segment. */
   #segments: LogSegment[];
   #logStart: number;
@@ -139,7 +146,7 @@ export class PartitionLog {
   #unsyncedRolled: LogSegment[] = [];
   #dirSyncNeeded = false;
   #waiters: Waiter[] = [];
-  #timer: ReturnType<typeof setInterval> | undefined;
+  #timer: TimerHandle | undefined;
   #stats: LogStats = { syncs: 0, rolls: 0 };
 
   private constructor(
@@ -147,6 +154,8 @@ export class PartitionLog {
     name: string,
     config: LogConfig,
     clock: Clock,
+    timers: Timers,
+    fs: FileSystem,
     segments: LogSegment[],
     logStart: number,
     recoveryPoint: number,
@@ -155,6 +164,8 @@ export class PartitionLog {
     this.name = name;
     this.#config = config;
     this.#clock = clock;
+    this.#timers = timers;
+    this.#fs = fs;
     this.#segments = segments;
     this.#logStart = logStart;
     this.#durableEnd = this.logEndOffset;
@@ -178,29 +189,31 @@ export class PartitionLog {
   ): Promise<PartitionLog> {
     validateLogConfig(config);
     const clock = options.clock ?? systemClock;
+    const timers = options.timers ?? systemTimers;
+    const fs = options.fs ?? denoFs;
     const name = options.name ?? dir.replace(/\/+$/, "").split("/").pop() ?? dir;
-    await ensureDir(dir);
+    await ensureDir(fs, dir);
 
     const bases = new Set<number>();
     const files: string[] = [];
-    for await (const entry of Deno.readDir(dir)) {
+    for await (const entry of fs.readDir(dir)) {
       const m = SEGMENT_FILE.exec(entry.name);
       if (m !== null) {
         if (m[2] === "log") bases.add(Number(m[1]));
         files.push(entry.name);
       } else if (entry.name.endsWith(".tmp")) {
-        await Deno.remove(`${dir}/${entry.name}`);
+        await fs.remove(`${dir}/${entry.name}`);
       }
     }
     // Index files without their .log are left over from a crash during deletion.
     for (const f of files) {
       const m = SEGMENT_FILE.exec(f)!;
-      if (m[2] !== "log" && !bases.has(Number(m[1]))) await Deno.remove(`${dir}/${f}`);
+      if (m[2] !== "log" && !bases.has(Number(m[1]))) await fs.remove(`${dir}/${f}`);
     }
     const sorted = [...bases].sort((a, b) => a - b);
 
-    const startCp = readCheckpoint(dir, LOG_START_FILE);
-    const recoveryCp = readCheckpoint(dir, RECOVERY_POINT_FILE);
+    const startCp = readCheckpoint(fs, dir, LOG_START_FILE);
+    const recoveryCp = readCheckpoint(fs, dir, RECOVERY_POINT_FILE);
     if (startCp === "invalid" || recoveryCp === "invalid") {
       log.warn("Ignoring unreadable checkpoint in {dir}", { dir });
     }
@@ -213,7 +226,7 @@ export class PartitionLog {
       for (let i = 0; i < sorted.length; i++) {
         const base = sorted[i]!;
         const next = sorted[i + 1];
-        const seg = LogSegment.openExisting(dir, base, now);
+        const seg = LogSegment.openExisting(fs, dir, base, now);
         segments.push(seg);
         if (next !== undefined && next <= recoveryPoint && seg.loadIndexes()) {
           seg.nextOffset = next;
@@ -238,7 +251,7 @@ export class PartitionLog {
         if (problem !== null) {
           const later = sorted.slice(i + 1);
           for (const b of later.reverse()) {
-            lost += removeSegmentFiles(dir, b);
+            lost += removeSegmentFiles(fs, dir, b);
           }
           log.warn(
             "Recovery of {name} truncated {bytes} bytes at offset {offset} ({problem}); " +
@@ -256,7 +269,7 @@ export class PartitionLog {
       }
       if (segments.length === 0) {
         const base = typeof startCp === "number" ? startCp : 0;
-        const seg = LogSegment.create(dir, base, now);
+        const seg = LogSegment.create(fs, dir, base, now);
         segments.push(seg);
         scanned.push(seg);
       }
@@ -270,11 +283,11 @@ export class PartitionLog {
           seg.writeIndexFiles();
           await seg.syncIndexFiles();
         }
-        await _internals.syncData(seg.file);
+        await seg.file.syncData();
       }
-      await syncDir(dir);
+      await syncDir(fs, dir);
       if (active.baseOffset !== recoveryPoint) {
-        await writeCheckpoint(dir, RECOVERY_POINT_FILE, active.baseOffset);
+        await writeCheckpoint(fs, dir, RECOVERY_POINT_FILE, active.baseOffset);
       }
     } catch (err) {
       for (const seg of segments) seg.close();
@@ -296,6 +309,8 @@ export class PartitionLog {
       name,
       config,
       clock,
+      timers,
+      fs,
       segments,
       logStart,
       segments[segments.length - 1]!.baseOffset,
@@ -580,7 +595,7 @@ export class PartitionLog {
       if (offset < target.baseOffset) {
         this.#segments.pop();
         target.remove();
-        this.#segments.push(LogSegment.create(this.dir, offset, this.#clock.nowMs()));
+        this.#segments.push(LogSegment.create(this.#fs, this.dir, offset, this.#clock.nowMs()));
       } else {
         const loc = target.locate(offset);
         target.truncateToPosition(loc?.position ?? target.size, this.#config.indexIntervalBytes);
@@ -600,7 +615,7 @@ export class PartitionLog {
       }
       if (this.#logStart > end) {
         this.#logStart = end;
-        await writeCheckpoint(this.dir, LOG_START_FILE, end);
+        await writeCheckpoint(this.#fs, this.dir, LOG_START_FILE, end);
       }
       this.#dirSyncNeeded = true;
       log.info("Truncated {name} to offset {end} (was {before}, asked {offset})", {
@@ -626,11 +641,11 @@ export class PartitionLog {
       // A crash part-way leaves either the old segments (a start past their end is
       // corrected on open) or none (open creates one at the checkpointed start).
       if (offset < this.#recoveryPoint) await this.#writeRecoveryPoint(offset);
-      await writeCheckpoint(this.dir, LOG_START_FILE, offset);
+      await writeCheckpoint(this.#fs, this.dir, LOG_START_FILE, offset);
       this.#checkWritable("reset");
       const before = this.logEndOffset;
       for (const seg of this.#segments.splice(0)) seg.remove();
-      this.#segments.push(LogSegment.create(this.dir, offset, this.#clock.nowMs()));
+      this.#segments.push(LogSegment.create(this.#fs, this.dir, offset, this.#clock.nowMs()));
       this.#unsyncedRolled = [];
       this.#logStart = offset;
       this.#durableEnd = offset;
@@ -679,7 +694,7 @@ export class PartitionLog {
     this.#logStart = offset;
     await this.#quiesced(async () => {
       const deleted = await this.#deleteOldest(this.#retentionCount(null), "log start offset");
-      if (deleted === 0) await writeCheckpoint(this.dir, LOG_START_FILE, this.#logStart);
+      if (deleted === 0) await writeCheckpoint(this.#fs, this.dir, LOG_START_FILE, this.#logStart);
     });
   }
 
@@ -714,7 +729,7 @@ export class PartitionLog {
     } catch (err) {
       log.warn("Closing {name} before deletion failed: {error}", { name: this.name, error: err });
     }
-    await Deno.remove(this.dir, { recursive: true });
+    await this.#fs.remove(this.dir, { recursive: true });
   }
 
   // ---- internals -------------------------------------------------------------------
@@ -780,7 +795,7 @@ export class PartitionLog {
     const old = this.#active;
     old.finalizeTimeIndex();
     old.writeIndexFiles();
-    const seg = LogSegment.create(this.dir, old.nextOffset, now);
+    const seg = LogSegment.create(this.#fs, this.dir, old.nextOffset, now);
     this.#segments.push(seg);
     this.#unsyncedRolled.push(old);
     this.#dirSyncNeeded = true;
@@ -846,11 +861,11 @@ export class PartitionLog {
   }
 
   #armTimer(): void {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
+    if (this.#timer !== undefined) this.#timers.clearInterval(this.#timer);
     this.#timer = undefined;
     const flush = this.#config.flush;
     if (flush.kind === "interval" && !this.#closed) {
-      this.#timer = setInterval(() => this.#maybeStartSync(true), flush.ms);
+      this.#timer = this.#timers.setInterval(() => this.#maybeStartSync(true), flush.ms);
     }
   }
 
@@ -892,11 +907,11 @@ export class PartitionLog {
     this.#dirSyncNeeded = false;
     this.#stats.syncs++;
     for (const seg of rolled) {
-      await _internals.syncData(seg.file);
+      await seg.file.syncData();
       await seg.syncIndexFiles();
     }
-    await _internals.syncData(active.file);
-    if (dirSync) await syncDir(this.dir);
+    await active.file.syncData();
+    if (dirSync) await syncDir(this.#fs, this.dir);
     if (target > this.#durableEnd) this.#durableEnd = target;
     this.#resolveWaiters();
     if (rolled.length > 0 && active.baseOffset > this.#recoveryPoint) {
@@ -905,7 +920,7 @@ export class PartitionLog {
   }
 
   async #writeRecoveryPoint(offset: number): Promise<void> {
-    await writeCheckpoint(this.dir, RECOVERY_POINT_FILE, offset);
+    await writeCheckpoint(this.#fs, this.dir, RECOVERY_POINT_FILE, offset);
     this.#recoveryPoint = offset;
   }
 
@@ -990,7 +1005,7 @@ export class PartitionLog {
     if (first.baseOffset > this.#logStart) this.#logStart = first.baseOffset;
     // The checkpoint goes first: a crash then leaves extra files, never a start offset
     // pointing at deleted data.
-    await writeCheckpoint(this.dir, LOG_START_FILE, this.#logStart);
+    await writeCheckpoint(this.#fs, this.dir, LOG_START_FILE, this.#logStart);
     let bytes = 0;
     for (const seg of removed) {
       bytes += seg.size;
@@ -1017,12 +1032,12 @@ export class PartitionLog {
         try {
           const active = this.#active;
           for (const seg of this.#unsyncedRolled) {
-            await _internals.syncData(seg.file);
+            await seg.file.syncData();
             await seg.syncIndexFiles();
           }
           this.#unsyncedRolled = [];
-          await _internals.syncData(active.file);
-          if (this.#dirSyncNeeded) await syncDir(this.dir);
+          await active.file.syncData();
+          if (this.#dirSyncNeeded) await syncDir(this.#fs, this.dir);
           this.#dirSyncNeeded = false;
           this.#durableEnd = this.logEndOffset;
           this.#resolveWaiters();
@@ -1043,26 +1058,26 @@ export class PartitionLog {
   }
 }
 
-async function ensureDir(dir: string): Promise<void> {
+async function ensureDir(fs: FileSystem, dir: string): Promise<void> {
   try {
-    const st = await Deno.stat(dir);
+    const st = await fs.stat(dir);
     if (!st.isDirectory) throw new TypeError(`Cannot open log in ${dir}: not a directory`);
     return;
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
-  await Deno.mkdir(dir, { recursive: true });
+  await fs.mkdir(dir, { recursive: true });
   const parent = dir.replace(/\/+$/, "").replace(/\/[^/]*$/, "") || "/";
-  await syncDir(parent);
+  await syncDir(fs, parent);
 }
 
-function removeSegmentFiles(dir: string, base: number): number {
+function removeSegmentFiles(fs: FileSystem, dir: string, base: number): number {
   let bytes = 0;
   for (const ext of ["log", "index", "timeindex"] as const) {
     const path = `${dir}/${segmentFileName(base, ext)}`;
     try {
-      if (ext === "log") bytes = Deno.statSync(path).size;
-      Deno.removeSync(path);
+      if (ext === "log") bytes = fs.statSync(path).size;
+      fs.removeSync(path);
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
     }

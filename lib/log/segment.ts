@@ -15,6 +15,7 @@ import {
   type BatchHeader,
   readBatchHeader,
 } from "../protocol/record_batch.ts";
+import type { FileHandle, FileSystem } from "../runtime/fs.ts";
 import { assert } from "../util/assert.ts";
 import { OffsetIndex, TimeIndex } from "./_index.ts";
 
@@ -63,7 +64,8 @@ export class LogSegment {
   rollBaseMs: number;
   readonly offsetIndex = new OffsetIndex();
   readonly timeIndex = new TimeIndex();
-  #file: Deno.FsFile;
+  readonly #fs: FileSystem;
+  #file: FileHandle;
   /** Where the handle's position is, as far as we moved it. */
   #handlePos = 0;
   #size = 0;
@@ -75,7 +77,14 @@ export class LogSegment {
   #lastIndexedPos = 0;
   #closed = false;
 
-  private constructor(dir: string, baseOffset: number, file: Deno.FsFile, nowMs: number) {
+  private constructor(
+    fs: FileSystem,
+    dir: string,
+    baseOffset: number,
+    file: FileHandle,
+    nowMs: number,
+  ) {
+    this.#fs = fs;
     this.baseOffset = baseOffset;
     this.logPath = `${dir}/${segmentFileName(baseOffset, "log")}`;
     this.indexPath = `${dir}/${segmentFileName(baseOffset, "index")}`;
@@ -86,21 +95,26 @@ export class LogSegment {
   }
 
   /** Creates a new empty segment file (truncating any stale one). */
-  static create(dir: string, baseOffset: number, nowMs: number): LogSegment {
+  static create(fs: FileSystem, dir: string, baseOffset: number, nowMs: number): LogSegment {
     const path = `${dir}/${segmentFileName(baseOffset, "log")}`;
-    const file = Deno.openSync(path, { read: true, write: true, create: true, truncate: true });
-    const seg = new LogSegment(dir, baseOffset, file, nowMs);
+    const file = fs.openSync(path, { read: true, write: true, create: true, truncate: true });
+    const seg = new LogSegment(fs, dir, baseOffset, file, nowMs);
     // Stale indexes of an earlier segment with the same base would mislead a later open.
-    removeIfExists(seg.indexPath);
-    removeIfExists(seg.timeIndexPath);
+    removeIfExists(fs, seg.indexPath);
+    removeIfExists(fs, seg.timeIndexPath);
     return seg;
   }
 
   /** Opens an existing segment file; call {@linkcode recover} or {@linkcode loadIndexes} next. */
-  static openExisting(dir: string, baseOffset: number, nowMs: number): LogSegment {
+  static openExisting(
+    fs: FileSystem,
+    dir: string,
+    baseOffset: number,
+    nowMs: number,
+  ): LogSegment {
     const path = `${dir}/${segmentFileName(baseOffset, "log")}`;
-    const file = Deno.openSync(path, { read: true, write: true });
-    const seg = new LogSegment(dir, baseOffset, file, nowMs);
+    const file = fs.openSync(path, { read: true, write: true });
+    const seg = new LogSegment(fs, dir, baseOffset, file, nowMs);
     seg.#size = file.statSync().size;
     return seg;
   }
@@ -130,7 +144,7 @@ export class LogSegment {
     return this.#maxTimestampBatch;
   }
 
-  get file(): Deno.FsFile {
+  get file(): FileHandle {
     return this.#file;
   }
 
@@ -348,8 +362,8 @@ export class LogSegment {
     let offsetBytes: Uint8Array;
     let timeBytes: Uint8Array;
     try {
-      offsetBytes = Deno.readFileSync(this.indexPath);
-      timeBytes = Deno.readFileSync(this.timeIndexPath);
+      offsetBytes = this.#fs.readFileSync(this.indexPath);
+      timeBytes = this.#fs.readFileSync(this.timeIndexPath);
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) return false;
       throw err;
@@ -389,14 +403,14 @@ export class LogSegment {
 
   /** Writes both index files from memory (not fsynced). */
   writeIndexFiles(): void {
-    Deno.writeFileSync(this.indexPath, this.offsetIndex.encode());
-    Deno.writeFileSync(this.timeIndexPath, this.timeIndex.encode());
+    this.#fs.writeFileSync(this.indexPath, this.offsetIndex.encode());
+    this.#fs.writeFileSync(this.timeIndexPath, this.timeIndex.encode());
   }
 
   /** fsyncs the index files written by {@linkcode writeIndexFiles}. */
   async syncIndexFiles(): Promise<void> {
     for (const path of [this.indexPath, this.timeIndexPath]) {
-      const f = await Deno.open(path, { write: true });
+      const f = await this.#fs.open(path, { write: true });
       try {
         await f.syncData();
       } finally {
@@ -413,8 +427,8 @@ export class LogSegment {
     this.#file.truncateSync(position);
     this.#handlePos = -1;
     this.recover(indexIntervalBytes, false);
-    removeIfExists(this.indexPath);
-    removeIfExists(this.timeIndexPath);
+    removeIfExists(this.#fs, this.indexPath);
+    removeIfExists(this.#fs, this.timeIndexPath);
   }
 
   close(): void {
@@ -426,15 +440,15 @@ export class LogSegment {
   /** Closes the segment and removes its files. */
   remove(): void {
     this.close();
-    removeIfExists(this.logPath);
-    removeIfExists(this.indexPath);
-    removeIfExists(this.timeIndexPath);
+    removeIfExists(this.#fs, this.logPath);
+    removeIfExists(this.#fs, this.indexPath);
+    removeIfExists(this.#fs, this.timeIndexPath);
   }
 }
 
-function removeIfExists(path: string): void {
+function removeIfExists(fs: FileSystem, path: string): void {
   try {
-    Deno.removeSync(path);
+    fs.removeSync(path);
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   }

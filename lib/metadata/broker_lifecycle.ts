@@ -8,8 +8,10 @@
  */
 import type { Logger } from "@logtape/logtape";
 import { ErrorCode } from "../protocol/error_codes.ts";
+import { systemTimers, type TimerHandle, type Timers } from "../runtime/timers.ts";
 import { TidelogError } from "../util/errors.ts";
 import { getLogger } from "../util/log.ts";
+import type { Random } from "../util/random.ts";
 import type { ControllerChannel } from "./controller_channel.ts";
 import type { RaftMetadataStore } from "./raft_metadata_store.ts";
 import type { BrokerEndpoint } from "./records.ts";
@@ -28,6 +30,10 @@ export interface BrokerLifecycleOptions {
   channel: ControllerChannel;
   /** Kafka `broker.heartbeat.interval.ms`. */
   heartbeatIntervalMs: number;
+  /** Timers of the heartbeat pauses and the controlled-shutdown timeout. @default systemTimers */
+  timers?: Timers;
+  /** Source of the incarnation id (seeded in simulations). @default the OS's generator */
+  random?: Random;
   logger?: Logger;
 }
 
@@ -35,7 +41,8 @@ export interface BrokerLifecycleOptions {
 export class BrokerLifecycle {
   readonly #o: BrokerLifecycleOptions;
   readonly #log: Logger;
-  readonly incarnationId = randomUuid();
+  readonly #timers: Timers;
+  readonly incarnationId: string;
   #brokerEpoch = -1;
   #fenced = true;
   #wantShutDown = false;
@@ -48,6 +55,8 @@ export class BrokerLifecycle {
   constructor(options: BrokerLifecycleOptions) {
     this.#o = options;
     this.#log = options.logger ?? getLogger(["tidelog", "broker"]);
+    this.#timers = options.timers ?? systemTimers;
+    this.incarnationId = randomUuid(options.random);
     this.#loop = this.#run();
   }
 
@@ -75,10 +84,12 @@ export class BrokerLifecycle {
     if (this.#brokerEpoch < 0 || this.#closed) return false;
     this.#wantShutDown = true;
     this.#wake?.();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
+    let timer: TimerHandle | undefined;
+    const timedOut = new Promise<boolean>((r) => {
+      timer = this.#timers.setTimeout(() => r(false), timeoutMs);
+    });
     const done = await Promise.race([this.#shutdownReady.promise.then(() => true), timedOut]);
-    clearTimeout(timer);
+    this.#timers.clearTimeout(timer);
     return done;
   }
 
@@ -146,14 +157,15 @@ export class BrokerLifecycle {
       ? Math.min(CONTROLLED_SHUTDOWN_POLL_MS, o.heartbeatIntervalMs)
       : o.heartbeatIntervalMs;
     const controller = o.store.controllerId();
+    const timers = this.#timers;
     await new Promise<void>((resolve) => {
       const done = () => {
-        clearTimeout(timer);
-        clearInterval(watch);
+        timers.clearTimeout(timer);
+        timers.clearInterval(watch);
         resolve();
       };
-      const timer = setTimeout(done, interval);
-      const watch = setInterval(() => {
+      const timer = timers.setTimeout(done, interval);
+      const watch = timers.setInterval(() => {
         if (o.store.controllerId() !== controller) done();
       }, CONTROLLER_WATCH_MS);
       this.#wake = done;

@@ -20,6 +20,9 @@ import {
   type RequestTypes,
   type ResponseTypes,
 } from "../protocol/mod.ts";
+import { denoNet, type Network } from "../runtime/net.ts";
+import { sleep, systemTimers, type Timers } from "../runtime/timers.ts";
+import { type Clock, systemClock } from "../util/clock.ts";
 import { TidelogError } from "../util/errors.ts";
 import { getLogger } from "../util/log.ts";
 import { withTimeout } from "../util/timeout.ts";
@@ -52,6 +55,12 @@ export interface ControllerChannelOptions {
   controller: ControllerService;
   /** How long one call keeps retrying. @default 5000 */
   callTimeoutMs?: number;
+  /** Measures the calls' deadlines. @default systemClock */
+  clock?: Clock;
+  /** Timers of the retry pauses and of each remote call's timeout. @default systemTimers */
+  timers?: Timers;
+  /** Where the connections to the controller come from. @default denoNet */
+  net?: Network;
   logger?: Logger;
 }
 
@@ -76,6 +85,9 @@ type Lane = "liveness" | "requests";
 export class ControllerChannel {
   readonly #o: ControllerChannelOptions;
   readonly #log: Logger;
+  readonly #clock: Clock;
+  readonly #timers: Timers;
+  readonly #net: Network;
   /**
    * Connections to the controller: "liveness" carries registration and heartbeats only
    * (its close tells the controller this broker died, so a slow admin request must never
@@ -87,6 +99,9 @@ export class ControllerChannel {
   constructor(options: ControllerChannelOptions) {
     this.#o = options;
     this.#log = options.logger ?? getLogger(["tidelog", "controller-channel"]);
+    this.#clock = options.clock ?? systemClock;
+    this.#timers = options.timers ?? systemTimers;
+    this.#net = options.net ?? denoNet;
   }
 
   /** Registers this broker; resolves with its broker epoch. */
@@ -234,7 +249,7 @@ export class ControllerChannel {
     timeoutMs = this.#o.callTimeoutMs ?? 5000,
     lane: Lane = "requests",
   ): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = this.#clock.nowMs() + timeoutMs;
     let lastError: unknown = undefined;
     while (!this.#closed) {
       const store = this.#o.store;
@@ -253,8 +268,13 @@ export class ControllerChannel {
         const controllerId = store.controllerId();
         if (controllerId === null) throw new RetryableError("No controller is known");
         const conn = await this.#connection(controllerId, lane);
-        const remaining = Math.max(1, deadline - Date.now());
-        return await withTimeout(remote(conn), remaining, () => this.#dropConnection(conn, lane));
+        const remaining = Math.max(1, deadline - this.#clock.nowMs());
+        return await withTimeout(
+          remote(conn),
+          remaining,
+          () => this.#dropConnection(conn, lane),
+          this.#timers,
+        );
       } catch (err) {
         if (err instanceof BecameControllerError) throw err;
         const retryable = err instanceof RetryableError ||
@@ -267,8 +287,8 @@ export class ControllerChannel {
           this.#conns.delete(lane);
         }
       }
-      if (Date.now() >= deadline) break;
-      await new Promise((r) => setTimeout(r, RETRY_MS));
+      if (this.#clock.nowMs() >= deadline) break;
+      await sleep(this.#timers, RETRY_MS);
     }
     throw new TidelogError(
       this.#closed ? ErrorCode.NOT_CONTROLLER : ErrorCode.REQUEST_TIMED_OUT,
@@ -294,6 +314,7 @@ export class ControllerChannel {
       endpoint.host,
       endpoint.port,
       `tidelog-broker-${this.#o.nodeId}`,
+      { net: this.#net },
     );
     const entry = { controllerId, conn };
     this.#conns.set(lane, entry);

@@ -14,6 +14,7 @@ import type { Logger } from "@logtape/logtape";
 import { planProducerIdBlock, PRODUCER_ID_BLOCK_SIZE } from "../producer/mod.ts";
 import { ErrorCode } from "../protocol/error_codes.ts";
 import { NotLeaderError } from "../raft/mod.ts";
+import { systemTimers, type TimerHandle, type Timers } from "../runtime/timers.ts";
 import type { Clock } from "../util/clock.ts";
 import { TidelogError } from "../util/errors.ts";
 import { getLogger } from "../util/log.ts";
@@ -44,6 +45,8 @@ export interface ControllerServiceOptions {
   nodeId: number;
   store: RaftMetadataStore;
   clock: Clock;
+  /** Timers of the session and preferred-leader checks. @default systemTimers */
+  timers?: Timers;
   /** Kafka `broker.session.timeout.ms`. */
   sessionTimeoutMs: number;
   /** Fence a broker whose controller connection closed and stayed closed this long. */
@@ -85,8 +88,9 @@ export class ControllerService {
   #tracker: BrokerHeartbeatTracker | null = null;
   /** The Raft term the tracker belongs to. */
   #trackerTerm = -1;
-  #fencingTimer: ReturnType<typeof setInterval>;
-  #preferredTimer: ReturnType<typeof setInterval> | undefined;
+  readonly #timers: Timers;
+  #fencingTimer: TimerHandle;
+  #preferredTimer: TimerHandle | undefined;
   #fencingRunning = false;
   #closed = false;
   /** The last other controller this node knew of (see #currentTracker). */
@@ -95,12 +99,13 @@ export class ControllerService {
   constructor(options: ControllerServiceOptions) {
     this.#o = options;
     this.#log = options.logger ?? getLogger(["tidelog", "controller"]);
-    this.#fencingTimer = setInterval(
+    this.#timers = options.timers ?? systemTimers;
+    this.#fencingTimer = this.#timers.setInterval(
       () => this.#checkSessions(),
       options.fencingCheckIntervalMs ?? 50,
     );
     if (options.leaderImbalanceCheckIntervalMs > 0) {
-      this.#preferredTimer = setInterval(
+      this.#preferredTimer = this.#timers.setInterval(
         () => this.#electPreferredLeaders(),
         options.leaderImbalanceCheckIntervalMs,
       );
@@ -319,7 +324,7 @@ export class ControllerService {
   /** Stops the timers. */
   close(): void {
     this.#closed = true;
-    clearInterval(this.#fencingTimer);
-    clearInterval(this.#preferredTimer);
+    this.#timers.clearInterval(this.#fencingTimer);
+    this.#timers.clearInterval(this.#preferredTimer);
   }
 }

@@ -40,6 +40,10 @@ import {
   type RaftStatus,
   type StateMachine,
 } from "../raft/mod.ts";
+import type { FileSystem } from "../runtime/fs.ts";
+import type { NetAddr, Network } from "../runtime/net.ts";
+import { sleep, systemTimers, type TimerHandle, type Timers } from "../runtime/timers.ts";
+import type { Clock } from "../util/clock.ts";
 import { getLogger } from "../util/log.ts";
 import type { Random } from "../util/random.ts";
 import { MetadataImage } from "./metadata_image.ts";
@@ -70,6 +74,21 @@ export interface RaftMetadataStoreOptions {
   snapshotEvery?: number;
   /** Source for election timeouts. @default Random.fromCrypto() */
   random?: Random;
+  /** File system of the Raft files (an in-memory disk in simulations). @default denoFs */
+  fs?: FileSystem;
+  /** Network of the Raft transport (a simulated one in simulations). @default denoNet */
+  net?: Network;
+  /**
+   * Timers for the Raft tick and backoff and the store's own waits (virtual time in
+   * simulations). @default systemTimers
+   */
+  timers?: Timers;
+  /**
+   * The node's clock. Nothing in the store or its Raft driver reads the wall clock
+   * today; accepted so that a node hands every subsystem the same runtime pieces.
+   * @default systemClock
+   */
+  clock?: Clock;
   /** Logger for the store and its Raft driver. */
   logger?: Logger;
 }
@@ -86,7 +105,7 @@ interface ImageWaiter {
   readonly pred: (image: MetadataImage) => boolean;
   readonly resolve: (image: MetadataImage) => void;
   readonly reject: (err: Error) => void;
-  timer: ReturnType<typeof setTimeout> | undefined;
+  timer: TimerHandle | undefined;
 }
 
 interface Waiter {
@@ -122,6 +141,7 @@ const BARRIER = encodeMetadataEntry([]);
  */
 export class RaftMetadataStore {
   readonly #log: Logger;
+  readonly #timers: Timers;
   #driver!: RaftDriver;
   #image: MetadataImage = MetadataImage.EMPTY;
   #listeners: ImageListener[] = [];
@@ -144,8 +164,9 @@ export class RaftMetadataStore {
   #deliveredImage: MetadataImage = MetadataImage.EMPTY;
   #offsetWaiters: Waiter[] = [];
 
-  private constructor(log: Logger) {
+  private constructor(log: Logger, timers: Timers) {
     this.#log = log;
+    this.#timers = timers;
   }
 
   /**
@@ -157,7 +178,8 @@ export class RaftMetadataStore {
     const log = (options.logger ?? getLogger(["tidelog", "metadata"])).with({
       nodeId: options.nodeId,
     });
-    const store = new RaftMetadataStore(log);
+    const timers = options.timers ?? systemTimers;
+    const store = new RaftMetadataStore(log, timers);
     const stateMachine: StateMachine = {
       apply: (entry) => store.#apply(entry.index, entry.data),
       snapshot: () => store.#image.toSnapshot(),
@@ -173,13 +195,16 @@ export class RaftMetadataStore {
       ...(options.electionTicks !== undefined ? { electionTicks: options.electionTicks } : {}),
       ...(options.snapshotEvery !== undefined ? { snapshotEvery: options.snapshotEvery } : {}),
       ...(options.random !== undefined ? { random: options.random } : {}),
+      ...(options.fs !== undefined ? { fs: options.fs } : {}),
+      ...(options.net !== undefined ? { net: options.net } : {}),
+      ...(options.timers !== undefined ? { timers: options.timers } : {}),
       ...(options.logger !== undefined ? { logger: options.logger } : {}),
     });
     store.#driver = driver;
     // The recovered commit index: the driver's loop applies up to it without any peer.
     const recovered = driver.status().commit;
     while (driver.status().applied < recovered && driver.failure === undefined) {
-      await new Promise((resolve) => setTimeout(resolve, 1));
+      await sleep(timers, 1);
     }
     if (driver.failure !== undefined) {
       await driver.close();
@@ -256,7 +281,7 @@ export class RaftMetadataStore {
   }
 
   /** The address the Raft listener is bound to (useful with port 0). */
-  get raftAddr(): Deno.NetAddr {
+  get raftAddr(): NetAddr {
     return this.#driver.addr;
   }
 
@@ -289,7 +314,7 @@ export class RaftMetadataStore {
     if (refusal !== undefined) return Promise.reject(refusal);
     const { promise, resolve, reject } = Promise.withResolvers<MetadataImage>();
     const waiter: ImageWaiter = { pred, resolve, reject, timer: undefined };
-    waiter.timer = setTimeout(() => {
+    waiter.timer = this.#timers.setTimeout(() => {
       this.#imageWaiters.delete(waiter);
       reject(
         new DOMException(
@@ -478,7 +503,7 @@ export class RaftMetadataStore {
     this.#indexWaiters = settle(this.#indexWaiters, this.#deliveredIndex);
     for (const w of this.#imageWaiters) {
       if (!w.pred(this.#deliveredImage)) continue;
-      clearTimeout(w.timer);
+      this.#timers.clearTimeout(w.timer);
       this.#imageWaiters.delete(w);
       w.resolve(this.#deliveredImage);
     }
@@ -487,7 +512,7 @@ export class RaftMetadataStore {
 
   #rejectWaiters(err: Error): void {
     for (const w of this.#imageWaiters) {
-      clearTimeout(w.timer);
+      this.#timers.clearTimeout(w.timer);
       w.reject(err);
     }
     this.#imageWaiters.clear();

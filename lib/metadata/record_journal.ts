@@ -5,14 +5,15 @@
  * corrupt frame, which was never acknowledged (every append was fsynced before it
  * returned). Used once, to migrate such a directory.
  */
+import type { FileSystem } from "../runtime/fs.ts";
 import { crc32c } from "../util/crc32c.ts";
 import type { MetadataRecord } from "./records.ts";
 
 const FRAME_HEADER = 8;
 
-/** Every intact record of the journal at `path`, in order. */
-export async function readRecordJournal(path: string): Promise<MetadataRecord[]> {
-  const bytes = await Deno.readFile(path);
+/** Every intact record of the journal at `path` on `fs`, in order. */
+export async function readRecordJournal(fs: FileSystem, path: string): Promise<MetadataRecord[]> {
+  const bytes = await fs.readFile(path);
   const decoder = new TextDecoder();
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const records: MetadataRecord[] = [];

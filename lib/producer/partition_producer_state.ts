@@ -13,6 +13,7 @@ import {
   lastOffsetOf,
   readBatchHeader,
 } from "../protocol/mod.ts";
+import { denoFs, type FileSystem } from "../runtime/fs.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import { getLogger } from "../util/log.ts";
 import { type DuplicateBatch, ProducerStateManager } from "./producer_state.ts";
@@ -34,6 +35,8 @@ const SCAN_CHUNK_BYTES = 1024 * 1024;
 /** Options of {@linkcode PartitionProducerState.load}. */
 export interface PartitionProducerStateOptions {
   clock?: Clock;
+  /** Where the snapshot file lives (the partition log's own disk). */
+  fs?: FileSystem;
   /**
    * Bytes appended between two background snapshots; bounds the scan at start-up after a
    * crash (a clean close always writes one).
@@ -77,6 +80,7 @@ export class PartitionProducerState {
   readonly loadInfo: ProducerStateLoadInfo;
   readonly #log: PartitionLog;
   readonly #clock: Clock;
+  readonly #fs: FileSystem;
   readonly #path: string;
   readonly #snapshotIntervalBytes: number;
   readonly #expirationMs: number;
@@ -100,6 +104,7 @@ export class PartitionProducerState {
     this.state = state;
     this.loadInfo = loadInfo;
     this.#clock = options.clock ?? systemClock;
+    this.#fs = options.fs ?? denoFs;
     this.#path = join(plog.dir, PRODUCER_STATE_FILE);
     this.#snapshotIntervalBytes = options.snapshotIntervalBytes ?? 64 * 1024 * 1024;
     this.#expirationMs = options.expirationMs ?? 86_400_000;
@@ -118,12 +123,13 @@ export class PartitionProducerState {
     options: PartitionProducerStateOptions = {},
   ): Promise<PartitionProducerState> {
     const clock = options.clock ?? systemClock;
+    const fs = options.fs ?? denoFs;
     const now = clock.nowMs();
     const state = new ProducerStateManager(plog.name);
     const path = join(plog.dir, PRODUCER_STATE_FILE);
     let from = plog.logStartOffset;
     let snapshotOffset: number | null = null;
-    const snapshot = await readSnapshot(path, plog.name);
+    const snapshot = await readSnapshot(fs, path, plog.name);
     if (snapshot !== null) {
       const problem = snapshotProblem(plog, snapshot);
       if (problem === null) {
@@ -135,7 +141,7 @@ export class PartitionProducerState {
           partition: plog.name,
           problem,
         });
-        await Deno.remove(path).catch(() => {});
+        await fs.remove(path).catch(() => {});
       }
     }
     const { batches: scannedBatches, bytes: scannedBytes } = replayLog(plog, state, from, now);
@@ -236,12 +242,12 @@ export class PartitionProducerState {
     const text = encodeSnapshot(snapshot);
     this.#bytesSinceSnapshot = 0;
     const tmp = `${this.#path}.tmp`;
-    await Deno.writeTextFile(tmp, text);
+    await this.#fs.writeTextFile(tmp, text);
     {
-      using f = await Deno.open(tmp, { read: true, write: true });
+      using f = await this.#fs.open(tmp, { read: true, write: true });
       await f.sync();
     }
-    await Deno.rename(tmp, this.#path);
+    await this.#fs.rename(tmp, this.#path);
     this.#snapshotOffset = snapshot.offset;
   }
 
@@ -281,10 +287,14 @@ export class PartitionProducerState {
 }
 
 /** Reads and decodes the snapshot at `path`; null if missing or unreadable (logged). */
-async function readSnapshot(path: string, name: string): Promise<ProducerStateSnapshot | null> {
+async function readSnapshot(
+  fs: FileSystem,
+  path: string,
+  name: string,
+): Promise<ProducerStateSnapshot | null> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await fs.readTextFile(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return null;
     throw err;

@@ -1,5 +1,6 @@
 /**
- * Durable Raft storage on the local file system (DESIGN §3):
+ * Durable Raft storage on the node's file system (`DiskStorageOptions.fs`, the local one by
+ * default; DESIGN §3):
  *
  * - `DIR/hardstate`: two 64-byte slots, each `u64 seq | u64 term | u32 vote | u64 commit |
  *   u32 crc32c`; a write goes to the older slot and is fdatasync'ed, so a torn write
@@ -14,6 +15,7 @@
  * from one {@linkcode DiskStorage.sync} per Ready (fdatasync of every dirty file, in
  * parallel). Nothing is "persisted" for the Raft core until `sync()` resolved.
  */
+import { denoFs, type FileHandle, type FileSystem, syncDir } from "../runtime/fs.ts";
 import { crc32c } from "../util/crc32c.ts";
 import { assert } from "../util/assert.ts";
 import {
@@ -40,6 +42,8 @@ export interface DiskStorageOptions {
   /** Roll to a new segment file past this size. @default 64 MiB */
   segmentBytes?: number;
   logger?: RaftLogger;
+  /** Where the files live (an in-memory disk in simulations). @default denoFs */
+  fs?: FileSystem;
 }
 
 interface Segment {
@@ -55,16 +59,6 @@ const HS_BODY = 28;
 const FRAME_HEADER = 8;
 const silent: RaftLogger = { debug() {}, info() {}, warn() {} };
 
-/** Fsyncs a directory so that created, renamed or removed names in it are durable. */
-export async function syncDir(path: string): Promise<void> {
-  const dir = await Deno.open(path, { read: true });
-  try {
-    await dir.sync();
-  } finally {
-    dir.close();
-  }
-}
-
 function segmentName(first: number): string {
   return `${String(first).padStart(20, "0")}.seg`;
 }
@@ -75,13 +69,14 @@ export class DiskStorage {
   readonly #logDir: string;
   readonly #segmentBytes: number;
   readonly #logger: RaftLogger;
+  readonly #fs: FileSystem;
   #segments: Segment[] = [];
-  #active: Deno.FsFile | undefined;
-  #hsFile: Deno.FsFile;
+  #active: FileHandle | undefined;
+  #hsFile: FileHandle;
   #hsSeq: number;
-  #dirty = new Set<Deno.FsFile>();
+  #dirty = new Set<FileHandle>();
   /** Files replaced as the active segment with writes not yet synced: closed after sync. */
-  #retired: Deno.FsFile[] = [];
+  #retired: FileHandle[] = [];
   #hsDirty = false;
   #logDirDirty = false;
   #lastIndex: number;
@@ -93,7 +88,7 @@ export class DiskStorage {
   private constructor(
     dir: string,
     options: DiskStorageOptions,
-    hsFile: Deno.FsFile,
+    hsFile: FileHandle,
     hsSeq: number,
     recovered: RecoveredState,
     segments: Segment[],
@@ -102,6 +97,7 @@ export class DiskStorage {
     this.#logDir = `${dir}/log`;
     this.#segmentBytes = options.segmentBytes ?? 64 << 20;
     this.#logger = options.logger ?? silent;
+    this.#fs = options.fs ?? denoFs;
     this.#hsFile = hsFile;
     this.#hsSeq = hsSeq;
     this.recovered = recovered;
@@ -114,14 +110,15 @@ export class DiskStorage {
   /** Opens (creating if needed) the storage in `dir` and recovers its durable state. */
   static async open(dir: string, options: DiskStorageOptions = {}): Promise<DiskStorage> {
     const logger = options.logger ?? silent;
-    await Deno.mkdir(`${dir}/log`, { recursive: true });
+    const fs = options.fs ?? denoFs;
+    await fs.mkdir(`${dir}/log`, { recursive: true });
     // Hard state.
     const hsPath = `${dir}/hardstate`;
     let hardState: HardState | undefined;
     let hsSeq = 0;
     let created = false;
     try {
-      const bytes = await Deno.readFile(hsPath);
+      const bytes = await fs.readFile(hsPath);
       for (let slot = 0; slot < 2; slot++) {
         const b = bytes.subarray(slot * HS_SLOT, slot * HS_SLOT + HS_BODY + 4);
         if (b.length < HS_BODY + 4) continue;
@@ -140,7 +137,7 @@ export class DiskStorage {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
       created = true;
     }
-    const hsFile = await Deno.open(hsPath, { read: true, write: true, create: true });
+    const hsFile = await fs.open(hsPath, { read: true, write: true, create: true });
     if (created) {
       await hsFile.write(new Uint8Array(2 * HS_SLOT));
       await hsFile.sync();
@@ -148,18 +145,18 @@ export class DiskStorage {
     // Snapshots: the newest valid one wins; the rest (and temporaries) are removed.
     let snapshot: Snapshot | undefined;
     const snapNames: { name: string; index: number }[] = [];
-    for await (const e of Deno.readDir(dir)) {
+    for await (const e of fs.readDir(dir)) {
       const m = /^snapshot-(\d+)-(\d+)$/.exec(e.name);
       if (m !== null) snapNames.push({ name: e.name, index: Number(m[1]) });
-      else if (e.name.endsWith(".tmp")) await Deno.remove(`${dir}/${e.name}`);
+      else if (e.name.endsWith(".tmp")) await fs.remove(`${dir}/${e.name}`);
     }
     snapNames.sort((a, b) => b.index - a.index);
     for (const s of snapNames) {
       if (snapshot !== undefined) {
-        await Deno.remove(`${dir}/${s.name}`);
+        await fs.remove(`${dir}/${s.name}`);
         continue;
       }
-      const bytes = await Deno.readFile(`${dir}/${s.name}`);
+      const bytes = await fs.readFile(`${dir}/${s.name}`);
       try {
         const r = new ByteReader(bytes);
         const crc = r.u32();
@@ -170,11 +167,11 @@ export class DiskStorage {
           name: s.name,
           error: String(err),
         });
-        await Deno.remove(`${dir}/${s.name}`);
+        await fs.remove(`${dir}/${s.name}`);
       }
     }
     // Segments.
-    const { entries, segments } = await DiskStorage.#recoverSegments(`${dir}/log`, logger);
+    const { entries, segments } = await DiskStorage.#recoverSegments(fs, `${dir}/log`, logger);
     // Keep log entries after the snapshot only if the log continues from it.
     let kept: Entry[] = entries;
     if (snapshot !== undefined) {
@@ -196,7 +193,7 @@ export class DiskStorage {
     }, segments);
     if (kept.length === 0 && segments.length > 0) {
       await storage.#removeSegmentsFrom(0);
-      await syncDir(`${dir}/log`);
+      await syncDir(fs, `${dir}/log`);
     } else if (
       kept.length > 0 && kept[kept.length - 1]!.index < entries[entries.length - 1]!.index
     ) {
@@ -204,19 +201,20 @@ export class DiskStorage {
     }
     if (created) {
       // New names: the log directory and hard state in DIR, and DIR in its parent.
-      await syncDir(dir);
-      await syncDir(`${dir}/..`);
+      await syncDir(fs, dir);
+      await syncDir(fs, `${dir}/..`);
     }
     storage.#openTail();
     return storage;
   }
 
   static async #recoverSegments(
+    fs: FileSystem,
     logDir: string,
     logger: RaftLogger,
   ): Promise<{ entries: Entry[]; segments: Segment[] }> {
     const names: { name: string; first: number }[] = [];
-    for await (const e of Deno.readDir(logDir)) {
+    for await (const e of fs.readDir(logDir)) {
       const m = /^(\d{20})\.seg$/.exec(e.name);
       if (m !== null) names.push({ name: e.name, first: Number(m[1]) });
     }
@@ -228,11 +226,11 @@ export class DiskStorage {
       const path = `${logDir}/${name}`;
       if (torn || (entries.length > 0 && first !== entries[entries.length - 1]!.index + 1)) {
         logger.warn("Removing Raft log segment {name} after a torn or missing tail", { name });
-        await Deno.remove(path);
+        await fs.remove(path);
         torn = true;
         continue;
       }
-      const bytes = await Deno.readFile(path);
+      const bytes = await fs.readFile(path);
       const seg: Segment = { first, path, positions: [], size: 0 };
       let pos = 0;
       let expected = first;
@@ -268,7 +266,7 @@ export class DiskStorage {
           pos,
           size: bytes.length,
         });
-        const f = await Deno.open(path, { write: true });
+        const f = await fs.open(path, { write: true });
         try {
           await f.truncate(pos);
           await f.sync();
@@ -279,7 +277,7 @@ export class DiskStorage {
       }
       seg.size = pos;
       if (seg.positions.length === 0) {
-        await Deno.remove(path);
+        await fs.remove(path);
         continue;
       }
       segments.push(seg);
@@ -351,7 +349,7 @@ export class DiskStorage {
     }
     if (this.#logDirDirty) {
       this.#logDirDirty = false;
-      work.push(syncDir(this.#logDir));
+      work.push(syncDir(this.#fs, this.#logDir));
     }
     await Promise.all(work);
     for (const f of this.#retired.splice(0)) f.close();
@@ -371,19 +369,19 @@ export class DiskStorage {
     new DataView(bytes.buffer).setUint32(0, crc32c(bytes.subarray(4)));
     const name = `snapshot-${s.index}-${s.term}`;
     const tmp = `${this.dir}/${name}.tmp`;
-    const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
+    const f = await this.#fs.open(tmp, { write: true, create: true, truncate: true });
     try {
       await writeAllAsync(f, bytes);
       await f.sync();
     } finally {
       f.close();
     }
-    await Deno.rename(tmp, `${this.dir}/${name}`);
-    await syncDir(this.dir);
+    await this.#fs.rename(tmp, `${this.dir}/${name}`);
+    await syncDir(this.#fs, this.dir);
     this.#snapshotIndex = s.index;
-    for await (const e of Deno.readDir(this.dir)) {
+    for await (const e of this.#fs.readDir(this.dir)) {
       const m = /^snapshot-(\d+)-(\d+)$/.exec(e.name);
-      if (m !== null && Number(m[1]) < s.index) await Deno.remove(`${this.dir}/${e.name}`);
+      if (m !== null && Number(m[1]) < s.index) await this.#fs.remove(`${this.dir}/${e.name}`);
     }
     if (!logContinues || s.index >= this.#lastIndex) {
       await this.#removeSegmentsFrom(0);
@@ -392,9 +390,9 @@ export class DiskStorage {
       // Remove whole segments whose entries all lie at or below the snapshot.
       let k = 0;
       while (k + 1 < this.#segments.length && this.#segments[k + 1]!.first <= s.index + 1) k++;
-      for (const seg of this.#segments.splice(0, k)) await Deno.remove(seg.path);
+      for (const seg of this.#segments.splice(0, k)) await this.#fs.remove(seg.path);
     }
-    await syncDir(this.#logDir);
+    await syncDir(this.#fs, this.#logDir);
   }
 
   /** Closes the files (pending writes stay in the page cache, not necessarily durable). */
@@ -417,7 +415,7 @@ export class DiskStorage {
   #openTail(): void {
     const seg = this.#segments[this.#segments.length - 1];
     if (seg === undefined || this.#active !== undefined) return;
-    const f = Deno.openSync(seg.path, { write: true });
+    const f = this.#fs.openSync(seg.path, { write: true });
     f.seekSync(seg.size, Deno.SeekMode.Start);
     this.#active = f;
   }
@@ -438,7 +436,7 @@ export class DiskStorage {
       positions: [],
       size: 0,
     };
-    this.#active = Deno.openSync(seg.path, { write: true, create: true, truncate: true });
+    this.#active = this.#fs.openSync(seg.path, { write: true, create: true, truncate: true });
     this.#segments.push(seg);
     this.#logDirDirty = true;
     return seg;
@@ -449,7 +447,7 @@ export class DiskStorage {
     let k = this.#segments.length - 1;
     while (k >= 0 && this.#segments[k]!.first > index) k--;
     for (const seg of this.#segments.splice(k + 1)) {
-      Deno.removeSync(seg.path);
+      this.#fs.removeSync(seg.path);
       this.#logDirDirty = true;
     }
     this.#retireActive();
@@ -461,7 +459,7 @@ export class DiskStorage {
     const offset = index - seg.first;
     if (offset === 0) {
       this.#segments.pop();
-      Deno.removeSync(seg.path);
+      this.#fs.removeSync(seg.path);
       this.#logDirDirty = true;
     } else {
       const pos = seg.positions[offset];
@@ -469,7 +467,7 @@ export class DiskStorage {
         seg.positions.length = offset;
         seg.size = pos;
       }
-      const f = Deno.openSync(seg.path, { write: true });
+      const f = this.#fs.openSync(seg.path, { write: true });
       f.truncateSync(seg.size);
       f.seekSync(seg.size, Deno.SeekMode.Start);
       this.#active = f;
@@ -480,17 +478,17 @@ export class DiskStorage {
 
   async #removeSegmentsFrom(k: number): Promise<void> {
     this.#retireActive();
-    for (const seg of this.#segments.splice(k)) await Deno.remove(seg.path);
+    for (const seg of this.#segments.splice(k)) await this.#fs.remove(seg.path);
     this.#logDirDirty = true;
   }
 }
 
-function writeAll(f: Deno.FsFile, bytes: Uint8Array): void {
+function writeAll(f: FileHandle, bytes: Uint8Array): void {
   let off = 0;
   while (off < bytes.length) off += f.writeSync(bytes.subarray(off));
 }
 
-async function writeAllAsync(f: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+async function writeAllAsync(f: FileHandle, bytes: Uint8Array): Promise<void> {
   let off = 0;
   while (off < bytes.length) off += await f.write(bytes.subarray(off));
 }

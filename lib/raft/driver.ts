@@ -4,6 +4,9 @@
  * calls happen on one async loop, in the order DESIGN §6 gives for each Ready.
  */
 import type { Logger } from "@logtape/logtape";
+import type { FileSystem } from "../runtime/fs.ts";
+import type { NetAddr, Network } from "../runtime/net.ts";
+import { systemTimers, type TimerHandle, type Timers } from "../runtime/timers.ts";
 import { getLogger } from "../util/log.ts";
 import { Random } from "../util/random.ts";
 import { type CoreStatus, RaftCore, type Ready } from "./core.ts";
@@ -63,6 +66,15 @@ export interface RaftDriverConfig {
   segmentBytes?: number;
   /** Source for election timeouts. @default Random.fromCrypto() */
   random?: Random;
+  /** File system of the Raft files (an in-memory disk in simulations). @default denoFs */
+  fs?: FileSystem;
+  /** Network of the Raft transport (a simulated one in simulations). @default denoNet */
+  net?: Network;
+  /**
+   * Timers for the tick and the transport's reconnection backoff (virtual time in
+   * simulations). @default systemTimers
+   */
+  timers?: Timers;
   logger?: Logger;
   /** Called whenever the configuration in force changes (when appended). */
   onConfChange?: (conf: ConfState) => void;
@@ -117,7 +129,8 @@ export class RaftDriver {
   #ticks = 0;
   #pending = new Map<number, Pending>();
   #wake: (() => void) | undefined;
-  #timer: ReturnType<typeof setInterval> | undefined;
+  readonly #timers: Timers;
+  #timer: TimerHandle | undefined;
   #loop: Promise<void> | undefined;
   #closed = false;
   #failure: Error | undefined;
@@ -138,6 +151,7 @@ export class RaftDriver {
     this.#log = log;
     this.#snapshotEvery = config.snapshotEvery ?? 10_000;
     this.#onConfChange = config.onConfChange;
+    this.#timers = config.timers ?? systemTimers;
     this.#conf = core.conf;
   }
 
@@ -150,6 +164,7 @@ export class RaftDriver {
     }
     const storage = await DiskStorage.open(`${config.dataDir}/raft`, {
       ...(config.segmentBytes !== undefined ? { segmentBytes: config.segmentBytes } : {}),
+      ...(config.fs !== undefined ? { fs: config.fs } : {}),
       logger: log,
     });
     const rec = storage.recovered;
@@ -197,6 +212,8 @@ export class RaftDriver {
         onPeerLost: (id) => {
           if (box.driver !== undefined) box.driver.#onPeerLost(id);
         },
+        ...(config.net !== undefined ? { net: config.net } : {}),
+        ...(config.timers !== undefined ? { timers: config.timers } : {}),
         logger: log,
       });
     } catch (err) {
@@ -207,7 +224,7 @@ export class RaftDriver {
     box.driver = driver;
     driver.#inbox.push(...early);
     const tickMs = config.tickMs ?? 100;
-    driver.#timer = setInterval(() => {
+    driver.#timer = driver.#timers.setInterval(() => {
       driver.#ticks++;
       driver.#kick();
     }, tickMs);
@@ -216,7 +233,7 @@ export class RaftDriver {
   }
 
   /** The address the Raft listener is bound to. */
-  get addr(): Deno.NetAddr {
+  get addr(): NetAddr {
     return this.#transport.addr;
   }
 
@@ -275,7 +292,7 @@ export class RaftDriver {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#timer !== undefined) clearInterval(this.#timer);
+    if (this.#timer !== undefined) this.#timers.clearInterval(this.#timer);
     this.#timer = undefined;
     this.#kick();
     await this.#loop;
@@ -354,7 +371,7 @@ export class RaftDriver {
         i.settle.reject(new RaftClosedError("Raft driver failed", { cause: err }));
       }
       // Stop taking part: peers must not count on a node whose storage failed.
-      if (this.#timer !== undefined) clearInterval(this.#timer);
+      if (this.#timer !== undefined) this.#timers.clearInterval(this.#timer);
       this.#timer = undefined;
       await this.#transport.close();
     }

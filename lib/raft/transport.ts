@@ -6,6 +6,8 @@
  * Sending never blocks: a full queue drops the message (Raft retransmits). A malformed
  * or oversized frame closes only the connection it came on, with a warning.
  */
+import { type Conn, denoNet, type Listener, type NetAddr, type Network } from "../runtime/net.ts";
+import { systemTimers, type TimerHandle, type Timers } from "../runtime/timers.ts";
 import { ByteWriter, decodeMessage, messageSize, writeMessage } from "./codec.ts";
 import type { Message } from "./messages.ts";
 import type { RaftLogger } from "./core.ts";
@@ -33,6 +35,10 @@ export interface TransportOptions {
   /** Largest frame accepted or sent. @default 256 MiB */
   maxFrameBytes?: number;
   logger?: RaftLogger;
+  /** Where connections come from (a simulated network in simulations). @default denoNet */
+  net?: Network;
+  /** Timers for the reconnection backoff (virtual time in simulations). @default systemTimers */
+  timers?: Timers;
 }
 
 const silent: RaftLogger = { debug() {}, info() {}, warn() {} };
@@ -52,10 +58,10 @@ class Peer {
   addr: string;
   queue: Uint8Array[] = [];
   queuedBytes = 0;
-  conn: Deno.TcpConn | undefined;
+  conn: Conn | undefined;
   backoffMs = 0;
   wake: (() => void) | undefined;
-  timer: ReturnType<typeof setTimeout> | undefined;
+  timer: TimerHandle | undefined;
   closed = false;
   loop: Promise<void> | undefined;
   constructor(addr: string) {
@@ -71,20 +77,22 @@ class Peer {
 /** Raft messages over TCP. */
 export class TcpTransport {
   readonly id: number;
-  readonly #listener: Deno.TcpListener;
+  readonly #listener: Listener;
   readonly #peers = new Map<number, Peer>();
-  readonly #inbound = new Set<Deno.TcpConn>();
+  readonly #inbound = new Set<Conn>();
   readonly #tasks = new Set<Promise<void>>();
   readonly #onMessage: (m: Message) => void;
   readonly #onPeerLost: ((id: number) => void) | undefined;
   readonly #maxQueue: number;
   readonly #maxFrameBytes: number;
   readonly #logger: RaftLogger;
+  readonly #net: Network;
+  readonly #timers: Timers;
   #closed = false;
   /** Aborts connection attempts in progress when the transport closes. */
   readonly #abort = new AbortController();
 
-  private constructor(options: TransportOptions, listener: Deno.TcpListener) {
+  private constructor(options: TransportOptions, net: Network, listener: Listener) {
     this.id = options.id;
     this.#listener = listener;
     this.#onMessage = options.onMessage;
@@ -92,6 +100,8 @@ export class TcpTransport {
     this.#maxQueue = options.maxQueue ?? 4096;
     this.#maxFrameBytes = options.maxFrameBytes ?? 256 << 20;
     this.#logger = options.logger ?? silent;
+    this.#net = net;
+    this.#timers = options.timers ?? systemTimers;
     for (const [id, addr] of options.peers) if (id !== this.id) this.setPeer(id, addr);
     this.#track(this.#acceptLoop());
   }
@@ -99,12 +109,13 @@ export class TcpTransport {
   /** Starts listening on `options.listenAddr`. */
   static listen(options: TransportOptions): TcpTransport {
     const { hostname, port } = parseAddr(options.listenAddr);
-    const listener = Deno.listen({ hostname, port, transport: "tcp" });
-    return new TcpTransport(options, listener);
+    const net = options.net ?? denoNet;
+    const listener = net.listen({ hostname, port });
+    return new TcpTransport(options, net, listener);
   }
 
   /** The address actually listened on. */
-  get addr(): Deno.NetAddr {
+  get addr(): NetAddr {
     return this.#listener.addr;
   }
 
@@ -175,7 +186,7 @@ export class TcpTransport {
 
   #stopPeer(p: Peer): void {
     p.closed = true;
-    if (p.timer !== undefined) clearTimeout(p.timer);
+    if (p.timer !== undefined) this.#timers.clearTimeout(p.timer);
     p.timer = undefined;
     if (p.conn !== undefined) tryClose(p.conn);
     p.conn = undefined;
@@ -199,12 +210,7 @@ export class TcpTransport {
       if (p.conn === undefined) {
         try {
           const { hostname, port } = parseAddr(p.addr);
-          const conn = await Deno.connect({
-            hostname,
-            port,
-            transport: "tcp",
-            signal: this.#abort.signal,
-          });
+          const conn = await this.#net.connect({ hostname, port, signal: this.#abort.signal });
           if (p.closed) {
             tryClose(conn);
             return;
@@ -232,12 +238,12 @@ export class TcpTransport {
           p.backoffMs = Math.min(Math.max(p.backoffMs * 2, 25), 1000);
           await new Promise<void>((resolve) => {
             p.wake = resolve;
-            p.timer = setTimeout(() => {
+            p.timer = this.#timers.setTimeout(() => {
               p.timer = undefined;
               p.notify();
             }, p.backoffMs);
           });
-          if (p.timer !== undefined) clearTimeout(p.timer);
+          if (p.timer !== undefined) this.#timers.clearTimeout(p.timer);
           p.timer = undefined;
           continue;
         }
@@ -280,7 +286,17 @@ export class TcpTransport {
 
   async #acceptLoop(): Promise<void> {
     try {
-      for await (const conn of this.#listener) {
+      for (;;) {
+        let conn: Conn;
+        try {
+          conn = await this.#listener.accept();
+        } catch (err) {
+          // As Deno's listener iterator: a closed listener ends the loop.
+          if (err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted) {
+            break;
+          }
+          throw err;
+        }
         if (this.#closed) {
           tryClose(conn);
           break;
@@ -294,7 +310,7 @@ export class TcpTransport {
     }
   }
 
-  async #readLoop(conn: Deno.TcpConn): Promise<void> {
+  async #readLoop(conn: Conn): Promise<void> {
     const chunk = new Uint8Array(64 * 1024);
     let buf = new Uint8Array(0);
     let start = 0;
@@ -365,7 +381,7 @@ export class TcpTransport {
   }
 }
 
-function tryClose(c: Deno.Conn): void {
+function tryClose(c: Conn): void {
   try {
     c.close();
   } catch {

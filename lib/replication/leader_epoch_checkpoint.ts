@@ -3,6 +3,7 @@
  * version line "0", a count line, then one "epoch startOffset" line per entry. Replaced
  * atomically: write a temp file, fsync it, rename it over, fsync the directory.
  */
+import { type FileSystem, syncDir } from "../runtime/fs.ts";
 import { checkEpochEntries, type EpochEntry } from "./leader_epoch_cache.ts";
 
 /** The file's name inside the partition directory (DESIGN §3). */
@@ -56,11 +57,12 @@ export function parseLeaderEpochCheckpoint(text: string): EpochEntry[] {
  * "invalid" if it cannot be parsed.
  */
 export async function readLeaderEpochCheckpoint(
+  fs: FileSystem,
   dir: string,
 ): Promise<EpochEntry[] | null | "invalid"> {
   let text: string;
   try {
-    text = await Deno.readTextFile(`${dir}/${LEADER_EPOCH_CHECKPOINT_FILE}`);
+    text = await fs.readTextFile(`${dir}/${LEADER_EPOCH_CHECKPOINT_FILE}`);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return null;
     throw err;
@@ -75,6 +77,7 @@ export async function readLeaderEpochCheckpoint(
 
 /** Atomically replaces `dir/leader-epoch-checkpoint` with `entries`, durably. */
 export async function writeLeaderEpochCheckpoint(
+  fs: FileSystem,
   dir: string,
   entries: readonly EpochEntry[],
 ): Promise<void> {
@@ -82,12 +85,11 @@ export async function writeLeaderEpochCheckpoint(
   const tmp = `${path}.tmp`;
   const bytes = new TextEncoder().encode(encodeLeaderEpochCheckpoint(entries));
   {
-    using f = await Deno.open(tmp, { write: true, create: true, truncate: true });
+    using f = await fs.open(tmp, { write: true, create: true, truncate: true });
     let done = 0;
     while (done < bytes.length) done += await f.write(bytes.subarray(done));
     await f.syncData();
   }
-  await Deno.rename(tmp, path);
-  using d = await Deno.open(dir, { read: true });
-  await d.sync();
+  await fs.rename(tmp, path);
+  await syncDir(fs, dir);
 }

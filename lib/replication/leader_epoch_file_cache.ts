@@ -13,6 +13,7 @@
  */
 import type { PartitionLog } from "../log/mod.ts";
 import { type BatchHeader, readBatchHeader } from "../protocol/record_batch.ts";
+import { denoFs, type FileSystem } from "../runtime/fs.ts";
 import { getLogger } from "../util/log.ts";
 import { type EpochEndOffset, type EpochEntry, LeaderEpochCache } from "./leader_epoch_cache.ts";
 import {
@@ -25,8 +26,15 @@ const log = getLogger(["tidelog", "replication", "epochs"]);
 /** Bytes read per step when scanning a log's batch headers. */
 const SCAN_CHUNK_BYTES = 1024 * 1024;
 
+/** Options of {@linkcode LeaderEpochFileCache.open}. */
+export interface LeaderEpochFileCacheOptions {
+  /** Where the checkpoint file lives (the partition log's own disk). */
+  fs?: FileSystem;
+}
+
 /** The durable leader-epoch cache of one partition. */
 export class LeaderEpochFileCache {
+  readonly #fs: FileSystem;
   readonly #dir: string;
   readonly #name: string;
   readonly #cache: LeaderEpochCache;
@@ -38,7 +46,14 @@ export class LeaderEpochFileCache {
   #failure: unknown = null;
   #closed = false;
 
-  private constructor(dir: string, name: string, cache: LeaderEpochCache, dirty: boolean) {
+  private constructor(
+    fs: FileSystem,
+    dir: string,
+    name: string,
+    cache: LeaderEpochCache,
+    dirty: boolean,
+  ) {
+    this.#fs = fs;
     this.#dir = dir;
     this.#name = name;
     this.#cache = cache;
@@ -49,9 +64,13 @@ export class LeaderEpochFileCache {
    * Loads the checkpoint in `partitionLog.dir` and reconciles it with the log (see the
    * module doc); the reconciled cache is written back before this resolves if it changed.
    */
-  static async open(partitionLog: PartitionLog): Promise<LeaderEpochFileCache> {
+  static async open(
+    partitionLog: PartitionLog,
+    options: LeaderEpochFileCacheOptions = {},
+  ): Promise<LeaderEpochFileCache> {
+    const fs = options.fs ?? denoFs;
     const { dir, name } = partitionLog;
-    const loaded = await readLeaderEpochCheckpoint(dir);
+    const loaded = await readLeaderEpochCheckpoint(fs, dir);
     const start = partitionLog.logStartOffset;
     const end = partitionLog.logEndOffset;
     let cache: LeaderEpochCache | null = null;
@@ -98,7 +117,7 @@ export class LeaderEpochFileCache {
         count: cache.size,
       });
     }
-    const c = new LeaderEpochFileCache(dir, name, cache, dirty);
+    const c = new LeaderEpochFileCache(fs, dir, name, cache, dirty);
     await c.flush();
     return c;
   }
@@ -197,7 +216,7 @@ export class LeaderEpochFileCache {
     try {
       while (this.#persisted < this.#version) {
         const version = this.#version;
-        await writeLeaderEpochCheckpoint(this.#dir, this.#cache.entries);
+        await writeLeaderEpochCheckpoint(this.#fs, this.#dir, this.#cache.entries);
         this.#persisted = version;
         this.#failure = null;
       }

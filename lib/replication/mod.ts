@@ -35,7 +35,10 @@ export {
   readLeaderEpochCheckpoint,
   writeLeaderEpochCheckpoint,
 } from "./leader_epoch_checkpoint.ts";
-export { LeaderEpochFileCache } from "./leader_epoch_file_cache.ts";
+export {
+  LeaderEpochFileCache,
+  type LeaderEpochFileCacheOptions,
+} from "./leader_epoch_file_cache.ts";
 export { highWatermark, type HighWatermarkInput } from "./high_watermark.ts";
 export {
   type FollowerState,

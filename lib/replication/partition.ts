@@ -18,6 +18,8 @@ import type { PartitionState } from "../metadata/mod.ts";
 import { ErrorCode } from "../protocol/error_codes.ts";
 import type { BatchHeader } from "../protocol/record_batch.ts";
 import { PartitionProducerState } from "../producer/mod.ts";
+import { denoFs, type FileSystem } from "../runtime/fs.ts";
+import { systemTimers, type TimerHandle, type Timers } from "../runtime/timers.ts";
 import type { Clock } from "../util/clock.ts";
 import { TidelogError } from "../util/errors.ts";
 import { highWatermark } from "./high_watermark.ts";
@@ -51,6 +53,9 @@ export class Partition {
   readonly leaderEpochCache: LeaderEpochFileCache;
   readonly #nodeId: number;
   readonly #clock: Clock;
+  readonly #timers: Timers;
+  /** The log's disk, where a truncation's rebuilt producer state is snapshotted. */
+  readonly #fs: FileSystem;
   #role: PartitionRole = "none";
   /** The partition's leader from the metadata image (-1: none). */
   leaderId = -1;
@@ -70,7 +75,7 @@ export class Partition {
   #followers = new Map<number, FollowerState>();
   #waiters = new Set<() => void>();
   #ackWaiters: AckWaiter[] = [];
-  #appendWake: ReturnType<typeof setTimeout> | undefined;
+  #appendWake: TimerHandle | undefined;
   #truncation: Promise<void> = Promise.resolve();
   #closed = false;
 
@@ -84,7 +89,7 @@ export class Partition {
       leaderEpochCache: LeaderEpochFileCache;
       leaderEpoch: number;
     },
-    deps: { nodeId: number; clock: Clock },
+    deps: { nodeId: number; clock: Clock; timers?: Timers; fs?: FileSystem },
   ) {
     this.topic = init.topic;
     this.topicId = init.topicId;
@@ -95,6 +100,8 @@ export class Partition {
     this.leaderEpoch = init.leaderEpoch;
     this.#nodeId = deps.nodeId;
     this.#clock = deps.clock;
+    this.#timers = deps.timers ?? systemTimers;
+    this.#fs = deps.fs ?? denoFs;
     this.#highWatermark = init.log.logStartOffset;
   }
 
@@ -258,7 +265,7 @@ export class Partition {
     // pipelined requests arriving together go out in one fetch response (and one fsync on
     // each follower). The HW moves once the data is durable.
     if (this.#appendWake === undefined) {
-      this.#appendWake = setTimeout(() => {
+      this.#appendWake = this.#timers.setTimeout(() => {
         this.#appendWake = undefined;
         this.#wake();
       }, 0);
@@ -318,7 +325,7 @@ export class Partition {
     const run = this.#truncation.then(async () => {
       await cut();
       await this.producerState.abandon();
-      this.producerState = await PartitionProducerState.load(this.log, { clock });
+      this.producerState = await PartitionProducerState.load(this.log, { clock, fs: this.#fs });
       const end = this.log.logEndOffset;
       if (this.#highWatermark > end || this.#highWatermark < this.log.logStartOffset) {
         this.#highWatermark = Math.max(this.log.logStartOffset, Math.min(this.#highWatermark, end));
@@ -387,7 +394,7 @@ export class Partition {
   /** Wakes all waiters and stops accepting new ones (the log is closed by the owner). */
   markClosed(): void {
     this.#closed = true;
-    clearTimeout(this.#appendWake);
+    this.#timers.clearTimeout(this.#appendWake);
     this.#failAckWaiters(
       new TidelogError(ErrorCode.NOT_LEADER_OR_FOLLOWER, `${this.name} is closed here`),
     );

@@ -20,6 +20,8 @@ import { KafkaConnection } from "../client/mod.ts";
 import type { BrokerEndpoint } from "../metadata/mod.ts";
 import { ApiKey, ErrorCode } from "../protocol/mod.ts";
 import { type BatchHeader, splitBatches, validateBatch } from "../protocol/record_batch.ts";
+import { denoNet, type Network } from "../runtime/net.ts";
+import { systemTimers, type Timers } from "../runtime/timers.ts";
 import type { Clock } from "../util/clock.ts";
 import { getLogger } from "../util/log.ts";
 import { withTimeout } from "../util/timeout.ts";
@@ -40,6 +42,10 @@ const REQUEST_TIMEOUT_MS = 5000;
 export interface ReplicaFetcherOptions {
   nodeId: number;
   clock: Clock;
+  /** Back-off sleeps and request timeouts. */
+  timers?: Timers;
+  /** Carries the connections to the leaders. */
+  net?: Network;
   /** The Kafka endpoint of a broker, from the metadata image. */
   endpointOf(brokerId: number): BrokerEndpoint | undefined;
 }
@@ -104,6 +110,8 @@ export class ReplicaFetcherManager {
 class ReplicaFetcher {
   readonly #leaderId: number;
   readonly #o: ReplicaFetcherOptions;
+  readonly #timers: Timers;
+  readonly #net: Network;
   readonly #states = new Map<Partition, FetchState>();
   #conn: KafkaConnection | null = null;
   #closed = false;
@@ -113,6 +121,8 @@ class ReplicaFetcher {
   constructor(leaderId: number, options: ReplicaFetcherOptions) {
     this.#leaderId = leaderId;
     this.#o = options;
+    this.#timers = options.timers ?? systemTimers;
+    this.#net = options.net ?? denoNet;
     this.#loop = this.#run();
   }
 
@@ -146,9 +156,9 @@ class ReplicaFetcher {
 
   async #sleep(ms: number): Promise<void> {
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
+      const timer = this.#timers.setTimeout(resolve, ms);
       this.#wake = () => {
-        clearTimeout(timer);
+        this.#timers.clearTimeout(timer);
         resolve();
       };
     });
@@ -163,6 +173,7 @@ class ReplicaFetcher {
       endpoint.host,
       endpoint.port,
       `tidelog-replica-${this.#o.nodeId}`,
+      { net: this.#net },
     );
     this.#conn = conn;
     void conn.closed.finally(() => {
@@ -220,6 +231,8 @@ class ReplicaFetcher {
         })),
       }),
       REQUEST_TIMEOUT_MS,
+      undefined,
+      this.#timers,
     );
     for (const t of response.topics) {
       for (const r of t.partitions) {
@@ -299,6 +312,8 @@ class ReplicaFetcher {
         rackId: "",
       }),
       FETCH_MAX_WAIT_MS + REQUEST_TIMEOUT_MS,
+      undefined,
+      this.#timers,
     );
     if (response.errorCode !== ErrorCode.NONE) {
       throw new Error(`Fetch failed with error code ${response.errorCode}`);

@@ -16,6 +16,9 @@ import { topicConfigNumber, topicConfigValue } from "../metadata/mod.ts";
 import { ErrorCode } from "../protocol/error_codes.ts";
 import { type BatchHeader, splitBatches, validateBatch } from "../protocol/record_batch.ts";
 import { PartitionProducerState } from "../producer/mod.ts";
+import { denoFs, type FileSystem } from "../runtime/fs.ts";
+import type { Network } from "../runtime/net.ts";
+import { systemTimers, type TimerHandle, type Timers } from "../runtime/timers.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import { TidelogError } from "../util/errors.ts";
 import { getLogger } from "../util/log.ts";
@@ -33,6 +36,12 @@ export interface ReplicaManagerOptions {
   nodeId: number;
   flush: FlushPolicy;
   clock?: Clock;
+  /** The ISR check, retries, log flush timers and the fetchers' back-offs and timeouts. */
+  timers?: Timers;
+  /** Holds `topicsDir` and every partition's files. */
+  fs?: FileSystem;
+  /** Carries the replica fetchers' connections to the leaders. */
+  net?: Network;
   /** Kafka `replica.lag.time.max.ms`. @default 5000 */
   replicaLagTimeMaxMs?: number;
   /**
@@ -84,12 +93,14 @@ export function logConfigFor(topic: TopicImage, flush: FlushPolicy): LogConfig {
 export class ReplicaManager {
   readonly #options: ReplicaManagerOptions;
   readonly #clock: Clock;
+  readonly #timers: Timers;
+  readonly #fs: FileSystem;
   readonly #partitions = new Map<string, Partition>();
   #image: MetadataImage | null = null;
   readonly #fetchers: ReplicaFetcherManager;
   /** Partitions with an ISR change in flight (one at a time, as Kafka's pending ISR). */
   readonly #pendingIsr = new Set<Partition>();
-  readonly #isrTimer: ReturnType<typeof setInterval>;
+  readonly #isrTimer: TimerHandle;
   #closed = false;
   #leadershipHeld: boolean;
   #applying: Promise<void> = Promise.resolve();
@@ -98,12 +109,16 @@ export class ReplicaManager {
     this.#options = options;
     this.#leadershipHeld = options.holdLeadership ?? false;
     this.#clock = options.clock ?? systemClock;
+    this.#timers = options.timers ?? systemTimers;
+    this.#fs = options.fs ?? denoFs;
     this.#fetchers = new ReplicaFetcherManager({
       nodeId: options.nodeId,
       clock: this.#clock,
+      timers: this.#timers,
+      net: options.net,
       endpointOf: (id) => this.#image?.brokers.get(id)?.endpoints[0],
     });
-    this.#isrTimer = setInterval(
+    this.#isrTimer = this.#timers.setInterval(
       () => this.#checkIsrs(),
       Math.max(10, Math.floor(this.#lagTimeMs / 2)),
     );
@@ -187,7 +202,7 @@ export class ReplicaManager {
       // image shows a new partition epoch, another proposal would be stale.
       const done = () => this.#pendingIsr.delete(partition);
       if (partition.partitionEpoch !== partitionEpoch || !partition.isLeader) done();
-      else setTimeout(done, 200);
+      else this.#timers.setTimeout(done, 200);
     });
   }
 
@@ -216,7 +231,7 @@ export class ReplicaManager {
   async #applyImage(image: MetadataImage): Promise<void> {
     const first = this.#image === null;
     this.#image = image;
-    await Deno.mkdir(this.#options.topicsDir, { recursive: true });
+    await this.#fs.mkdir(this.#options.topicsDir, { recursive: true });
     const wanted = new Map<string, { topic: TopicImage; partitionId: number }>();
     for (const topic of image.topicsById.values()) {
       topic.partitions.forEach((p, partitionId) => {
@@ -249,12 +264,15 @@ export class ReplicaManager {
       await this.#claimDirectory(dir, topic.topicId);
       const partitionLog = await PartitionLog.open(dir, logConfigFor(topic, this.#options.flush), {
         clock: this.#clock,
+        timers: this.#timers,
+        fs: this.#fs,
         name,
       });
       const producerState = await PartitionProducerState.load(partitionLog, {
         clock: this.#clock,
+        fs: this.#fs,
       });
-      const leaderEpochCache = await LeaderEpochFileCache.open(partitionLog);
+      const leaderEpochCache = await LeaderEpochFileCache.open(partitionLog, { fs: this.#fs });
       const partition = new Partition(
         {
           topic: topic.name,
@@ -265,7 +283,7 @@ export class ReplicaManager {
           leaderEpochCache,
           leaderEpoch: state.leaderEpoch,
         },
-        { nodeId: this.#options.nodeId, clock: this.#clock },
+        { nodeId: this.#options.nodeId, clock: this.#clock, timers: this.#timers, fs: this.#fs },
       );
       this.#partitions.set(name, partition);
       await this.#applyRole(partition, state);
@@ -329,29 +347,29 @@ export class ReplicaManager {
   async #claimDirectory(dir: string, topicId: string): Promise<void> {
     const marker = join(dir, "partition.json");
     try {
-      const existing = JSON.parse(await Deno.readTextFile(marker)) as { topicId?: string };
+      const existing = JSON.parse(await this.#fs.readTextFile(marker)) as { topicId?: string };
       if (existing.topicId === topicId) return;
       log.warn("Removing {dir}: it belongs to an earlier topic {old}", {
         dir,
         old: existing.topicId,
       });
-      await Deno.remove(dir, { recursive: true });
+      await this.#fs.remove(dir, { recursive: true });
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound) && !(err instanceof SyntaxError)) throw err;
     }
-    await Deno.mkdir(dir, { recursive: true });
+    await this.#fs.mkdir(dir, { recursive: true });
     const tmp = `${marker}.tmp`;
-    await Deno.writeTextFile(tmp, JSON.stringify({ topicId }));
-    using f = await Deno.open(tmp, { read: true, write: true });
+    await this.#fs.writeTextFile(tmp, JSON.stringify({ topicId }));
+    using f = await this.#fs.open(tmp, { read: true, write: true });
     await f.sync();
-    await Deno.rename(tmp, marker);
+    await this.#fs.rename(tmp, marker);
   }
 
   async #removeOrphans(keep: Set<string>): Promise<void> {
-    for await (const entry of Deno.readDir(this.#options.topicsDir)) {
+    for await (const entry of this.#fs.readDir(this.#options.topicsDir)) {
       if (!entry.isDirectory || keep.has(entry.name)) continue;
       log.warn("Removing partition folder {dir}: no topic owns it", { dir: entry.name });
-      await Deno.remove(join(this.#options.topicsDir, entry.name), { recursive: true });
+      await this.#fs.remove(join(this.#options.topicsDir, entry.name), { recursive: true });
     }
   }
 
@@ -457,7 +475,7 @@ export class ReplicaManager {
   /** Closes every partition log (fsyncing what is pending). */
   async close(): Promise<void> {
     this.#closed = true;
-    clearInterval(this.#isrTimer);
+    this.#timers.clearInterval(this.#isrTimer);
     await this.#fetchers.close();
     for (const partition of this.#partitions.values()) {
       partition.markClosed();

@@ -33,11 +33,13 @@ export interface Listener {
 export interface Network {
   /** Binds `hostname:port` (port 0: a free one); throws `Deno.errors.AddrInUse`. */
   listen(options: { hostname: string; port: number }): Listener;
-  connect(options: { hostname: string; port: number }): Promise<Conn>;
+  /** Connects to `hostname:port`; aborting `signal` cancels an attempt in progress. */
+  connect(options: { hostname: string; port: number; signal?: AbortSignal }): Promise<Conn>;
 }
 
 /** Deno's own TCP. */
 export const denoNet: Network = {
   listen: ({ hostname, port }) => Deno.listen({ hostname, port, transport: "tcp" }),
-  connect: ({ hostname, port }) => Deno.connect({ hostname, port, transport: "tcp" }),
+  connect: ({ hostname, port, signal }) =>
+    Deno.connect({ hostname, port, transport: "tcp", signal }),
 };

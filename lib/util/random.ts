@@ -24,9 +24,18 @@ export class Random {
     this.#s3 = next();
   }
 
-  /** A source seeded from the OS's cryptographic generator, for production. */
+  /**
+   * A source whose whole 128-bit state comes from the OS's cryptographic generator, for
+   * production: ids drawn from it (cluster, topic, incarnation) are as unlikely to collide
+   * across processes as Kafka's, where a 32-bit seed would not be.
+   */
   static fromCrypto(): Random {
-    return new Random(crypto.getRandomValues(new Uint32Array(1))[0]!);
+    const r = new Random(0);
+    const words = crypto.getRandomValues(new Uint32Array(4));
+    // xoshiro's state must not be all zero.
+    if (words.every((w) => w === 0)) words[0] = 1;
+    [r.#s0, r.#s1, r.#s2, r.#s3] = [words[0]!, words[1]!, words[2]!, words[3]!];
+    return r;
   }
 
   /** Next unsigned 32-bit value. */

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
-import { KafkaStorageError, LogClosedError } from "../../../lib/log/mod.ts";
-import { _internals } from "../../../lib/log/_io.ts";
-import { appendBatches, openLog, segmentFiles, testConfig, withTempDir } from "./_helpers.ts";
+import { KafkaStorageError, LogClosedError, PartitionLog } from "../../../lib/log/mod.ts";
+import { denoFs, type FileHandle, type FileSystem } from "../../../lib/runtime/fs.ts";
+import { ManualClock } from "../../../lib/util/clock.ts";
+import { appendBatches, openLog, segmentFiles, T0, testConfig, withTempDir } from "./_helpers.ts";
 
 Deno.test("PartitionLog.waitDurable() resolves once the offset is fsynced", async () => {
   await withTempDir(async (dir) => {
@@ -153,15 +154,47 @@ Deno.test("PartitionLog durability across segment rolls", async () => {
   });
 });
 
+/**
+ * Deno's file system, except that the handles it opens fail `syncData` while
+ * `failSyncData()` says so (an fsync returning EIO).
+ */
+function failingSyncDataFs(failSyncData: () => boolean): FileSystem {
+  const wrap = (file: FileHandle): FileHandle => ({
+    read: (p) => file.read(p),
+    readSync: (p) => file.readSync(p),
+    write: (p) => file.write(p),
+    writeSync: (p) => file.writeSync(p),
+    seek: (offset, whence) => file.seek(offset, whence),
+    seekSync: (offset, whence) => file.seekSync(offset, whence),
+    truncate: (len) => file.truncate(len),
+    truncateSync: (len) => file.truncateSync(len),
+    stat: () => file.stat(),
+    statSync: () => file.statSync(),
+    syncData: () => failSyncData() ? Promise.reject(new Error("EIO: injected")) : file.syncData(),
+    sync: () => file.sync(),
+    lock: (exclusive) => file.lock(exclusive),
+    close: () => file.close(),
+    [Symbol.dispose]: () => file[Symbol.dispose](),
+  });
+  return {
+    ...denoFs,
+    open: async (path, options) => wrap(await denoFs.open(path, options)),
+    openSync: (path, options) => wrap(denoFs.openSync(path, options)),
+  };
+}
+
 Deno.test("PartitionLog fsync failure is fatal: waiters reject, appends throw", async () => {
   await withTempDir(async (dir) => {
-    const plog = await openLog(dir);
-    const real = _internals.syncData;
+    let armed = false;
     let calls = 0;
-    _internals.syncData = (file) => {
-      calls++;
-      return calls === 1 ? Promise.reject(new Error("EIO: injected")) : real(file);
-    };
+    // Only the first fdatasync after arming fails, as a disk that errors once would.
+    const fs = failingSyncDataFs(() => armed && ++calls === 1);
+    const plog = await PartitionLog.open(dir, testConfig(), {
+      clock: new ManualClock(T0),
+      fs,
+      name: "test-0",
+    });
+    armed = true;
     try {
       appendBatches(plog, 1, 1, 10);
       await assert.rejects(plog.waitDurable(0), KafkaStorageError);
@@ -171,7 +204,7 @@ Deno.test("PartitionLog fsync failure is fatal: waiters reject, appends throw", 
       // Reads still work: the data is in the page cache.
       assert.equal(plog.read(0, 1000).records.length > 0, true);
     } finally {
-      _internals.syncData = real;
+      armed = false;
       await assert.rejects(plog.close(), KafkaStorageError);
     }
   });

@@ -7,6 +7,7 @@ import {
   parseLeaderEpochCheckpoint,
   readLeaderEpochCheckpoint,
 } from "../../../lib/replication/mod.ts";
+import { denoFs } from "../../../lib/runtime/fs.ts";
 import { buildBatch } from "../log/_batches.ts";
 import { openLog, testConfig, withTempDir } from "../log/_helpers.ts";
 
@@ -54,7 +55,7 @@ Deno.test("LeaderEpochFileCache persists and reconciles with the log", async (t)
       const plog = await openLog(dir);
       const cache = await LeaderEpochFileCache.open(plog);
       assert.deepEqual(cache.entries, []);
-      assert.equal(await readLeaderEpochCheckpoint(dir), null);
+      assert.equal(await readLeaderEpochCheckpoint(denoFs, dir), null);
       cache.assign(0, 0);
       append(plog, 0);
       cache.assign(2, plog.logEndOffset);
@@ -109,7 +110,7 @@ Deno.test("LeaderEpochFileCache persists and reconciles with the log", async (t)
           { epoch: 4, startOffset: 6 },
         ];
         assert.deepEqual(cache2.entries, expected);
-        assert.deepEqual(await readLeaderEpochCheckpoint(dir), expected);
+        assert.deepEqual(await readLeaderEpochCheckpoint(denoFs, dir), expected);
         await cache2.close();
         await plog2.close();
       });

@@ -1,0 +1,246 @@
+/**
+ * The simulation's checkers.
+ *
+ * After every event ({@linkcode StepChecker}):
+ * - a leader's high watermark never passes the durable end of a member of the ISR the
+ *   metadata log committed for its epoch (else an acknowledged write can be lost by
+ *   electing that member);
+ * - at most one node leads a partition in a given leader epoch;
+ * - every image's partition leader is -1 or an unfenced member of its ISR (I5);
+ * - leader and partition epochs never go back in a node's successive images.
+ *
+ * At the end, on the data read back from every partition ({@linkcode checkData}):
+ * - every acks=all acknowledgement is in the log at its offset, exactly once unless one of
+ *   its attempts had an unknown outcome (a plain producer's retry) or an idempotent value
+ *   was resent under a new producer id;
+ * - everything a reader read below a high watermark is still there, unchanged;
+ * - offsets are dense from 0 to the high watermark and every value was sent by someone;
+ * - each producer's acknowledged values are in order;
+ * - every in-sync replica holds the same records below the high watermark.
+ */
+import { decodeRecords } from "../../../lib/protocol/mod.ts";
+import type { MetadataImage } from "../../../lib/metadata/mod.ts";
+import { type ClusterSim, TOPIC } from "./cluster_sim.ts";
+
+const decoder = new TextDecoder();
+
+/** Invariants checked after every event. */
+export class StepChecker {
+  readonly #sim: ClusterSim;
+  /** node:partition → the last durable end seen while the node was up. */
+  readonly #durable = new Map<string, number>();
+  /** node → topic-partition → [leader epoch, partition epoch] last seen in its image. */
+  readonly #epochs = new Map<number, Map<string, [number, number]>>();
+  readonly #lastImage = new Map<number, MetadataImage>();
+  readonly violations: string[] = [];
+  checks = 0;
+
+  constructor(sim: ClusterSim) {
+    this.#sim = sim;
+  }
+
+  #fail(message: string): void {
+    if (this.violations.length < 20) {
+      this.violations.push(`t=${(this.#sim.now / 1000).toFixed(3)} s: ${message}`);
+    }
+  }
+
+  /** The most advanced applied image among the running nodes (Raft makes them prefixes). */
+  #latestImage(): MetadataImage | null {
+    let best: MetadataImage | null = null;
+    for (const m of this.#sim.machines) {
+      const image = m.node?.internals.store.image;
+      if (image && (best === null || image.offset > best.offset)) best = image;
+    }
+    return best;
+  }
+
+  check(): void {
+    this.checks++;
+    const sim = this.#sim;
+    for (const m of sim.machines) {
+      const node = m.node;
+      if (node === null) continue;
+      for (const p of node.internals.replicas.partitions()) {
+        if (!p.closed) this.#durable.set(`${m.id}:${p.partitionId}`, p.log.durableEndOffset);
+      }
+      const image = node.internals.store.image;
+      if (this.#lastImage.get(m.id) !== image) {
+        this.#lastImage.set(m.id, image);
+        this.#checkImage(m.id, image);
+      }
+    }
+    const latest = this.#latestImage();
+    const topic = latest?.topic(TOPIC);
+    if (!latest || !topic) return;
+    const leaders = new Map<string, number>();
+    for (const m of sim.machines) {
+      const node = m.node;
+      if (node === null || m.proc?.state === "dead") continue;
+      for (const p of node.internals.replicas.partitions()) {
+        if (!p.isLeader || p.closed || p.topic !== TOPIC) continue;
+        const key = `${p.partitionId}@${p.leaderEpoch}`;
+        const other = leaders.get(key);
+        if (other !== undefined) {
+          this.#fail(
+            `n${other} and n${m.id} both lead partition ${p.partitionId} in epoch ${p.leaderEpoch}`,
+          );
+        }
+        leaders.set(key, m.id);
+        const st = topic.partitions[p.partitionId];
+        if (!st || st.leaderEpoch !== p.leaderEpoch) continue;
+        for (const member of st.isr) {
+          if (member === m.id) continue;
+          const durable = this.#durable.get(`${member}:${p.partitionId}`);
+          if (durable !== undefined && p.highWatermark > durable) {
+            this.#fail(
+              `leader n${m.id} of partition ${p.partitionId} (epoch ${p.leaderEpoch}) has HW ${p.highWatermark} above the durable end ${durable} of committed ISR member n${member} (ISR ${
+                st.isr.join(",")
+              }, partition epoch ${st.partitionEpoch}, leader's ${p.partitionEpoch})`,
+            );
+          }
+        }
+      }
+    }
+  }
+
+  #checkImage(nodeId: number, image: MetadataImage): void {
+    const seen = this.#epochs.get(nodeId) ?? new Map<string, [number, number]>();
+    this.#epochs.set(nodeId, seen);
+    for (const t of image.topicsById.values()) {
+      t.partitions.forEach((p, i) => {
+        const key = `${t.topicId}-${i}`;
+        if (p.leader !== -1) {
+          const b = image.brokers.get(p.leader);
+          if (!p.isr.includes(p.leader) || !b || b.fenced) {
+            this.#fail(
+              `n${nodeId}'s image at offset ${image.offset}: leader ${p.leader} of ${t.name}-${i} is not an unfenced ISR member (ISR ${
+                p.isr.join(",")
+              }, fenced ${b?.fenced}) (I5)`,
+            );
+          }
+        }
+        const before = seen.get(key);
+        if (before && (p.leaderEpoch < before[0] || p.partitionEpoch < before[1])) {
+          this.#fail(
+            `n${nodeId}: epochs of ${t.name}-${i} went back from ${
+              before.join("/")
+            } to ${p.leaderEpoch}/${p.partitionEpoch}`,
+          );
+        }
+        seen.set(key, [p.leaderEpoch, p.partitionEpoch]);
+      });
+    }
+  }
+}
+
+/** What the final read found for one partition. */
+export interface FinalPartition {
+  partition: number;
+  leader: number;
+  hw: number;
+  values: Map<number, string>;
+}
+
+/** The end-of-run data checks; returns the violations found. */
+export function checkData(sim: ClusterSim, finals: FinalPartition[]): string[] {
+  const out: string[] = [];
+  const fail = (m: string) => {
+    if (out.length < 30) out.push(m);
+  };
+  const h = sim.history;
+  const known = new Map<string, number>();
+  for (const f of finals) {
+    for (let o = 0; o < f.hw; o++) {
+      const v = f.values.get(o);
+      if (v === undefined) {
+        fail(
+          `partition ${f.partition}: offset ${o} below the HW ${f.hw} is missing (offsets not dense)`,
+        );
+        continue;
+      }
+      known.set(v, (known.get(v) ?? 0) + 1);
+      if (!h.sent.has(v)) {
+        fail(`partition ${f.partition} offset ${o} holds ${v}, which nobody sent`);
+      }
+    }
+    for (const [offset, value] of h.read.get(f.partition) ?? []) {
+      const now = f.values.get(offset);
+      if (now !== value) {
+        fail(
+          `partition ${f.partition}: a reader read ${value} at ${offset}, the log now has ${
+            now ?? "nothing"
+          } (HW ${f.hw})`,
+        );
+      }
+    }
+  }
+  const byPartition = new Map(finals.map((f) => [f.partition, f]));
+  const lastOffset = new Map<string, { n: number; offset: number }>();
+  for (const v of h.sent.values()) {
+    const f = byPartition.get(v.partition);
+    if (!f) continue;
+    const copies = known.get(v.value) ?? 0;
+    if (copies > 1 && v.ambiguous === 0 && !v.resentUnderNewId) {
+      fail(
+        `${v.value} is in partition ${v.partition} ${copies} times, with no retry that could explain it`,
+      );
+    }
+    if (v.acked === null) continue;
+    if (v.acks === -1 && f.values.get(v.acked.offset) !== v.value) {
+      fail(
+        `acknowledged write lost: ${v.value} (acks=all, acknowledged by n${v.acked.node} at t=${
+          (v.acked.at / 1000).toFixed(3)
+        } s at offset ${v.acked.offset}); the log has ${
+          f.values.get(v.acked.offset) ?? "nothing"
+        } there (HW ${f.hw}, leader n${f.leader})`,
+      );
+    }
+    const producer = v.value.slice(0, v.value.lastIndexOf("-"));
+    const n = Number(v.value.slice(v.value.lastIndexOf("-") + 1));
+    const prev = lastOffset.get(producer);
+    if (v.acks === -1 && prev && prev.n < n && prev.offset >= v.acked.offset) {
+      fail(
+        `${producer}: value ${n} acknowledged at ${v.acked.offset}, not after value ${prev.n} at ${prev.offset}`,
+      );
+    }
+    if (v.acks === -1 && (!prev || prev.n < n)) {
+      lastOffset.set(producer, { n, offset: v.acked.offset });
+    }
+  }
+  // Replicas agree below the HW.
+  for (const f of finals) {
+    for (const m of sim.machines) {
+      const p = m.node?.internals.replicas.getPartition(TOPIC, f.partition);
+      if (!p || p.closed) continue;
+      const image = m.node!.internals.store.image;
+      const st = image.topic(TOPIC)?.partitions[f.partition];
+      if (!st?.isr.includes(m.id)) continue;
+      const upTo = Math.min(f.hw, p.log.logEndOffset);
+      if (upTo < f.hw) {
+        fail(
+          `n${m.id} is in the ISR of partition ${f.partition} but its log ends at ${p.log.logEndOffset} < HW ${f.hw}`,
+        );
+        continue;
+      }
+      let offset = p.log.logStartOffset;
+      while (offset < upTo) {
+        const { records } = p.log.read(offset, 1 << 20, { maxOffset: upTo, minOneMessage: true });
+        const decoded = decodeRecords(records).filter((r) => r.offset >= offset && r.offset < upTo);
+        if (decoded.length === 0) break;
+        for (const r of decoded) {
+          const value = r.value === null ? "<null>" : decoder.decode(r.value);
+          if (f.values.get(r.offset) !== value) {
+            fail(
+              `n${m.id}'s replica of partition ${f.partition} has ${value} at ${r.offset}, the leader ${
+                f.values.get(r.offset)
+              }`,
+            );
+          }
+        }
+        offset = decoded.at(-1)!.offset + 1;
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,490 @@
+/**
+ * A whole Tidelog cluster in one deterministic simulation: N real {@linkcode Node}s (the
+ * real Raft, controller, replication, logs, groups and Kafka handlers), each a simulated
+ * process on its own simulated machine with an in-memory disk, joined by a simulated
+ * network; clients on machines of their own; a fault schedule drawn from the seed; and
+ * checkers that run after every event and at the end. One seed replays a run exactly.
+ *
+ * The life of a run ({@linkcode runSeed}): boot the nodes and create the topic; start the
+ * producers and readers; play the fault schedule for `faultMs` of virtual time, checking
+ * the per-event invariants; heal everything (cuts, disks, paused and dead processes) and
+ * require the cluster to serve every partition again within `livenessMs` (every node
+ * unfenced, a new acknowledgement on every partition); stop the clients; and check the
+ * data (see `checkers.ts`).
+ */
+import { configure, type LogRecord, reset } from "@logtape/logtape";
+import type { ServeOptions } from "../../../lib/cli.ts";
+import { Node } from "../../../lib/node.ts";
+import { ApiKey, ErrorCode } from "../../../lib/protocol/mod.ts";
+import type { Runtime } from "../../../lib/runtime/mod.ts";
+import { Random } from "../../../lib/util/random.ts";
+import { Scheduler, SimProcess } from "../_runtime/scheduler.ts";
+import { SimDisk } from "../_runtime/sim_disk.ts";
+import { type SimHost, SimNetwork } from "../_runtime/sim_net.ts";
+import { type ClientEnv, History, Router, runProducer, runReader } from "./clients.ts";
+
+export const TOPIC = "sim";
+export const KAFKA_PORT = 9092;
+export const RAFT_PORT = 9192;
+
+/** The kinds of fault the schedule may inject. */
+export type FaultKind =
+  | "kill"
+  | "powerLoss"
+  | "pause"
+  | "isolate"
+  | "isolateFromPeers"
+  | "cutRaft"
+  | "oneWay"
+  | "flap"
+  | "slowDisk"
+  | "failingDisk"
+  | "shutdown"
+  | "lossyLinks";
+
+export const ALL_FAULTS: readonly FaultKind[] = [
+  "kill",
+  "powerLoss",
+  "pause",
+  "isolate",
+  "isolateFromPeers",
+  "cutRaft",
+  "oneWay",
+  "flap",
+  "slowDisk",
+  "failingDisk",
+  "shutdown",
+  "lossyLinks",
+];
+
+/** Everything a run depends on, drawn from its seed ("swarm" testing). */
+export interface SimConfig {
+  seed: number;
+  nodes: number;
+  partitions: number;
+  minInsync: number;
+  /** Virtual time the fault schedule runs. */
+  faultMs: number;
+  /** After healing, the cluster must serve every partition again within this. */
+  livenessMs: number;
+  faults: FaultKind[];
+  /** Mean pause between faults. */
+  faultGapMs: number;
+  /** Producers per partition (kinds). */
+  producers: { acks: -1 | 1; idempotent: boolean }[];
+  replicaLagTimeMaxMs: number;
+  leaderImbalanceCheckIntervalMs: number;
+  /** One-way link latency range. */
+  latencyMs: [number, number];
+  fsyncMs: [number, number];
+}
+
+/** Draws the configuration of `seed`. */
+export function swarmConfig(seed: number, overrides: Partial<SimConfig> = {}): SimConfig {
+  const r = new Random(seed ^ 0x51ca7e);
+  const faults = ALL_FAULTS.filter(() => r.chance(0.5));
+  if (faults.length === 0) faults.push(r.pick(ALL_FAULTS));
+  const kinds: { acks: -1 | 1; idempotent: boolean }[] = [
+    { acks: -1, idempotent: false },
+    { acks: -1, idempotent: true },
+    { acks: 1, idempotent: false },
+  ];
+  return {
+    seed,
+    nodes: 3,
+    partitions: r.int(1, 3),
+    minInsync: r.chance(0.8) ? 2 : 1,
+    faultMs: r.int(8_000, 20_000),
+    livenessMs: 20_000,
+    faults,
+    faultGapMs: r.pick([500, 1500, 3000]),
+    producers: kinds.filter(() => r.chance(0.7)).concat([kinds[r.int(0, 1)]!]),
+    replicaLagTimeMaxMs: r.pick([1000, 2000, 5000]),
+    leaderImbalanceCheckIntervalMs: r.pick([0, 1500, 5000]),
+    latencyMs: r.pick([[0.05, 0.2], [0.1, 2], [1, 10]] as [number, number][]),
+    fsyncMs: r.pick([[0.1, 0.5], [0.5, 5], [2, 20]] as [number, number][]),
+    ...overrides,
+  };
+}
+
+/** One line of the run's trace. */
+export interface TraceLine {
+  readonly at: number;
+  readonly who: string;
+  readonly text: string;
+}
+
+/** A simulated machine running (or not) one Tidelog node. */
+export interface Machine {
+  readonly id: number;
+  readonly host: SimHost;
+  readonly disk: SimDisk;
+  proc: SimProcess | null;
+  node: Node | null;
+  incarnation: number;
+  /** Why it is not running, if it is not. */
+  down: "killed" | "powerLoss" | "shutdown" | null;
+}
+
+/** A broken invariant; the message says which and where. */
+export class SimViolation extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "SimViolation";
+  }
+}
+
+const TRACE_KEEP = 600;
+
+/** The simulated cluster of one run. */
+export class ClusterSim {
+  readonly config: SimConfig;
+  readonly scheduler = new Scheduler();
+  readonly random: Random;
+  readonly net: SimNetwork;
+  readonly machines: Machine[] = [];
+  readonly history = new History();
+  readonly trace: TraceLine[] = [];
+  #traceStart = 0;
+  #clientsStopped = false;
+  #clientHost: SimHost;
+  #clientProcs: SimProcess[] = [];
+  #fsyncSlow = new Map<number, [number, number]>();
+  #fsyncFailRate = new Map<number, number>();
+  #lossRate = 0;
+  /** Link latency per directed pair, drawn once. */
+  readonly #latency = new Map<string, number>();
+
+  constructor(config: SimConfig) {
+    this.config = config;
+    this.random = new Random(config.seed);
+    this.net = new SimNetwork(this.scheduler, new Random(this.random.nextU32()));
+    const [lo, hi] = config.latencyMs;
+    this.net.faults = {
+      latencyMs: (from, to) => {
+        const key = `${from}>${to}`;
+        let base = this.#latency.get(key);
+        if (base === undefined) {
+          base = lo + this.random.float() * (hi - lo);
+          this.#latency.set(key, base);
+        }
+        return base * (0.8 + 0.4 * this.random.float());
+      },
+      lossRate: () => this.#lossRate,
+    };
+    for (let id = 1; id <= config.nodes; id++) {
+      const disk = new SimDisk(`n${id}`);
+      disk.faults = {
+        fsyncLatencyMs: () => {
+          const [a, b] = this.#fsyncSlow.get(id) ?? config.fsyncMs;
+          return a + this.random.float() * (b - a);
+        },
+        fsyncFails: () => this.random.chance(this.#fsyncFailRate.get(id) ?? 0),
+      };
+      this.machines.push({
+        id,
+        host: this.net.addHost(`n${id}`),
+        disk,
+        proc: null,
+        node: null,
+        incarnation: 0,
+        down: null,
+      });
+    }
+    this.#clientHost = this.net.addHost("clients");
+  }
+
+  get now(): number {
+    return this.scheduler.now;
+  }
+
+  /** Adds a line to the trace (a fault, a check, a client event). */
+  note(who: string, text: string): void {
+    this.trace.push({ at: this.now, who, text });
+    if (this.trace.length > TRACE_KEEP * 2) {
+      this.#traceStart += this.trace.length - TRACE_KEEP;
+      this.trace.splice(0, this.trace.length - TRACE_KEEP);
+    }
+  }
+
+  /** Routes the nodes' log lines into the trace, tagged with the process that logged. */
+  async captureLogs(level: "debug" | "info" = "info"): Promise<void> {
+    await reset();
+    await configure({
+      sinks: {
+        sim: (record: LogRecord) => {
+          const who = this.scheduler.current?.name ?? "sim";
+          let msg = "";
+          for (let i = 0; i < record.message.length; i++) {
+            const part = record.message[i];
+            msg += i % 2 === 0
+              ? String(part)
+              : typeof part === "string"
+              ? part
+              : JSON.stringify(part);
+          }
+          this.note(
+            who,
+            `${record.level.slice(0, 4).toUpperCase()} ${
+              record.category.slice(1).join(".")
+            }: ${msg}`,
+          );
+        },
+      },
+      loggers: [
+        { category: ["tidelog"], lowestLevel: level, sinks: ["sim"] },
+        { category: ["logtape", "meta"], lowestLevel: "error", sinks: ["sim"] },
+      ],
+    });
+  }
+
+  /** The last lines of the trace, formatted. */
+  formatTrace(lines = 250): string {
+    return this.trace.slice(-lines).map((l) =>
+      `${(l.at / 1000).toFixed(4).padStart(10)} ${l.who.padEnd(8)} ${l.text}`
+    ).join("\n");
+  }
+
+  // ---- nodes ------------------------------------------------------------------------
+
+  #options(m: Machine): ServeOptions {
+    const voters = new Map(this.machines.map((x) => [x.id, `n${x.id}:${RAFT_PORT}`]));
+    return {
+      nodeId: m.id,
+      kafkaHost: `n${m.id}`,
+      kafkaPort: KAFKA_PORT,
+      advertisedHost: `n${m.id}`,
+      advertisedPort: KAFKA_PORT,
+      dataDir: "/data",
+      flush: { kind: "always" },
+      maxRequestBytes: 1024 * 1024,
+      autoCreateTopics: false,
+      numPartitions: 1,
+      defaultReplicationFactor: 3,
+      retentionCheckIntervalMs: 3_600_000,
+      groupInitialRebalanceDelayMs: 0,
+      groupMinSessionTimeoutMs: 1000,
+      groupMaxSessionTimeoutMs: 1_800_000,
+      logLevel: "info",
+      voters,
+      raftListenAddr: `n${m.id}:${RAFT_PORT}`,
+      replicaLagTimeMaxMs: this.config.replicaLagTimeMaxMs,
+      brokerSessionTimeoutMs: 1500,
+      brokerHeartbeatIntervalMs: 250,
+      leaderImbalanceCheckIntervalMs: this.config.leaderImbalanceCheckIntervalMs,
+      uncleanLeaderElection: false,
+    };
+  }
+
+  /** Starts (or restarts) the node of machine `m` as a new process. */
+  start(m: Machine): void {
+    m.incarnation++;
+    m.down = null;
+    m.host.powerOn();
+    const proc = new SimProcess(this.scheduler, `n${m.id}`);
+    m.proc = proc;
+    m.node = null;
+    const runtime: Runtime = {
+      clock: proc.clock,
+      timers: proc.timers,
+      fs: m.disk.fsFor(proc),
+      net: m.host.netFor(proc),
+      random: new Random(this.random.nextU32()),
+    };
+    this.note("sim", `start n${m.id} (incarnation ${m.incarnation})`);
+    proc.schedule(0, () => {
+      Node.start(this.#options(m), { runtime }).then(
+        (node) => {
+          if (m.proc === proc) m.node = node;
+        },
+        (err) => {
+          this.note(`n${m.id}`, `start failed: ${(err as Error).stack ?? err}`);
+          if (m.proc === proc) {
+            // A node that cannot start exits, as the real process would; the liveness
+            // phase restarts it.
+            proc.kill();
+            m.proc = null;
+            m.down = "killed";
+          }
+        },
+      );
+    });
+  }
+
+  /** kill -9 (`power`: the machine loses power, and its disk what was not durable). */
+  crash(m: Machine, power: boolean): void {
+    if (m.proc === null) return;
+    this.note("sim", `${power ? "power loss of" : "kill -9"} n${m.id}`);
+    if (power) m.host.powerOff();
+    m.proc.kill();
+    if (power) m.disk.powerLoss(new Random(this.random.nextU32()));
+    m.proc = null;
+    m.node = null;
+    m.down = power ? "powerLoss" : "killed";
+  }
+
+  /** SIGTERM: a controlled shutdown, then the process exits. */
+  shutdown(m: Machine): void {
+    const proc = m.proc;
+    const node = m.node;
+    if (proc === null || node === null) return;
+    this.note("sim", `SIGTERM n${m.id}`);
+    m.down = "shutdown";
+    proc.schedule(0, () => {
+      node.stop().finally(() => {
+        proc.kill();
+        if (m.proc === proc) {
+          m.proc = null;
+          m.node = null;
+        }
+      });
+    });
+  }
+
+  /** Whether every machine runs a node that has started. */
+  allUp(): boolean {
+    return this.machines.every((m) => m.node !== null && m.proc?.state === "running");
+  }
+
+  // ---- faults -----------------------------------------------------------------------
+
+  setSlowDisk(m: Machine, range: [number, number] | null): void {
+    if (range) this.#fsyncSlow.set(m.id, range);
+    else this.#fsyncSlow.delete(m.id);
+  }
+
+  setFailingDisk(m: Machine, rate: number): void {
+    if (rate > 0) this.#fsyncFailRate.set(m.id, rate);
+    else this.#fsyncFailRate.delete(m.id);
+  }
+
+  setLoss(rate: number): void {
+    this.#lossRate = rate;
+  }
+
+  /** Heals every fault and restarts or resumes every node. */
+  healAll(): void {
+    this.note("sim", "heal: cuts, disks, links; resume and restart nodes");
+    this.net.healAll();
+    this.#fsyncSlow.clear();
+    this.#fsyncFailRate.clear();
+    this.#lossRate = 0;
+    for (const m of this.machines) {
+      if (m.proc?.state === "paused") m.proc.resume();
+      if (m.proc === null && m.down !== "shutdown") this.start(m);
+    }
+  }
+
+  // ---- clients ----------------------------------------------------------------------
+
+  /** A client process on the client machine. */
+  clientEnv(name: string): ClientEnv {
+    const proc = new SimProcess(this.scheduler, name);
+    this.#clientProcs.push(proc);
+    return {
+      proc,
+      net: this.#clientHost.netFor(proc),
+      timers: proc.timers,
+      random: new Random(this.random.nextU32()),
+      bootstrap: this.machines.map((m) => ({ host: `n${m.id}`, port: KAFKA_PORT })),
+      topic: TOPIC,
+      now: () => this.now,
+      stopped: () => this.#clientsStopped,
+    };
+  }
+
+  /** Runs `body` as a fresh client process until it settles (or `timeoutMs` passes). */
+  async runClient<T>(
+    name: string,
+    body: (env: ClientEnv) => Promise<T>,
+    timeoutMs = 60_000,
+  ): Promise<T> {
+    const env = this.clientEnv(name);
+    let out: { ok: true; value: T } | { ok: false; error: unknown } | undefined;
+    env.proc.schedule(0, () => {
+      body(env).then(
+        (value) => (out = { ok: true, value }),
+        (error) => (out = { ok: false, error }),
+      );
+    });
+    await this.scheduler.runUntilTrue(() => out !== undefined, timeoutMs);
+    env.proc.kill();
+    if (out === undefined) throw new SimViolation(`${name} did not finish within ${timeoutMs} ms`);
+    if (!out.ok) throw out.error;
+    return out.value;
+  }
+
+  /** Creates the topic (RF = nodes, min.insync.replicas from the config). */
+  async createTopic(): Promise<void> {
+    const created = await this.runClient("admin", async (env) => {
+      const router = new Router(env);
+      for (let attempt = 0; attempt < 200; attempt++) {
+        try {
+          const res = await router.request(
+            1 + (attempt % this.config.nodes),
+            ApiKey.CreateTopics,
+            4,
+            {
+              topics: [{
+                name: TOPIC,
+                numPartitions: this.config.partitions,
+                replicationFactor: this.config.nodes,
+                assignments: [],
+                configs: [{ name: "min.insync.replicas", value: String(this.config.minInsync) }],
+              }],
+              timeoutMs: 5000,
+              validateOnly: false,
+            },
+            6000,
+          );
+          const code = res.topics[0]?.errorCode;
+          if (code === ErrorCode.NONE || code === ErrorCode.TOPIC_ALREADY_EXISTS) return true;
+        } catch {
+          // retry
+        }
+        await new Promise((r) => env.timers.setTimeout(() => r(undefined), 100));
+      }
+      return false;
+    }, 120_000);
+    if (!created) throw new SimViolation("Could not create the topic");
+  }
+
+  /** Starts the producers and readers. */
+  startClients(): void {
+    for (let p = 0; p < this.config.partitions; p++) {
+      this.config.producers.forEach((kind, k) => {
+        const name = `p${p}-${kind.idempotent ? "i" : kind.acks === 1 ? "a1" : "a"}${k}`;
+        const env = this.clientEnv(name);
+        const router = new Router(env);
+        env.proc.schedule(0, () => {
+          runProducer(env, router, this.history, {
+            partition: p,
+            acks: kind.acks,
+            idempotent: kind.idempotent,
+            name,
+            intervalMs: 5,
+          }).catch((err) => this.history.violations.push(`producer ${name} crashed: ${err}`));
+        });
+      });
+      const env = this.clientEnv(`r${p}`);
+      const router = new Router(env);
+      env.proc.schedule(0, () => {
+        runReader(env, router, this.history, p).catch((err) =>
+          this.history.violations.push(`reader r${p} crashed: ${err}`)
+        );
+      });
+    }
+  }
+
+  stopClients(): void {
+    this.#clientsStopped = true;
+  }
+
+  /** Stops every process and the event loop. */
+  close(): void {
+    this.#clientsStopped = true;
+    for (const m of this.machines) m.proc?.kill();
+    for (const p of this.#clientProcs) p.kill();
+    this.scheduler.close();
+  }
+}
