@@ -17,6 +17,7 @@ import {
 import { ReplicaManager } from "./replication/mod.ts";
 import { allHandlers, Broker, type BrokerServices, KafkaListener } from "./server/mod.ts";
 import {
+  ensureDir,
   type FileHandle,
   type FileSystem,
   type NetAddr,
@@ -73,7 +74,7 @@ async function claimDataDir(
   nodeId: number,
 ): Promise<{ lock: FileHandle; meta: MetaFile | null }> {
   const { fs, timers } = rt;
-  await fs.mkdir(dataDir, { recursive: true });
+  await ensureDir(fs, dataDir);
   const lock = await fs.open(join(dataDir, ".lock"), { read: true, write: true, create: true });
   let timer: ReturnType<Timers["setTimeout"]> | undefined;
   try {
@@ -158,6 +159,12 @@ async function writeMeta(fs: FileSystem, dataDir: string, meta: MetaFile): Promi
   await syncDir(fs, dataDir);
 }
 
+/** The parts of a node that tests of a whole cluster check invariants on. */
+export interface NodeParts {
+  readonly store: RaftMetadataStore;
+  readonly replicas: ReplicaManager;
+}
+
 /** A running node. */
 export class Node {
   readonly #listener: KafkaListener;
@@ -210,7 +217,15 @@ export class Node {
    */
   static async start(
     options: ServeOptions,
-    deps: { clock?: Clock; runtime?: Runtime } = {},
+    deps: {
+      clock?: Clock;
+      runtime?: Runtime;
+      /**
+       * Called with the metadata store and the partitions as soon as both exist, before
+       * the node has registered (the whole-cluster simulation watches a restarting node).
+       */
+      observe?: (parts: NodeParts) => void;
+    } = {},
   ): Promise<Node> {
     const base = deps.runtime ?? systemRuntime();
     const rt: Runtime = deps.clock ? { ...base, clock: deps.clock } : base;
@@ -311,6 +326,7 @@ export class Node {
           return r.errorCode;
         },
       });
+      deps.observe?.({ store, replicas });
       await replicas.applyImage(store.image);
       const groups = new GroupService(
         new GroupCoordinator({

@@ -14,7 +14,7 @@ import {
   setLogAppendTime,
   setPartitionLeaderEpoch,
 } from "../protocol/record_batch.ts";
-import { denoFs, type FileSystem, syncDir } from "../runtime/fs.ts";
+import { denoFs, ensureDir, type FileSystem, syncDir } from "../runtime/fs.ts";
 import { systemTimers, type TimerHandle, type Timers } from "../runtime/timers.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import { CorruptBatchError, OffsetOutOfRangeError } from "../util/errors.ts";
@@ -1056,19 +1056,6 @@ export class PartitionLog {
     }
     if (this.#failure !== null) throw this.#failure;
   }
-}
-
-async function ensureDir(fs: FileSystem, dir: string): Promise<void> {
-  try {
-    const st = await fs.stat(dir);
-    if (!st.isDirectory) throw new TypeError(`Cannot open log in ${dir}: not a directory`);
-    return;
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-  }
-  await fs.mkdir(dir, { recursive: true });
-  const parent = dir.replace(/\/+$/, "").replace(/\/[^/]*$/, "") || "/";
-  await syncDir(fs, parent);
 }
 
 function removeSegmentFiles(fs: FileSystem, dir: string, base: number): number {

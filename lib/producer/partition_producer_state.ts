@@ -13,7 +13,7 @@ import {
   lastOffsetOf,
   readBatchHeader,
 } from "../protocol/mod.ts";
-import { denoFs, type FileSystem } from "../runtime/fs.ts";
+import { denoFs, type FileSystem, syncDir } from "../runtime/fs.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import { getLogger } from "../util/log.ts";
 import { type DuplicateBatch, ProducerStateManager } from "./producer_state.ts";
@@ -227,8 +227,8 @@ export class PartitionProducerState {
   }
 
   /**
-   * Writes a snapshot of the state as of the log end now (tmp file, fsync, rename), after
-   * any write in flight.
+   * Writes a snapshot of the state as of the log end now (tmp file, fsync, rename,
+   * directory fsync), after any write in flight.
    */
   snapshot(): Promise<void> {
     const p = this.#writing.then(() => this.#write());
@@ -248,6 +248,7 @@ export class PartitionProducerState {
       await f.sync();
     }
     await this.#fs.rename(tmp, this.#path);
+    await syncDir(this.#fs, this.#log.dir);
     this.#snapshotOffset = snapshot.offset;
   }
 

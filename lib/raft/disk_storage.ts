@@ -15,7 +15,7 @@
  * from one {@linkcode DiskStorage.sync} per Ready (fdatasync of every dirty file, in
  * parallel). Nothing is "persisted" for the Raft core until `sync()` resolved.
  */
-import { denoFs, type FileHandle, type FileSystem, syncDir } from "../runtime/fs.ts";
+import { denoFs, ensureDir, type FileHandle, type FileSystem, syncDir } from "../runtime/fs.ts";
 import { crc32c } from "../util/crc32c.ts";
 import { assert } from "../util/assert.ts";
 import {
@@ -111,7 +111,7 @@ export class DiskStorage {
   static async open(dir: string, options: DiskStorageOptions = {}): Promise<DiskStorage> {
     const logger = options.logger ?? silent;
     const fs = options.fs ?? denoFs;
-    await fs.mkdir(`${dir}/log`, { recursive: true });
+    await ensureDir(fs, `${dir}/log`);
     // Hard state.
     const hsPath = `${dir}/hardstate`;
     let hardState: HardState | undefined;
@@ -199,11 +199,8 @@ export class DiskStorage {
     ) {
       storage.#truncateFrom(kept[kept.length - 1]!.index + 1);
     }
-    if (created) {
-      // New names: the log directory and hard state in DIR, and DIR in its parent.
-      await syncDir(fs, dir);
-      await syncDir(fs, `${dir}/..`);
-    }
+    // The hard state's name in DIR (the directories themselves: ensureDir).
+    if (created) await syncDir(fs, dir);
     storage.#openTail();
     return storage;
   }

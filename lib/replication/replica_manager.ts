@@ -16,7 +16,7 @@ import { topicConfigNumber, topicConfigValue } from "../metadata/mod.ts";
 import { ErrorCode } from "../protocol/error_codes.ts";
 import { type BatchHeader, splitBatches, validateBatch } from "../protocol/record_batch.ts";
 import { PartitionProducerState } from "../producer/mod.ts";
-import { denoFs, type FileSystem } from "../runtime/fs.ts";
+import { denoFs, ensureDir, type FileSystem, syncDir } from "../runtime/fs.ts";
 import type { Network } from "../runtime/net.ts";
 import { systemTimers, type TimerHandle, type Timers } from "../runtime/timers.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
@@ -50,8 +50,9 @@ export interface ReplicaManagerOptions {
    */
   alterIsr?: (req: IsrChange) => Promise<number>;
   /**
-   * Lead nothing until {@linkcode ReplicaManager.startLeading}: a node restarted into a
-   * cluster holds a stale image until it has caught up with the metadata log.
+   * Lead nothing, and remove no partition folder the image does not know, until
+   * {@linkcode ReplicaManager.startLeading}: a node restarted into a cluster holds a stale
+   * image until it has caught up with the metadata log.
    */
   holdLeadership?: boolean;
 }
@@ -103,6 +104,7 @@ export class ReplicaManager {
   readonly #isrTimer: TimerHandle;
   #closed = false;
   #leadershipHeld: boolean;
+  #orphansRemoved = false;
   #applying: Promise<void> = Promise.resolve();
 
   constructor(options: ReplicaManagerOptions) {
@@ -231,7 +233,7 @@ export class ReplicaManager {
   async #applyImage(image: MetadataImage): Promise<void> {
     const first = this.#image === null;
     this.#image = image;
-    await this.#fs.mkdir(this.#options.topicsDir, { recursive: true });
+    await ensureDir(this.#fs, this.#options.topicsDir);
     const wanted = new Map<string, { topic: TopicImage; partitionId: number }>();
     for (const topic of image.topicsById.values()) {
       topic.partitions.forEach((p, partitionId) => {
@@ -289,7 +291,14 @@ export class ReplicaManager {
       await this.#applyRole(partition, state);
       if (!first) log.info("Created partition {partition}", { partition: name });
     }
-    if (first) await this.#removeOrphans(new Set(wanted.keys()));
+    // Folders no topic owns are removed once, and only from an image this node may trust:
+    // a restarted node's first image is its own recovered one, which can predate topics
+    // it holds data for (its Raft commit index is not fsynced on every change), and
+    // deleting their folders would destroy replicas the cluster counts on.
+    if (!this.#orphansRemoved && !this.#leadershipHeld) {
+      this.#orphansRemoved = true;
+      await this.#removeOrphans(new Set(wanted.keys()));
+    }
   }
 
   /** Ends {@linkcode ReplicaManagerOptions.holdLeadership}: takes the roles the image gives. */
@@ -357,12 +366,13 @@ export class ReplicaManager {
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound) && !(err instanceof SyntaxError)) throw err;
     }
-    await this.#fs.mkdir(dir, { recursive: true });
+    await ensureDir(this.#fs, dir);
     const tmp = `${marker}.tmp`;
     await this.#fs.writeTextFile(tmp, JSON.stringify({ topicId }));
     using f = await this.#fs.open(tmp, { read: true, write: true });
     await f.sync();
     await this.#fs.rename(tmp, marker);
+    await syncDir(this.#fs, dir);
   }
 
   async #removeOrphans(keep: Set<string>): Promise<void> {

@@ -104,3 +104,35 @@ export async function syncDir(fs: FileSystem, path: string): Promise<void> {
   using dir = await fs.open(path, { read: true });
   await dir.sync();
 }
+
+/**
+ * Creates directory `path` and any missing parents, like `mkdir -p`, and makes each
+ * directory it created durable (its parent is fsynced after the creation, as Kafka's
+ * `Utils.flushDir` does for new log directories): otherwise a power failure can take the
+ * new directory, and everything later written and fsynced inside it, away with it.
+ * Throws `TypeError` when `path` exists and is not a directory.
+ */
+export async function ensureDir(fs: FileSystem, path: string): Promise<void> {
+  const parts = path.split("/").filter((p) => p !== "" && p !== ".");
+  let current = path.startsWith("/") ? "" : ".";
+  for (const part of parts) {
+    const parent = current === "" ? "/" : current;
+    current = current === "" ? `/${part}` : `${current}/${part}`;
+    if (part === "..") continue;
+    try {
+      const st = await fs.stat(current);
+      if (!st.isDirectory) {
+        throw new TypeError(`Cannot use ${current} as a directory: it is a file`);
+      }
+      continue;
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    try {
+      await fs.mkdir(current);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+    }
+    await syncDir(fs, parent);
+  }
+}

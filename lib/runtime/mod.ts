@@ -18,6 +18,7 @@ export type { Clock } from "../util/clock.ts";
 export {
   denoFs,
   type DirEntry,
+  ensureDir,
   type FileHandle,
   type FileInfo,
   type FileSystem,

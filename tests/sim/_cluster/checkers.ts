@@ -20,18 +20,32 @@
  */
 import { decodeRecords } from "../../../lib/protocol/mod.ts";
 import type { MetadataImage } from "../../../lib/metadata/mod.ts";
+import type { NodeParts } from "../../../lib/node.ts";
 import { type ClusterSim, TOPIC } from "./cluster_sim.ts";
 
 const decoder = new TextDecoder();
+
+/** The most advanced applied image among the running nodes (Raft makes them prefixes). */
+export function latestImage(sim: ClusterSim): MetadataImage | null {
+  let best: MetadataImage | null = null;
+  for (const m of sim.machines) {
+    const image = m.parts?.store.image;
+    if (image && (best === null || image.offset > best.offset)) best = image;
+  }
+  return best;
+}
 
 /** Invariants checked after every event. */
 export class StepChecker {
   readonly #sim: ClusterSim;
   /** node:partition → the last durable end seen while the node was up. */
   readonly #durable = new Map<string, number>();
-  /** node → topic-partition → [leader epoch, partition epoch] last seen in its image. */
-  readonly #epochs = new Map<number, Map<string, [number, number]>>();
-  readonly #lastImage = new Map<number, MetadataImage>();
+  /**
+   * Per incarnation (its parts): topic-partition → [leader epoch, partition epoch] last
+   * seen in its image, and the image last checked. A restart may begin from an older image.
+   */
+  readonly #epochs = new WeakMap<NodeParts, Map<string, [number, number]>>();
+  readonly #lastImage = new WeakMap<NodeParts, MetadataImage>();
   readonly violations: string[] = [];
   checks = 0;
 
@@ -45,39 +59,29 @@ export class StepChecker {
     }
   }
 
-  /** The most advanced applied image among the running nodes (Raft makes them prefixes). */
-  #latestImage(): MetadataImage | null {
-    let best: MetadataImage | null = null;
-    for (const m of this.#sim.machines) {
-      const image = m.node?.internals.store.image;
-      if (image && (best === null || image.offset > best.offset)) best = image;
-    }
-    return best;
-  }
-
   check(): void {
     this.checks++;
     const sim = this.#sim;
     for (const m of sim.machines) {
-      const node = m.node;
-      if (node === null) continue;
-      for (const p of node.internals.replicas.partitions()) {
+      const parts = m.parts;
+      if (parts === null) continue;
+      for (const p of parts.replicas.partitions()) {
         if (!p.closed) this.#durable.set(`${m.id}:${p.partitionId}`, p.log.durableEndOffset);
       }
-      const image = node.internals.store.image;
-      if (this.#lastImage.get(m.id) !== image) {
-        this.#lastImage.set(m.id, image);
-        this.#checkImage(m.id, image);
+      const image = parts.store.image;
+      if (this.#lastImage.get(parts) !== image) {
+        this.#lastImage.set(parts, image);
+        this.#checkImage(m.id, parts, image);
       }
     }
-    const latest = this.#latestImage();
+    const latest = latestImage(sim);
     const topic = latest?.topic(TOPIC);
     if (!latest || !topic) return;
     const leaders = new Map<string, number>();
     for (const m of sim.machines) {
-      const node = m.node;
-      if (node === null || m.proc?.state === "dead") continue;
-      for (const p of node.internals.replicas.partitions()) {
+      const parts = m.parts;
+      if (parts === null || m.proc?.state === "dead") continue;
+      for (const p of parts.replicas.partitions()) {
         if (!p.isLeader || p.closed || p.topic !== TOPIC) continue;
         const key = `${p.partitionId}@${p.leaderEpoch}`;
         const other = leaders.get(key);
@@ -104,9 +108,9 @@ export class StepChecker {
     }
   }
 
-  #checkImage(nodeId: number, image: MetadataImage): void {
-    const seen = this.#epochs.get(nodeId) ?? new Map<string, [number, number]>();
-    this.#epochs.set(nodeId, seen);
+  #checkImage(nodeId: number, parts: NodeParts, image: MetadataImage): void {
+    const seen = this.#epochs.get(parts) ?? new Map<string, [number, number]>();
+    this.#epochs.set(parts, seen);
     for (const t of image.topicsById.values()) {
       t.partitions.forEach((p, i) => {
         const key = `${t.topicId}-${i}`;
@@ -209,11 +213,11 @@ export function checkData(sim: ClusterSim, finals: FinalPartition[]): string[] {
     }
   }
   // Replicas agree below the HW.
+  const image = latestImage(sim);
   for (const f of finals) {
     for (const m of sim.machines) {
-      const p = m.node?.internals.replicas.getPartition(TOPIC, f.partition);
-      if (!p || p.closed) continue;
-      const image = m.node!.internals.store.image;
+      const p = m.parts?.replicas.getPartition(TOPIC, f.partition);
+      if (!p || p.closed || image === null) continue;
       const st = image.topic(TOPIC)?.partitions[f.partition];
       if (!st?.isr.includes(m.id)) continue;
       const upTo = Math.min(f.hw, p.log.logEndOffset);

@@ -275,7 +275,7 @@ export async function runProducer(
       }
       const records = buildBatch({
         records: [{ value: v.value }],
-        baseTimestampMs: Math.floor(env.now()),
+        baseTimestampMs: env.proc.clock.nowMs(),
         ...(o.idempotent ? { producerId: batchId, producerEpoch: 0, baseSequence: batchSeq } : {}),
       });
       let code: number;

@@ -14,7 +14,7 @@
  */
 import { configure, type LogRecord, reset } from "@logtape/logtape";
 import type { ServeOptions } from "../../../lib/cli.ts";
-import { Node } from "../../../lib/node.ts";
+import { Node, type NodeParts } from "../../../lib/node.ts";
 import { ApiKey, ErrorCode } from "../../../lib/protocol/mod.ts";
 import type { Runtime } from "../../../lib/runtime/mod.ts";
 import { Random } from "../../../lib/util/random.ts";
@@ -120,6 +120,9 @@ export interface Machine {
   readonly host: SimHost;
   readonly disk: SimDisk;
   proc: SimProcess | null;
+  /** The node's store and partitions, from the moment they exist (also while starting). */
+  parts: NodeParts | null;
+  /** The node, once started. */
   node: Node | null;
   incarnation: number;
   /** Why it is not running, if it is not. */
@@ -134,8 +137,6 @@ export class SimViolation extends Error {
   }
 }
 
-const TRACE_KEEP = 600;
-
 /** The simulated cluster of one run. */
 export class ClusterSim {
   readonly config: SimConfig;
@@ -145,7 +146,8 @@ export class ClusterSim {
   readonly machines: Machine[] = [];
   readonly history = new History();
   readonly trace: TraceLine[] = [];
-  #traceStart = 0;
+  /** How many trace lines to keep (the newest). */
+  traceKeep = 600;
   #clientsStopped = false;
   #clientHost: SimHost;
   #clientProcs: SimProcess[] = [];
@@ -186,6 +188,7 @@ export class ClusterSim {
         host: this.net.addHost(`n${id}`),
         disk,
         proc: null,
+        parts: null,
         node: null,
         incarnation: 0,
         down: null,
@@ -201,9 +204,8 @@ export class ClusterSim {
   /** Adds a line to the trace (a fault, a check, a client event). */
   note(who: string, text: string): void {
     this.trace.push({ at: this.now, who, text });
-    if (this.trace.length > TRACE_KEEP * 2) {
-      this.#traceStart += this.trace.length - TRACE_KEEP;
-      this.trace.splice(0, this.trace.length - TRACE_KEEP);
+    if (this.trace.length > this.traceKeep * 2) {
+      this.trace.splice(0, this.trace.length - this.traceKeep);
     }
   }
 
@@ -221,6 +223,8 @@ export class ClusterSim {
               ? String(part)
               : typeof part === "string"
               ? part
+              : part instanceof Error
+              ? `${part.name}: ${part.message}`
               : JSON.stringify(part);
           }
           this.note(
@@ -284,6 +288,7 @@ export class ClusterSim {
     const proc = new SimProcess(this.scheduler, `n${m.id}`);
     m.proc = proc;
     m.node = null;
+    m.parts = null;
     const runtime: Runtime = {
       clock: proc.clock,
       timers: proc.timers,
@@ -293,7 +298,12 @@ export class ClusterSim {
     };
     this.note("sim", `start n${m.id} (incarnation ${m.incarnation})`);
     proc.schedule(0, () => {
-      Node.start(this.#options(m), { runtime }).then(
+      Node.start(this.#options(m), {
+        runtime,
+        observe: (parts) => {
+          if (m.proc === proc) m.parts = parts;
+        },
+      }).then(
         (node) => {
           if (m.proc === proc) m.node = node;
         },
@@ -304,6 +314,7 @@ export class ClusterSim {
             // phase restarts it.
             proc.kill();
             m.proc = null;
+            m.parts = null;
             m.down = "killed";
           }
         },
@@ -320,6 +331,7 @@ export class ClusterSim {
     if (power) m.disk.powerLoss(new Random(this.random.nextU32()));
     m.proc = null;
     m.node = null;
+    m.parts = null;
     m.down = power ? "powerLoss" : "killed";
   }
 
@@ -336,6 +348,7 @@ export class ClusterSim {
         if (m.proc === proc) {
           m.proc = null;
           m.node = null;
+          m.parts = null;
         }
       });
     });

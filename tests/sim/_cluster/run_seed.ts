@@ -4,7 +4,7 @@
  * {@linkcode SimViolation} whose message holds the seed, the violations and the end of
  * the trace (replay with CLUSTER_SIM_SEED=<seed>).
  */
-import { checkData, type FinalPartition, StepChecker } from "./checkers.ts";
+import { checkData, type FinalPartition, latestImage, StepChecker } from "./checkers.ts";
 import { ClusterSim, type SimConfig, SimViolation, swarmConfig } from "./cluster_sim.ts";
 import { readToHighWatermark, Router } from "./clients.ts";
 import { Nemesis } from "./nemesis.ts";
@@ -39,6 +39,7 @@ export async function runSeed(seed: number, options: RunOptions = {}): Promise<S
   const started = performance.now();
   const config = swarmConfig(seed, options.overrides);
   const sim = new ClusterSim(config);
+  sim.traceKeep = Math.max(600, options.traceLines ?? 0);
   await sim.captureLogs(options.logLevel ?? "info");
   const checker = new StepChecker(sim);
   const nemesis = new Nemesis(sim);
@@ -95,18 +96,31 @@ export async function runSeed(seed: number, options: RunOptions = {}): Promise<S
       }
       return true;
     };
-    const live = () =>
-      sim.allUp() && sim.machines.every((m) => !m.node!.internals.lifecycle.fenced) && ackedSince();
+    // Live: every node runs, the controller's view has every broker unfenced, every node's
+    // metadata has caught up with it, and every partition has been acknowledged since.
+    const live = () => {
+      if (!sim.allUp()) return false;
+      const latest = latestImage(sim);
+      if (latest === null) return false;
+      return sim.machines.every((m) =>
+        latest.brokers.get(m.id)?.fenced === false &&
+        m.node!.internals.store.image.offset === latest.offset
+      ) && ackedSince();
+    };
     await runChecked(healedAt + config.livenessMs, live);
     if (!live()) {
       fail(`no liveness within ${config.livenessMs} ms after the heal`, [
         `up: ${
           sim.machines.map((m) =>
             `n${m.id}=${
-              m.node ? (m.node.internals.lifecycle.fenced ? "fenced" : "ok") : m.down ?? "starting"
+              m.node
+                ? `${
+                  latestImage(sim)?.brokers.get(m.id)?.fenced ? "fenced" : "unfenced"
+                }@${m.node.internals.store.image.offset}`
+                : m.down ?? "starting"
             }`
           ).join(" ")
-        }`,
+        } (latest metadata offset ${latestImage(sim)?.offset})`,
         `acks after heal per partition: ${
           Array.from({ length: config.partitions }, (_, p) =>
             (sim.history.ackTimes.get(p) ?? []).filter((t) =>

@@ -5,6 +5,7 @@
  * violation; replay one with `deno run -A tests/sim/tools/one_seed.ts SEED`.
  */
 import { runSeed } from "../_cluster/run_seed.ts";
+import { overridesFor } from "./_overrides.ts";
 
 const first = Number(Deno.args[0] ?? 1);
 const count = Number(Deno.args[1] ?? 20);
@@ -14,7 +15,7 @@ let virtualMs = 0;
 const started = performance.now();
 for (let seed = first; seed < first + count; seed++) {
   try {
-    const s = await runSeed(seed);
+    const s = await runSeed(seed, { overrides: overridesFor(seed) });
     events += s.events;
     virtualMs += s.virtualMs;
     console.log(
