@@ -38,7 +38,10 @@ async function main(): Promise<number> {
   });
   let node: Node;
   try {
-    node = await Node.start(command.options);
+    node = await Node.start(command.options, {
+      // A failed log or Raft storage: exit, as Kafka halts a broker whose log dir failed.
+      onFatal: () => Deno.exit(1),
+    });
   } catch (err) {
     if (!(err instanceof StartupError)) throw err;
     log.error("{message}", { message: err.message });

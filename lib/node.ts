@@ -47,6 +47,8 @@ const CONTROLLED_SHUTDOWN_TIMEOUT_MS = 5000;
  * ControllerService gives a previous controller).
  */
 const RAFT_TICK_MS = 50;
+/** How often the node checks whether its metadata store has failed. */
+const FAILURE_CHECK_MS = 100;
 /** How long start-up waits to be unfenced before serving anyway. */
 const UNFENCE_WAIT_MS = 30_000;
 
@@ -178,6 +180,7 @@ export class Node {
   readonly #clustered: boolean;
   readonly #runtime: Runtime;
   readonly #retentionTimer: ReturnType<Timers["setInterval"]>;
+  readonly #failureWatch: ReturnType<Timers["setInterval"]>;
   #retentionRunning = false;
   #stopped: Promise<void> | null = null;
 
@@ -192,6 +195,7 @@ export class Node {
     lock: FileHandle;
     clustered: boolean;
     runtime: Runtime;
+    failureWatch: ReturnType<Timers["setInterval"]>;
     retentionCheckIntervalMs: number;
   }) {
     this.#listener = parts.listener;
@@ -208,6 +212,7 @@ export class Node {
       () => this.runRetention(),
       parts.retentionCheckIntervalMs,
     );
+    this.#failureWatch = parts.failureWatch;
   }
 
   /**
@@ -225,12 +230,34 @@ export class Node {
        * the node has registered (the whole-cluster simulation watches a restarting node).
        */
       observe?: (parts: NodeParts) => void;
+      /**
+       * Called once when the node cannot go on: a partition log or the Raft log failed (an
+       * fsync or write error). The process should exit (main.ts exits 1), as Kafka halts a
+       * broker whose only log directory failed; the controller then fences it and moves
+       * its leaderships. Without it the node halts itself (closes everything, no
+       * controlled shutdown).
+       */
+      onFatal?: (err: Error) => void;
     } = {},
   ): Promise<Node> {
     const base = deps.runtime ?? systemRuntime();
     const rt: Runtime = deps.clock ? { ...base, clock: deps.clock } : base;
     const { clock, timers, fs, net, random } = rt;
     const { lock, meta } = await claimDataDir(rt, options.dataDir, options.nodeId);
+    let fatalSeen = false;
+    const halt: { current: (() => Promise<void>) | null } = { current: null };
+    // Before start() returns, a failure ends start-up (it throws); after, it halts the node.
+    const startupFailed = Promise.withResolvers<never>();
+    startupFailed.promise.catch(() => {});
+    const fatal = (err: Error): void => {
+      if (fatalSeen) return;
+      fatalSeen = true;
+      log.fatal("Storage failure, the node stops: {error}", { error: err.message });
+      if (deps.onFatal) deps.onFatal(err);
+      else if (halt.current) void halt.current();
+      else startupFailed.reject(err);
+    };
+    let failureWatch: ReturnType<Timers["setInterval"]> | undefined;
     const clustered = options.voters.size > 1;
     let store: RaftMetadataStore | undefined;
     let replicas: ReplicaManager | undefined;
@@ -252,6 +279,12 @@ export class Node {
           net,
           random,
         });
+        // The metadata store stops on a Raft storage failure (or an entry that does not
+        // apply); the node cannot go on without it.
+        const st = store;
+        failureWatch = timers.setInterval(() => {
+          if (st.failure !== undefined) fatal(st.failure);
+        }, FAILURE_CHECK_MS);
       } catch (err) {
         if (err instanceof Deno.errors.AddrInUse) {
           throw new StartupError(
@@ -282,7 +315,10 @@ export class Node {
         uncleanLeaderElection: options.uncleanLeaderElection,
         clusterIdForNewCluster: meta?.clusterId ?? randomUuid(random),
       });
-      const clusterId = await waitForClusterId(store, options.dataDir);
+      const clusterId = await Promise.race([
+        waitForClusterId(store, options.dataDir),
+        startupFailed.promise,
+      ]);
       if (meta && meta.clusterId !== clusterId) {
         throw new StartupError(
           `Data directory ${options.dataDir} is for cluster ${meta.clusterId}, but the metadata quorum says ${clusterId}`,
@@ -317,14 +353,9 @@ export class Node {
         // Until unfenced, the image may be stale (a cluster) or about to take our
         // leaderships away and give them back in a new epoch (re-registration).
         holdLeadership: true,
-        alterIsr: async (req) => {
-          const r = await ch.alterPartition({
-            brokerId: options.nodeId,
-            brokerEpoch: brokerEpoch(),
-            ...req,
-          });
-          return r.errorCode;
-        },
+        alterIsr: (req) =>
+          ch.alterPartition({ brokerId: options.nodeId, brokerEpoch: brokerEpoch(), ...req }),
+        onStorageFailure: (err) => fatal(err),
       });
       deps.observe?.({ store, replicas });
       await replicas.applyImage(store.image);
@@ -421,6 +452,7 @@ export class Node {
       brokerEpoch = () => lc.brokerEpoch;
       const unfenced = await Promise.race([
         lifecycle.whenUnfenced().then(() => true),
+        startupFailed.promise,
         sleep(timers, UNFENCE_WAIT_MS).then(() => false as const),
       ]);
       const startLeading = async () => {
@@ -451,7 +483,7 @@ export class Node {
           dir: options.dataDir,
         },
       );
-      return new Node({
+      const node = new Node({
         listener,
         store,
         replicas,
@@ -463,8 +495,12 @@ export class Node {
         clustered,
         runtime: rt,
         retentionCheckIntervalMs: options.retentionCheckIntervalMs,
+        failureWatch: failureWatch!,
       });
+      halt.current = () => node.halt();
+      return node;
     } catch (err) {
+      timers.clearInterval(failureWatch);
       await listener?.close();
       await lifecycle?.close();
       channel?.close();
@@ -543,6 +579,38 @@ export class Node {
   }
 
   /**
+   * Stops the node at once after a fatal failure: no controlled shutdown (the controller
+   * fences it when its connections close), everything closed best-effort. Idempotent, and
+   * a no-op once stop() has begun.
+   */
+  halt(): Promise<void> {
+    this.#stopped ??= (async () => {
+      const { timers } = this.#runtime;
+      timers.clearInterval(this.#retentionTimer);
+      timers.clearInterval(this.#failureWatch);
+      const steps: (() => unknown)[] = [
+        () => this.#listener.close(),
+        () => this.#lifecycle.close(),
+        () => this.#channel.close(),
+        () => this.#controller.close(),
+        () => this.#groups.close(),
+        () => this.#replicas.close(),
+        () => this.#store.close(),
+        () => this.#lock.close(),
+      ];
+      for (const step of steps) {
+        try {
+          await step();
+        } catch (err) {
+          log.warn("While halting: {error}", { error: err });
+        }
+      }
+      log.info("Node halted");
+    })();
+    return this.#stopped;
+  }
+
+  /**
    * Stops the node: in a cluster, first a controlled shutdown (the controller moves this
    * broker's leaderships to other ISR members, bounded by a timeout), then stops
    * accepting, closes connections, flushes and closes every log. Idempotent.
@@ -551,6 +619,7 @@ export class Node {
     this.#stopped ??= (async () => {
       const { clock, timers } = this.#runtime;
       timers.clearInterval(this.#retentionTimer);
+      timers.clearInterval(this.#failureWatch);
       if (this.#clustered) {
         const started = clock.nowMs();
         const done = await this.#lifecycle.controlledShutdown(CONTROLLED_SHUTDOWN_TIMEOUT_MS);

@@ -136,6 +136,7 @@ export class PartitionLog {
   #closed = false;
   #closing: Promise<void> | null = null;
   #failure: KafkaStorageError | null = null;
+  readonly #failureListeners: ((err: KafkaStorageError) => void)[] = [];
   /** The fsync round in flight; it never rejects (failures go to #fail). */
   #syncing: Promise<void> | null = null;
   /** While > 0, no fsync round starts (truncation and segment deletion need the files still). */
@@ -953,6 +954,16 @@ export class PartitionLog {
       error: err,
     });
     this.#rejectWaiters(this.#failure);
+    for (const listener of this.#failureListeners.splice(0)) listener(this.#failure);
+  }
+
+  /**
+   * Calls `listener` once when the log fails (an fsync or write error: nothing more can be
+   * written, and what was not yet durable may be lost), or at once if it already has.
+   */
+  onFailure(listener: (err: KafkaStorageError) => void): void {
+    if (this.#failure !== null) listener(this.#failure);
+    else this.#failureListeners.push(listener);
   }
 
   /**

@@ -585,7 +585,9 @@ export function planAlterPartition(
   }
   const lrs = req.leaderRecoveryState ?? p.leaderRecoveryState;
   if (lrs === 1 && p.leaderRecoveryState === 0) return err(ErrorCode.INVALID_REQUEST);
-  if (p.leaderRecoveryState === 1 && newIsr.length > 1) return err(ErrorCode.INVALID_REQUEST);
+  // KIP-704 (Kafka's rule): a request still saying RECOVERING may not grow the ISR; one
+  // saying RECOVERED may, in the same change that ends the recovery.
+  if (lrs === 1 && newIsr.length > 1) return err(ErrorCode.INVALID_REQUEST);
   for (const r of newIsr) {
     const b = image.brokers.get(r);
     if (!b || b.fenced || (b.inControlledShutdown && !p.isr.includes(r))) {

@@ -37,6 +37,7 @@ import {
   type ControllerService,
 } from "./controller_service.ts";
 import type { PartitionState } from "./metadata_image.ts";
+import type { LeaderRecoveryState } from "./records.ts";
 import type { RaftMetadataStore } from "./raft_metadata_store.ts";
 
 type Key = keyof RequestTypes & keyof ResponseTypes;
@@ -45,7 +46,10 @@ type Key = keyof RequestTypes & keyof ResponseTypes;
 export interface IsrChangeResult {
   errorCode: number;
   /** The partition after the change (absent on error). */
-  partition?: Pick<PartitionState, "leader" | "leaderEpoch" | "isr" | "partitionEpoch">;
+  partition?: Pick<
+    PartitionState,
+    "leader" | "leaderEpoch" | "isr" | "partitionEpoch" | "leaderRecoveryState"
+  >;
 }
 
 /** Options of {@linkcode ControllerChannel}. */
@@ -192,6 +196,7 @@ export class ControllerChannel {
             leaderEpoch: p.leaderEpoch,
             isr: p.isr,
             partitionEpoch: p.partitionEpoch,
+            leaderRecoveryState: p.leaderRecoveryState as LeaderRecoveryState,
           },
         };
       },

@@ -1,20 +1,17 @@
 /**
- * One partition replica hosted on this node (DESIGN §8): its log, producer state and
- * leader-epoch cache, its role (leader, follower, or neither while it has no leader),
- * its high watermark, and the waiters woken when it changes.
+ * One partition replica hosted on this node (DESIGN §8): the I/O shell around its
+ * {@linkcode PartitionCore}. It owns the log, producer state and leader-epoch cache, feeds
+ * the core the log's offsets and the time with every event, and carries out what the core
+ * returns: releasing acks=all waiters below the high watermark, failing them when
+ * leadership is lost, recording a new leader epoch, waking long polls, and handing ISR
+ * proposals and role changes to the {@linkcode ReplicaManager}.
  *
- * As leader it tracks each follower's fetches ({@linkcode FollowerState}) and computes
- * the high watermark as the smallest durable end offset over the ISR the metadata log
- * last committed (I4: it never goes back). A follower's fetch offset is its durable end:
- * followers fetch again only once what they appended is fsynced. As follower it takes
- * the high watermark from the leader's fetch responses.
- *
- * The high watermark starts at the log start offset when the partition opens (it is not
- * checkpointed): a new leader moves it up as soon as its ISR followers report, so no
- * offset a crash could have left unreplicated is ever shown to consumers.
+ * The high watermark is the core's: as leader the smallest durable end over the maximal
+ * ISR; as follower the leader's, capped at this log's end. It starts at the log start
+ * offset when the partition opens (it is not checkpointed).
  */
 import type { PartitionLog } from "../log/mod.ts";
-import type { PartitionState } from "../metadata/mod.ts";
+import type { LeaderRecoveryState, PartitionState } from "../metadata/mod.ts";
 import { ErrorCode } from "../protocol/error_codes.ts";
 import type { BatchHeader } from "../protocol/record_batch.ts";
 import { PartitionProducerState } from "../producer/mod.ts";
@@ -22,23 +19,39 @@ import { denoFs, type FileSystem } from "../runtime/fs.ts";
 import { systemTimers, type TimerHandle, type Timers } from "../runtime/timers.ts";
 import type { Clock } from "../util/clock.ts";
 import { TidelogError } from "../util/errors.ts";
-import { highWatermark } from "./high_watermark.ts";
-import { type FollowerState, newFollowerState, updateFollowerFetchState } from "./isr.ts";
+import { getLogger } from "../util/log.ts";
+import type { FollowerState } from "./isr.ts";
 import type { LeaderEpochFileCache } from "./leader_epoch_file_cache.ts";
+import {
+  type CoreOutput,
+  type ImageContext,
+  type IsrAnswer,
+  type IsrProposal,
+  type LogOffsets,
+  PartitionCore,
+  type PartitionRole,
+} from "./partition_core.ts";
+
+export type { PartitionRole } from "./partition_core.ts";
+
+const log = getLogger(["tidelog", "replication"]);
 
 /** Identifies a partition in logs and errors ("orders-3"). */
 export function partitionName(topic: string, partitionId: number): string {
   return `${topic}-${partitionId}`;
 }
 
-/** What this node is for the partition. */
-export type PartitionRole = "leader" | "follower" | "none";
-
 interface AckWaiter {
   /** Resolve once the high watermark is above this offset. */
   readonly offset: number;
   readonly resolve: () => void;
   readonly reject: (err: Error) => void;
+}
+
+/** What the replica manager hears from a partition. */
+export interface PartitionHooks {
+  /** Send this ISR change to the controller; report the answer with `answered`. */
+  propose(partition: Partition, proposal: IsrProposal): void;
 }
 
 /** A partition replica hosted here. */
@@ -51,28 +64,12 @@ export class Partition {
   producerState: PartitionProducerState;
   /** Where each leader epoch starts in the log (OffsetForLeaderEpoch, follower truncation). */
   readonly leaderEpochCache: LeaderEpochFileCache;
-  readonly #nodeId: number;
+  readonly #core: PartitionCore;
   readonly #clock: Clock;
   readonly #timers: Timers;
   /** The log's disk, where a truncation's rebuilt producer state is snapshotted. */
   readonly #fs: FileSystem;
-  #role: PartitionRole = "none";
-  /** The partition's leader from the metadata image (-1: none). */
-  leaderId = -1;
-  leaderEpoch: number;
-  partitionEpoch = -1;
-  /** The committed ISR from the metadata image. */
-  isr: readonly number[] = [];
-  /**
-   * Leader: an ISR change proposed to the controller and not yet committed. The HW is
-   * computed over the committed ISR plus the members this proposal adds (Kafka's
-   * "maximal ISR"): once committed, every ISR member must hold everything below the HW.
-   */
-  #proposedIsr: readonly number[] | null = null;
-  replicas: readonly number[] = [];
-  #highWatermark: number;
-  /** Leader only: what each follower's fetches told us. */
-  #followers = new Map<number, FollowerState>();
+  #hooks: PartitionHooks | null = null;
   #waiters = new Set<() => void>();
   #ackWaiters: AckWaiter[] = [];
   #appendWake: TimerHandle | undefined;
@@ -89,7 +86,14 @@ export class Partition {
       leaderEpochCache: LeaderEpochFileCache;
       leaderEpoch: number;
     },
-    deps: { nodeId: number; clock: Clock; timers?: Timers; fs?: FileSystem },
+    deps: {
+      nodeId: number;
+      clock: Clock;
+      timers?: Timers;
+      fs?: FileSystem;
+      /** Kafka `replica.lag.time.max.ms`. @default 5000 */
+      replicaLagTimeMaxMs?: number;
+    },
   ) {
     this.topic = init.topic;
     this.topicId = init.topicId;
@@ -97,12 +101,18 @@ export class Partition {
     this.log = init.log;
     this.producerState = init.producerState;
     this.leaderEpochCache = init.leaderEpochCache;
-    this.leaderEpoch = init.leaderEpoch;
-    this.#nodeId = deps.nodeId;
     this.#clock = deps.clock;
     this.#timers = deps.timers ?? systemTimers;
     this.#fs = deps.fs ?? denoFs;
-    this.#highWatermark = init.log.logStartOffset;
+    this.#core = new PartitionCore(
+      { nodeId: deps.nodeId, replicaLagTimeMaxMs: deps.replicaLagTimeMaxMs ?? 5000 },
+      { leaderEpoch: init.leaderEpoch, hw: init.log.logStartOffset },
+    );
+  }
+
+  /** Wires the partition to its manager (ISR proposals). */
+  attach(hooks: PartitionHooks): void {
+    this.#hooks = hooks;
   }
 
   get name(): string {
@@ -110,74 +120,114 @@ export class Partition {
   }
 
   get role(): PartitionRole {
-    return this.#role;
+    return this.#core.role;
   }
 
   get isLeader(): boolean {
-    return this.#role === "leader";
+    return this.#core.role === "leader";
+  }
+
+  /** The leader this replica follows (-1: none; this node's id when it leads). */
+  get leaderId(): number {
+    return this.#core.leaderId;
+  }
+
+  get leaderEpoch(): number {
+    return this.#core.leaderEpoch;
+  }
+
+  get partitionEpoch(): number {
+    return this.#core.partitionEpoch;
+  }
+
+  /** The committed ISR. */
+  get isr(): readonly number[] {
+    return this.#core.isr;
+  }
+
+  get replicas(): readonly number[] {
+    return this.#core.replicas;
+  }
+
+  /** KIP-704: 1 (RECOVERING) after an unclean election, until the leader reports back. */
+  get leaderRecoveryState(): LeaderRecoveryState {
+    return this.#core.leaderRecoveryState;
+  }
+
+  /** The committed ISR plus any member a pending proposal adds (the HW waits for them). */
+  get maximalIsr(): readonly number[] {
+    return this.#core.maximalIsr;
+  }
+
+  /** The ISR change in flight, if any. */
+  get pendingIsr(): IsrProposal | null {
+    return this.#core.pending;
   }
 
   /** Offsets below it are acknowledged and visible to consumers. */
   get highWatermark(): number {
-    return this.#highWatermark;
+    return this.#core.highWatermark;
   }
 
   /** Leader only: the followers' fetch state (for ISR decisions). */
   get followers(): ReadonlyMap<number, FollowerState> {
-    return this.#followers;
+    return this.#core.followers;
+  }
+
+  #offsets(): LogOffsets {
+    return {
+      logStart: this.log.logStartOffset,
+      logEnd: this.log.logEndOffset,
+      durableEnd: this.log.durableEndOffset,
+    };
   }
 
   /**
-   * Makes this replica the leader for `state` (Kafka's makeLeader), or takes a new ISR
-   * or partition epoch as leader. A new leader epoch starts at the log end; the followers'
-   * state starts unknown (ISR members count as caught up now).
+   * Takes the image's state for this partition: leader, follower of `state.leader`, or
+   * neither (no leader, or leadership held). Returns the role change, if any, so the
+   * manager can start or stop fetching.
    */
-  becomeLeader(state: PartitionState): void {
-    const newEpoch = this.#role !== "leader" || state.leaderEpoch !== this.leaderEpoch;
-    this.#role = "leader";
-    this.#setState(state);
-    if (newEpoch) {
-      const now = this.#clock.nowMs();
-      this.#followers = new Map();
-      for (const id of state.replicas) {
-        if (id === this.#nodeId) continue;
-        this.#followers.set(
-          id,
-          newFollowerState(id, { inIsr: state.isr.includes(id), nowMs: now }),
-        );
-      }
-      this.maybeAssignLeaderEpoch();
-    }
-    this.#updateLeaderHighWatermark();
-    this.#wake();
+  applyImage(
+    state: PartitionState,
+    ctx: Omit<ImageContext, "nowMs" | "log">,
+  ): CoreOutput["role"] {
+    const out = this.#core.applyImage(state, {
+      ...ctx,
+      nowMs: this.#clock.nowMs(),
+      log: this.#offsets(),
+    });
+    this.#act(out);
+    return out.role;
   }
 
-  /**
-   * Makes this replica a follower of `state.leader` (or of nobody, when it is -1). Acks
-   * still waiting fail with NOT_LEADER_OR_FOLLOWER: this node can no longer tell when
-   * they are replicated.
-   */
-  becomeFollower(state: PartitionState): void {
-    this.#role = state.leader === -1 ? "none" : "follower";
-    this.#setState(state);
-    this.#followers = new Map();
-    this.#proposedIsr = null;
-    this.#failAckWaiters(
-      new TidelogError(
-        ErrorCode.NOT_LEADER_OR_FOLLOWER,
-        `This node is no longer the leader of ${this.name}`,
-      ),
+  /** Leader: a follower fetched at `fetchOffset` (everything below is durable there). */
+  onFollowerFetch(replicaId: number, fetchOffset: number): void {
+    this.#act(
+      this.#core.followerFetched(replicaId, fetchOffset, this.#clock.nowMs(), this.#offsets()),
     );
-    this.#wake();
   }
 
-  #setState(state: PartitionState): void {
-    if (state.partitionEpoch !== this.partitionEpoch) this.#proposedIsr = null;
-    this.leaderId = state.leader;
-    this.leaderEpoch = state.leaderEpoch;
-    this.partitionEpoch = state.partitionEpoch;
-    this.isr = state.isr;
-    this.replicas = state.replicas;
+  /** Periodic ISR checks (shrink, expand, re-send an unanswered proposal). */
+  tick(): void {
+    this.#act(this.#core.tick(this.#clock.nowMs(), this.#offsets()));
+  }
+
+  /** The controller answered `proposal` (or did not: `{ kind: "unknown" }`). */
+  answered(proposal: IsrProposal, answer: IsrAnswer): void {
+    this.#act(this.#core.answered(proposal, answer, this.#clock.nowMs(), this.#offsets()));
+  }
+
+  #act(out: CoreOutput): void {
+    if (out.note) log.info("{partition}: {note}", { partition: this.name, note: out.note });
+    if (out.newLeaderEpoch !== undefined) this.maybeAssignLeaderEpoch();
+    if (out.failAcks !== undefined) {
+      this.#failAckWaiters(
+        new TidelogError(out.failAcks, `This node is no longer the leader of ${this.name}`),
+      );
+    }
+    if (out.hw !== undefined) this.#releaseAcks(out.hw);
+    if (out.role !== undefined || out.hw !== undefined) this.#wake();
+    if (out.propose !== undefined) this.#hooks?.propose(this, out.propose);
   }
 
   /**
@@ -192,71 +242,19 @@ export class Partition {
     return this.leaderEpochCache.assign(this.leaderEpoch, this.log.logEndOffset);
   }
 
-  /**
-   * Leader: a follower fetched at `fetchOffset` (everything below it is durable on the
-   * follower). Updates its state and the high watermark.
-   */
-  onFollowerFetch(replicaId: number, fetchOffset: number): void {
-    const state = this.#followers.get(replicaId);
-    if (this.#role !== "leader" || state === undefined) return;
-    this.#followers.set(
-      replicaId,
-      updateFollowerFetchState(state, {
-        fetchOffset,
-        fetchTimeMs: this.#clock.nowMs(),
-        leaderEnd: this.log.logEndOffset,
-      }),
-    );
-    this.#updateLeaderHighWatermark();
-  }
-
-  /** Leader: an ISR change was proposed (`newIsr`), or the proposal failed (null). */
-  setProposedIsr(newIsr: readonly number[] | null): void {
-    this.#proposedIsr = newIsr;
-    this.#updateLeaderHighWatermark();
-  }
-
-  /** The committed ISR plus any member a pending proposal adds. */
-  get maximalIsr(): readonly number[] {
-    const proposed = this.#proposedIsr;
-    if (proposed === null) return this.isr;
-    return [...this.isr, ...proposed.filter((id) => !this.isr.includes(id))];
-  }
-
-  #updateLeaderHighWatermark(): void {
-    if (this.#role !== "leader") return;
-    const ends = new Map<number, number>();
-    for (const [id, f] of this.#followers) if (f.logEndOffset >= 0) ends.set(id, f.logEndOffset);
-    const hw = highWatermark({
-      leaderDurableEnd: this.log.durableEndOffset,
-      isr: this.maximalIsr,
-      leaderId: this.#nodeId,
-      followerDurableEnds: ends,
-      currentHw: this.#highWatermark,
-    });
-    this.#setHighWatermark(hw);
-  }
-
   /** Follower: the leader's high watermark from a fetch response. */
   setFollowerHighWatermark(leaderHw: number): void {
-    if (this.#role === "leader") return;
-    const hw = Math.max(this.log.logStartOffset, Math.min(leaderHw, this.log.logEndOffset));
-    if (hw !== this.#highWatermark) {
-      this.#highWatermark = hw;
-      this.#wake();
-    }
+    if (this.#core.setFollowerHighWatermark(leaderHw, this.#offsets())) this.#wake();
   }
 
-  #setHighWatermark(hw: number): void {
-    if (hw <= this.#highWatermark) return;
-    this.#highWatermark = hw;
+  #releaseAcks(hw: number): void {
+    if (this.#ackWaiters.length === 0) return;
     const still: AckWaiter[] = [];
     for (const w of this.#ackWaiters) {
       if (w.offset < hw) w.resolve();
       else still.push(w);
     }
     this.#ackWaiters = still;
-    this.#wake();
   }
 
   /** Leader: after appending up to `lastOffset` (its fsync may still be pending). */
@@ -270,9 +268,12 @@ export class Partition {
         this.#wake();
       }, 0);
     }
-    // A failed fsync is fatal and reported by the log itself; ack waiters see it through
-    // waitLocalDurable, so this background wake-up may drop it.
-    this.log.waitDurable(lastOffset).then(() => this.#updateLeaderHighWatermark(), () => {});
+    // A failed fsync stops the node (ReplicaManager's storage failure hook) and rejects
+    // the ack waiters through waitForHighWatermark, so this background wake-up may drop it.
+    this.log.waitDurable(lastOffset).then(
+      () => this.#act(this.#core.logAdvanced(this.#offsets())),
+      () => {},
+    );
   }
 
   /**
@@ -293,43 +294,48 @@ export class Partition {
   }
 
   /**
-   * Truncates the log at `offset` (a follower removing a divergent tail), drops the
-   * leader epochs that started at or after the new log end, and rebuilds the producer
-   * state from what remains.
+   * Truncates the log at `offset` (a follower removing a divergent tail) and drops the
+   * leader epochs that start at or after it — also when the log already ends at or before
+   * `offset` (Kafka's truncateTo → truncateFromEnd): an epoch in which this replica led
+   * but appended nothing must go, or the next OffsetForLeaderEpoch asks about it again
+   * forever. Then rebuilds the producer state from what remains.
    */
-  truncateTo(offset: number, clock: Clock): Promise<void> {
-    if (offset >= this.log.logEndOffset) return Promise.resolve();
+  truncateTo(offset: number): Promise<void> {
     return this.#truncating(async () => {
-      await this.log.truncateTo(offset);
-      this.leaderEpochCache.truncateFromEnd(this.log.logEndOffset);
-    }, clock);
+      const cuts = offset < this.log.logEndOffset;
+      if (cuts) await this.log.truncateTo(offset);
+      this.leaderEpochCache.truncateFromEnd(Math.min(offset, this.log.logEndOffset));
+      return cuts;
+    });
   }
 
   /**
    * Follower: empties the log and restarts it at the leader's log start (this replica
    * fell below it), forgetting every leader epoch and producer.
    */
-  truncateFullyAndStartAt(offset: number, clock: Clock): Promise<void> {
+  truncateFullyAndStartAt(offset: number): Promise<void> {
     return this.#truncating(async () => {
       await this.log.truncateFullyAndStartAt(offset);
       this.leaderEpochCache.clear();
-    }, clock);
+      return true;
+    });
   }
 
   /**
-   * Runs a truncation, then rebuilds the producer state from the log. A role change
-   * waits for it ({@linkcode Partition.whenTruncated}), so a new leader never appends to
-   * a log that is still being cut.
+   * Runs a truncation, then (if the log changed) rebuilds the producer state from the
+   * log. A role change waits for it ({@linkcode Partition.whenTruncated}), so a new leader
+   * never appends to a log that is still being cut.
    */
-  #truncating(cut: () => Promise<void>, clock: Clock): Promise<void> {
+  #truncating(cut: () => Promise<boolean>): Promise<void> {
     const run = this.#truncation.then(async () => {
-      await cut();
-      await this.producerState.abandon();
-      this.producerState = await PartitionProducerState.load(this.log, { clock, fs: this.#fs });
-      const end = this.log.logEndOffset;
-      if (this.#highWatermark > end || this.#highWatermark < this.log.logStartOffset) {
-        this.#highWatermark = Math.max(this.log.logStartOffset, Math.min(this.#highWatermark, end));
+      if (await cut()) {
+        await this.producerState.abandon();
+        this.producerState = await PartitionProducerState.load(this.log, {
+          clock: this.#clock,
+          fs: this.#fs,
+        });
       }
+      this.#core.clampHighWatermark(this.#offsets());
     });
     this.#truncation = run.catch(() => {});
     return run;
@@ -350,8 +356,8 @@ export class Partition {
    * NOT_LEADER_OR_FOLLOWER if this node stops leading first, or if the partition closes.
    */
   waitForHighWatermark(offset: number): Promise<void> {
-    if (offset < this.#highWatermark) return Promise.resolve();
-    if (this.#closed || this.#role !== "leader") {
+    if (offset < this.highWatermark) return Promise.resolve();
+    if (this.#closed || !this.isLeader) {
       return Promise.reject(
         new TidelogError(ErrorCode.NOT_LEADER_OR_FOLLOWER, `Not the leader of ${this.name}`),
       );

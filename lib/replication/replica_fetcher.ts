@@ -5,16 +5,25 @@
  * For each partition a fetcher first truncates (KIP-101/279): it asks the leader, with
  * OffsetForLeaderEpoch, where the follower's latest leader epoch ends and truncates its
  * log there ({@linkcode followerTruncationPoint}), repeating while the answer names an
- * older epoch. Then it fetches with the Kafka Fetch API (replica id = this node's id,
- * fetch offset = its log end), appends the batches byte for byte, waits for them to be
- * fsynced, and only then fetches again: so the leader reads a follower's fetch offset as
- * its durable end offset. The leader's high watermark comes back in every response.
+ * older epoch. Each round drops at least the epoch it asked about (the epoch cache is cut
+ * at the truncation point even when the log already ends there), so this ends; rounds
+ * that change nothing still back off. Then it fetches with the Kafka Fetch API (replica
+ * id = this node's id, fetch offset = the log's DURABLE end), appends the batches byte for
+ * byte, waits for them to be fsynced, and only then fetches again: the leader reads a
+ * follower's fetch offset as its durable end, so a partition whose log end is ahead of
+ * its durable end (an fsync running, or failed) is not fetched. The leader's high
+ * watermark comes back in every response.
  *
- * Errors: FENCED_LEADER_EPOCH / NOT_LEADER_OR_FOLLOWER / UNKNOWN_TOPIC_OR_PARTITION park
- * the partition until the metadata names a new leader or epoch
- * ({@linkcode ReplicaFetcherManager.follow}); UNKNOWN_LEADER_EPOCH (the leader has not
- * seen the new epoch yet) and connection failures retry after a short back-off;
- * OFFSET_OUT_OF_RANGE truncates again.
+ * Partitions are independent: one partition's bad batch, failed append or failed fsync
+ * fails that partition only (it retries after a back-off), and nothing of a response is
+ * reported (high watermarks, the next fetch) before every append it caused is durable
+ * or has failed.
+ *
+ * Errors: FENCED_LEADER_EPOCH parks the partition until the metadata names a new leader
+ * or epoch ({@linkcode ReplicaFetcherManager.follow}); UNKNOWN_LEADER_EPOCH /
+ * NOT_LEADER_OR_FOLLOWER (the leader has not seen the new epoch yet) and connection
+ * failures retry after a short back-off; OFFSET_OUT_OF_RANGE truncates again, or restarts
+ * the log at the leader's log start when the leader no longer has what we lack.
  */
 import { KafkaConnection } from "../client/mod.ts";
 import type { BrokerEndpoint } from "../metadata/mod.ts";
@@ -37,6 +46,11 @@ const FETCH_MAX_BYTES = 10 * 1024 * 1024;
 const PARTITION_MAX_BYTES = 1024 * 1024;
 const BACKOFF_MS = 100;
 const REQUEST_TIMEOUT_MS = 5000;
+/** A connect to a blackholed address would otherwise wait out the kernel's SYN retries. */
+const CONNECT_TIMEOUT_MS = 3000;
+/** Truncation rounds in a row that change nothing before the back-off grows. */
+const IDLE_ROUNDS_BEFORE_BACKOFF = 3;
+const MAX_BACKOFF_MS = 2000;
 
 /** Options of {@linkcode ReplicaFetcherManager}. */
 export interface ReplicaFetcherOptions {
@@ -58,6 +72,8 @@ interface FetchState {
   parked: boolean;
   /** No request before this time (ms). */
   retryAtMs: number;
+  /** OffsetForLeaderEpoch rounds in a row that left the log and epochs as they were. */
+  idleRounds: number;
 }
 
 /** Owns the fetchers; the ReplicaManager tells it which partition follows whom. */
@@ -139,6 +155,7 @@ class ReplicaFetcher {
       truncating: true,
       parked: false,
       retryAtMs: 0,
+      idleRounds: 0,
     });
     this.#wake?.();
   }
@@ -169,17 +186,28 @@ class ReplicaFetcher {
     if (this.#conn) return this.#conn;
     const endpoint = this.#o.endpointOf(this.#leaderId);
     if (!endpoint) throw new Error(`Broker ${this.#leaderId} has no known address`);
-    const conn = await KafkaConnection.connect(
+    const connecting = KafkaConnection.connect(
       endpoint.host,
       endpoint.port,
       `tidelog-replica-${this.#o.nodeId}`,
       { net: this.#net },
+    );
+    const conn = await withTimeout(
+      connecting,
+      CONNECT_TIMEOUT_MS,
+      () => connecting.then((c) => c.close(), () => {}),
+      this.#timers,
     );
     this.#conn = conn;
     void conn.closed.finally(() => {
       if (this.#conn === conn) this.#conn = null;
     });
     return conn;
+  }
+
+  /** Whether `s` is still what this fetcher should work on. */
+  #current(s: FetchState): boolean {
+    return this.#states.get(s.partition) === s && !s.partition.closed;
   }
 
   #ready(now: number): FetchState[] {
@@ -200,8 +228,13 @@ class ReplicaFetcher {
         const conn = await this.#connection();
         const truncating = ready.filter((s) => s.truncating);
         if (truncating.length > 0) await this.#truncate(conn, truncating);
-        const fetching = ready.filter((s) => !s.truncating && this.#states.get(s.partition) === s);
+        // Only a partition whose log is durable up to its end may report its end.
+        const fetching = ready.filter((s) =>
+          !s.truncating && this.#current(s) &&
+          s.partition.log.durableEndOffset === s.partition.log.logEndOffset
+        );
         if (fetching.length > 0) await this.#fetch(conn, fetching);
+        else if (truncating.length === 0) await this.#sleep(BACKOFF_MS);
       } catch (err) {
         if (this.#closed) break;
         log.info("Replica fetch from broker {leader} failed: {error}", {
@@ -213,6 +246,17 @@ class ReplicaFetcher {
         await this.#sleep(BACKOFF_MS);
       }
     }
+  }
+
+  /** A partition's own failure: log it, back off, and leave the others alone. */
+  #partitionFailed(s: FetchState, what: string, err: unknown): void {
+    s.retryAtMs = this.#o.clock.nowMs() + BACKOFF_MS * 5;
+    log.warn("{what} for {partition} from broker {leader} failed: {error}", {
+      what,
+      partition: s.partition.name,
+      leader: this.#leaderId,
+      error: err instanceof Error ? err.message : String(err),
+    });
   }
 
   /** Where each partition's log diverges from the leader's: truncate there. */
@@ -237,41 +281,66 @@ class ReplicaFetcher {
     for (const t of response.topics) {
       for (const r of t.partitions) {
         const s = byTopic.get(t.topic)?.find((x) => x.partition.partitionId === r.partition);
-        if (!s || this.#states.get(s.partition) !== s) continue;
+        if (!s || !this.#current(s)) continue;
         if (r.errorCode !== ErrorCode.NONE) {
           this.#onError(s, r.errorCode, "OffsetForLeaderEpoch");
           continue;
         }
-        const p = s.partition;
-        if (p.leaderEpochCache.latestEpoch === UNDEFINED_EPOCH) {
-          // Nothing written under any epoch (an empty log): nothing can diverge.
-          if (p.log.logEndOffset > p.log.logStartOffset) {
-            await p.truncateTo(Math.max(p.highWatermark, p.log.logStartOffset), this.#o.clock);
-          }
-          await this.#truncated(s);
-          continue;
+        try {
+          await this.#truncateOne(s, { epoch: r.leaderEpoch, endOffset: Number(r.endOffset) });
+        } catch (err) {
+          this.#partitionFailed(s, "Truncation", err);
         }
-        const point = followerTruncationPoint({
-          followerEntries: p.leaderEpochCache.entries,
-          followerLeo: p.log.logEndOffset,
-          followerHw: p.highWatermark,
-          leaderAnswer: { epoch: r.leaderEpoch, endOffset: Number(r.endOffset) },
-        });
-        if (point.offset < p.log.logEndOffset) {
-          log.info(
-            "Truncating {partition} from {leo} to {offset} (leader {leader} epoch {epoch})",
-            {
-              partition: p.name,
-              leo: p.log.logEndOffset,
-              offset: point.offset,
-              leader: this.#leaderId,
-              epoch: s.leaderEpoch,
-            },
-          );
-          await p.truncateTo(point.offset, this.#o.clock);
-        }
-        if (point.completed) await this.#truncated(s);
       }
+    }
+  }
+
+  async #truncateOne(s: FetchState, answer: { epoch: number; endOffset: number }): Promise<void> {
+    const p = s.partition;
+    const before = `${p.log.logEndOffset}/${p.leaderEpochCache.latestEpoch}`;
+    if (p.leaderEpochCache.latestEpoch === UNDEFINED_EPOCH) {
+      // Nothing written under any epoch (an empty log): nothing can diverge.
+      if (p.log.logEndOffset > p.log.logStartOffset) {
+        await p.truncateTo(Math.max(p.highWatermark, p.log.logStartOffset));
+      }
+      await this.#truncated(s);
+      return;
+    }
+    const point = followerTruncationPoint({
+      followerEntries: p.leaderEpochCache.entries,
+      followerLeo: p.log.logEndOffset,
+      followerHw: p.highWatermark,
+      leaderAnswer: answer,
+    });
+    if (point.offset < p.log.logEndOffset) {
+      log.info("Truncating {partition} from {leo} to {offset} (leader {leader} epoch {epoch})", {
+        partition: p.name,
+        leo: p.log.logEndOffset,
+        offset: point.offset,
+        leader: this.#leaderId,
+        epoch: s.leaderEpoch,
+      });
+    }
+    // Also at or past the log end: the epochs from there on go (see Partition.truncateTo).
+    await p.truncateTo(point.offset);
+    if (point.completed) {
+      await this.#truncated(s);
+      return;
+    }
+    // Not done: ask again with the (now older) latest epoch. A round that changed
+    // nothing would ask the same question; back off so it cannot spin.
+    if (`${p.log.logEndOffset}/${p.leaderEpochCache.latestEpoch}` === before) {
+      s.idleRounds++;
+      if (s.idleRounds >= IDLE_ROUNDS_BEFORE_BACKOFF) {
+        const wait = Math.min(MAX_BACKOFF_MS, BACKOFF_MS * 2 ** (s.idleRounds - 2));
+        s.retryAtMs = this.#o.clock.nowMs() + wait;
+        log.warn(
+          "{partition}: OffsetForLeaderEpoch keeps answering epoch {epoch} at {offset}; retrying in {ms} ms",
+          { partition: p.name, epoch: answer.epoch, offset: answer.endOffset, ms: wait },
+        );
+      }
+    } else {
+      s.idleRounds = 0;
     }
   }
 
@@ -284,6 +353,7 @@ class ReplicaFetcher {
     const p = s.partition;
     if (p.log.logEndOffset > p.log.logStartOffset) await p.waitLocalDurable(p.log.logEndOffset - 1);
     s.truncating = false;
+    s.idleRounds = 0;
   }
 
   /** One Fetch round for `states`; appends what comes back, durably. */
@@ -303,7 +373,7 @@ class ReplicaFetcher {
           partitions: list.map((s) => ({
             partition: s.partition.partitionId,
             currentLeaderEpoch: s.leaderEpoch,
-            fetchOffset: BigInt(s.partition.log.logEndOffset),
+            fetchOffset: BigInt(s.partition.log.durableEndOffset),
             logStartOffset: BigInt(s.partition.log.logStartOffset),
             partitionMaxBytes: PARTITION_MAX_BYTES,
           })),
@@ -318,12 +388,12 @@ class ReplicaFetcher {
     if (response.errorCode !== ErrorCode.NONE) {
       throw new Error(`Fetch failed with error code ${response.errorCode}`);
     }
-    const updates: { p: Partition; hw: number; durable: Promise<void> }[] = [];
+    const appended: { s: FetchState; hw: number; durable: Promise<void> }[] = [];
     const restarts: { s: FetchState; offset: number }[] = [];
     for (const t of response.responses) {
       for (const r of t.partitions) {
         const s = byTopic.get(t.topic)?.find((x) => x.partition.partitionId === r.partitionIndex);
-        if (!s || this.#states.get(s.partition) !== s || s.partition.closed) continue;
+        if (!s || !this.#current(s)) continue;
         if (r.errorCode !== ErrorCode.NONE) {
           const leaderStart = Number(r.logStartOffset);
           if (
@@ -337,33 +407,23 @@ class ReplicaFetcher {
           this.#onError(s, r.errorCode, "Fetch");
           continue;
         }
-        const p = s.partition;
-        let durable = Promise.resolve();
-        const records = r.records ?? new Uint8Array(0);
-        if (records.length > 0) {
-          const batches = splitBatches(records);
-          const headers: BatchHeader[] = batches.map((b) => validateBatch(b));
-          // The leader sends whole batches from the one holding our log end: skip any we have.
-          const leo = p.log.logEndOffset;
-          const keep = headers.map((h) => h.baseOffset >= leo);
-          const newBatches = batches.filter((_, i) => keep[i]);
-          const newHeaders = headers.filter((_, i) => keep[i]);
-          if (newHeaders.length > 0 && newHeaders[0]!.baseOffset !== leo) {
-            // Our log end falls inside a leader batch: the logs diverge; truncate again.
-            s.truncating = true;
-            continue;
-          }
-          if (newBatches.length > 0) {
-            durable = p.waitLocalDurable(p.appendAsFollower(newBatches, newHeaders));
-          }
+        try {
+          const durable = this.#append(s, r.records ?? new Uint8Array(0));
+          if (durable !== null) appended.push({ s, hw: Number(r.highWatermark), durable });
+        } catch (err) {
+          this.#partitionFailed(s, "Append", err);
         }
-        updates.push({ p, hw: Number(r.highWatermark), durable });
       }
     }
-    await Promise.all(updates.map((u) => u.durable));
-    for (const u of updates) u.p.setFollowerHighWatermark(u.hw);
+    // Report nothing before what was appended is durable (or has failed).
+    const settled = await Promise.allSettled(appended.map((a) => a.durable));
+    settled.forEach((result, i) => {
+      const { s, hw } = appended[i]!;
+      if (result.status === "rejected") this.#partitionFailed(s, "fsync", result.reason);
+      else if (this.#current(s)) s.partition.setFollowerHighWatermark(hw);
+    });
     for (const { s, offset } of restarts) {
-      if (this.#states.get(s.partition) !== s || s.partition.closed) continue;
+      if (!this.#current(s)) continue;
       log.warn(
         "{partition}: our log end {leo} is below leader {leader}'s log start {start}; restarting the log there",
         {
@@ -373,8 +433,36 @@ class ReplicaFetcher {
           start: offset,
         },
       );
-      await s.partition.truncateFullyAndStartAt(offset, this.#o.clock);
+      try {
+        await s.partition.truncateFullyAndStartAt(offset);
+      } catch (err) {
+        this.#partitionFailed(s, "Log restart", err);
+      }
     }
+  }
+
+  /**
+   * Appends the batches of one partition's fetch answer that extend the log; resolves once
+   * they are durable. Null when the answer must not be taken in (the logs diverge: truncate
+   * again).
+   */
+  #append(s: FetchState, records: Uint8Array): Promise<void> | null {
+    const p = s.partition;
+    if (records.length === 0) return Promise.resolve();
+    const batches = splitBatches(records);
+    const headers: BatchHeader[] = batches.map((b) => validateBatch(b));
+    // The leader sends whole batches from the one holding our log end: skip any we have.
+    const leo = p.log.logEndOffset;
+    const keep = headers.map((h) => h.baseOffset >= leo);
+    const newBatches = batches.filter((_, i) => keep[i]);
+    const newHeaders = headers.filter((_, i) => keep[i]);
+    if (newHeaders.length > 0 && newHeaders[0]!.baseOffset !== leo) {
+      // Our log end falls inside a leader batch: the logs diverge; truncate again.
+      s.truncating = true;
+      return null;
+    }
+    if (newBatches.length === 0) return Promise.resolve();
+    return p.waitLocalDurable(p.appendAsFollower(newBatches, newHeaders));
   }
 
   #onError(s: FetchState, code: number, api: string): void {

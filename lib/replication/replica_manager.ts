@@ -23,8 +23,8 @@ import { type Clock, systemClock } from "../util/clock.ts";
 import { TidelogError } from "../util/errors.ts";
 import { getLogger } from "../util/log.ts";
 import { LeaderEpochFileCache } from "./leader_epoch_file_cache.ts";
-import { isrDecisions } from "./isr.ts";
 import { Partition, partitionName } from "./partition.ts";
+import type { AnsweredState, IsrAnswer, IsrProposal } from "./partition_core.ts";
 import { ReplicaFetcherManager } from "./replica_fetcher.ts";
 
 const log = getLogger(["tidelog", "replication"]);
@@ -46,9 +46,18 @@ export interface ReplicaManagerOptions {
   replicaLagTimeMaxMs?: number;
   /**
    * Asks the controller for an ISR change of a partition this node leads (AlterPartition);
-   * resolves with the error code. Without it (tests of one node) the ISR never changes.
+   * resolves with the controller's answer, rejects when none came (timeout, no controller:
+   * the outcome is unknown and the request is sent again). Without it (tests of one node)
+   * the ISR never changes.
    */
-  alterIsr?: (req: IsrChange) => Promise<number>;
+  alterIsr?: (req: IsrChange) => Promise<IsrChangeAnswer>;
+  /**
+   * Called once when a partition log fails (an fsync or write error): the node must stop,
+   * as Kafka halts a broker whose only log directory failed, so the controller moves its
+   * leaderships (its connections close) instead of clients getting KAFKA_STORAGE_ERROR
+   * until someone restarts it.
+   */
+  onStorageFailure?: (err: Error) => void;
   /**
    * Lead nothing, and remove no partition folder the image does not know, until
    * {@linkcode ReplicaManager.startLeading}: a node restarted into a cluster holds a stale
@@ -60,8 +69,15 @@ export interface ReplicaManagerOptions {
 /** An ISR change proposed by a partition leader (AlterPartition without the sender). */
 export type IsrChange = Pick<
   AlterPartitionRequest,
-  "topicId" | "partitionId" | "leaderEpoch" | "partitionEpoch" | "newIsr"
+  "topicId" | "partitionId" | "leaderEpoch" | "partitionEpoch" | "newIsr" | "leaderRecoveryState"
 >;
+
+/** The controller's answer to an {@linkcode IsrChange}. */
+export interface IsrChangeAnswer {
+  errorCode: number;
+  /** The partition's state after the change (on success). */
+  partition?: AnsweredState;
+}
 
 /** What a successful leader append did. */
 export interface LeaderAppendResult {
@@ -99,11 +115,11 @@ export class ReplicaManager {
   readonly #partitions = new Map<string, Partition>();
   #image: MetadataImage | null = null;
   readonly #fetchers: ReplicaFetcherManager;
-  /** Partitions with an ISR change in flight (one at a time, as Kafka's pending ISR). */
-  readonly #pendingIsr = new Set<Partition>();
   readonly #isrTimer: TimerHandle;
   #closed = false;
   #leadershipHeld: boolean;
+  /** This broker has lost the controller quorum: it leads nothing until it is back. */
+  #quorumLost = false;
   #orphansRemoved = false;
   #applying: Promise<void> = Promise.resolve();
 
@@ -122,7 +138,7 @@ export class ReplicaManager {
     });
     this.#isrTimer = this.#timers.setInterval(
       () => this.#checkIsrs(),
-      Math.max(10, Math.floor(this.#lagTimeMs / 2)),
+      Math.min(200, Math.max(10, Math.floor(this.#lagTimeMs / 2))),
     );
   }
 
@@ -136,76 +152,62 @@ export class ReplicaManager {
    */
   onFollowerFetch(partition: Partition, replicaId: number, fetchOffset: number): void {
     partition.onFollowerFetch(replicaId, fetchOffset);
-    if (!partition.isr.includes(replicaId)) this.#maybeChangeIsr(partition);
   }
 
   #checkIsrs(): void {
     if (this.#closed) return;
-    for (const p of this.#partitions.values()) if (p.isLeader) this.#maybeChangeIsr(p);
+    for (const p of this.#partitions.values()) if (p.isLeader) p.tick();
   }
 
-  /** Proposes the ISR shrink/expansion `partition` needs, if any and none is in flight. */
-  #maybeChangeIsr(partition: Partition): void {
+  /** Sends a partition's ISR proposal and hands the answer back to it. */
+  #propose(partition: Partition, proposal: IsrProposal): void {
     const alter = this.#options.alterIsr;
-    const image = this.#image;
-    if (!alter || !image || !partition.isLeader || this.#pendingIsr.has(partition)) return;
-    const epochStart =
-      partition.leaderEpochCache.entries.find((e) => e.epoch === partition.leaderEpoch)
-        ?.startOffset ?? partition.log.logEndOffset;
-    const decision = isrDecisions({
-      leaderId: this.#options.nodeId,
-      isr: partition.isr,
-      replicas: partition.replicas,
-      ineligible: partition.replicas.filter((r) => !image.isActive(r)),
-      followers: [...partition.followers.values()],
-      leaderEnd: partition.log.logEndOffset,
-      hw: partition.highWatermark,
-      leaderEpochStartOffset: epochStart,
-      nowMs: this.#clock.nowMs(),
-      replicaLagTimeMaxMs: this.#lagTimeMs,
-    });
-    if (decision.shrink.length === 0 && decision.expand.length === 0) return;
-    const newIsr = [
-      ...partition.isr.filter((r) => !decision.shrink.includes(r)),
-      ...decision.expand,
-    ];
-    this.#pendingIsr.add(partition);
-    partition.setProposedIsr(newIsr);
-    log.info("{partition}: asking the controller to change the ISR {from} → {to}", {
+    if (!alter || this.#closed) return;
+    log.info("{partition}: asking the controller to change the ISR {from} → {to}{recovered}", {
       partition: partition.name,
       from: partition.isr.join(","),
-      to: newIsr.join(","),
+      to: proposal.newIsr.join(","),
+      recovered: partition.leaderRecoveryState === 1 ? " (recovered from an unclean election)" : "",
     });
-    const leaderEpoch = partition.leaderEpoch;
-    const partitionEpoch = partition.partitionEpoch;
     alter({
       topicId: partition.topicId,
       partitionId: partition.partitionId,
-      leaderEpoch,
-      partitionEpoch,
-      newIsr,
-    }).then((code) => {
-      if (code !== ErrorCode.NONE) {
-        log.info("{partition}: ISR change refused with error code {code}", {
-          partition: partition.name,
-          code,
-        });
-        if (partition.partitionEpoch === partitionEpoch) partition.setProposedIsr(null);
-      }
-    }, (err) => {
-      log.warn("{partition}: ISR change failed: {error}", {
-        partition: partition.name,
-        error: String(err),
-      });
-      // The outcome is unknown; keep waiting for the proposed members in the HW until the
-      // next partition change (it commits, or a later proposal replaces it).
-    }).finally(() => {
-      // The leader acts on the committed ISR only; it arrives through applyImage. Until the
-      // image shows a new partition epoch, another proposal would be stale.
-      const done = () => this.#pendingIsr.delete(partition);
-      if (partition.partitionEpoch !== partitionEpoch || !partition.isLeader) done();
-      else this.#timers.setTimeout(done, 200);
-    });
+      leaderEpoch: proposal.leaderEpoch,
+      partitionEpoch: proposal.partitionEpoch,
+      newIsr: proposal.newIsr,
+      leaderRecoveryState: proposal.leaderRecoveryState,
+    }).then(
+      (a) => {
+        const answer: IsrAnswer = a.partition
+          ? { kind: "answered", errorCode: a.errorCode, state: a.partition }
+          : { kind: "answered", errorCode: a.errorCode };
+        partition.answered(proposal, answer);
+      },
+      (err) => partition.answered(proposal, { kind: "unknown", reason: String(err) }),
+    );
+  }
+
+  /**
+   * This broker lost (true) or regained (false) contact with the controller quorum for
+   * longer than its session: while lost it leads nothing (clients get
+   * NOT_LEADER_OR_FOLLOWER and look elsewhere; the controller has fenced it or will), and
+   * it takes up what the image gives once contact is back.
+   */
+  async setQuorumLost(lost: boolean): Promise<void> {
+    if (this.#quorumLost === lost) return;
+    this.#quorumLost = lost;
+    log.warn(
+      lost
+        ? "Lost the controller quorum: leading nothing until it is back"
+        : "Controller quorum reachable again",
+    );
+    await this.#applying;
+    if (this.#image) await this.applyImage(this.#image);
+  }
+
+  /** Whether leadership is suspended (not caught up yet, or the quorum is lost). */
+  get leadershipSuspended(): boolean {
+    return this.#leadershipHeld || this.#quorumLost;
   }
 
   /** The partition, if this node hosts it. */
@@ -285,8 +287,16 @@ export class ReplicaManager {
           leaderEpochCache,
           leaderEpoch: state.leaderEpoch,
         },
-        { nodeId: this.#options.nodeId, clock: this.#clock, timers: this.#timers, fs: this.#fs },
+        {
+          nodeId: this.#options.nodeId,
+          clock: this.#clock,
+          timers: this.#timers,
+          fs: this.#fs,
+          replicaLagTimeMaxMs: this.#lagTimeMs,
+        },
       );
+      partition.attach({ propose: (p, proposal) => this.#propose(p, proposal) });
+      partitionLog.onFailure((err) => this.#options.onStorageFailure?.(err));
       this.#partitions.set(name, partition);
       await this.#applyRole(partition, state);
       if (!first) log.info("Created partition {partition}", { partition: name });
@@ -312,40 +322,36 @@ export class ReplicaManager {
 
   /** Leader, follower (fetching from the leader) or neither, as `state` says. */
   async #applyRole(partition: Partition, state: PartitionState): Promise<void> {
-    const me = this.#options.nodeId;
-    if (state.leader === me && this.#leadershipHeld) {
-      this.#fetchers.remove(partition);
-      partition.becomeFollower({ ...state, leader: -1 });
-      return;
-    }
-    if (state.leader === me) {
-      const wasLeader = partition.isLeader;
+    const image = this.#image!;
+    const hold = this.leadershipSuspended;
+    const leads = state.leader === this.#options.nodeId && !hold;
+    if (leads) {
       this.#fetchers.remove(partition);
       // A truncation the fetcher started must finish before this log takes appends.
       await partition.whenTruncated();
-      partition.becomeLeader(state);
-      if (!wasLeader) {
-        log.info("Leading {partition} in epoch {epoch} (ISR {isr})", {
-          partition: partition.name,
-          epoch: state.leaderEpoch,
-          isr: state.isr.join(","),
-        });
-      }
-      await partition.leaderEpochCache.flush();
-      return;
     }
-    const changed = partition.role === "leader" || partition.leaderId !== state.leader ||
-      partition.leaderEpoch !== state.leaderEpoch;
-    partition.becomeFollower(state);
-    if (state.leader === -1) {
-      this.#fetchers.remove(partition);
-    } else if (changed) {
-      log.debug("Following {leader} for {partition} in epoch {epoch}", {
-        leader: state.leader,
+    const change = partition.applyImage(state, {
+      holdLeadership: hold,
+      brokerEpoch: (id) => image.brokers.get(id)?.brokerEpoch ?? -1,
+      eligible: (id) => image.isActive(id),
+    });
+    if (change === undefined) return;
+    if (change.role === "leader") {
+      log.info("Leading {partition} in epoch {epoch} (ISR {isr})", {
         partition: partition.name,
-        epoch: state.leaderEpoch,
+        epoch: change.leaderEpoch,
+        isr: partition.isr.join(","),
       });
-      this.#fetchers.follow(partition, state.leader, state.leaderEpoch);
+      await partition.leaderEpochCache.flush();
+    } else if (change.role === "follower") {
+      log.debug("Following {leader} for {partition} in epoch {epoch}", {
+        leader: change.leader,
+        partition: partition.name,
+        epoch: change.leaderEpoch,
+      });
+      this.#fetchers.follow(partition, change.leader, change.leaderEpoch);
+    } else {
+      this.#fetchers.remove(partition);
     }
   }
 

@@ -5,6 +5,8 @@
  * end, one leader per epoch, I5).
  */
 import assert from "node:assert/strict";
+import { latestImage } from "./_cluster/checkers.ts";
+import { KAFKA_PORT, TOPIC } from "./_cluster/cluster_sim.ts";
 import { Scenario } from "./_cluster/scenario.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -53,6 +55,52 @@ Deno.test({
       } finally {
         s.close();
       }
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "sim: after an unclean election the new leader reports RECOVERED and the ISR grows again (KIP-704)",
+  ...opts,
+  fn: async () => {
+    const s = await Scenario.start({ seed: 7, uncleanLeaderElection: true, minInsync: 1 }, {
+      leaderOnController: true,
+    });
+    try {
+      await s.produce(0, 10);
+      const { sim } = s;
+      const state = () => latestImage(sim)?.topic(TOPIC)?.partitions[0];
+      const leader = sim.machines.find((m) => m.id === state()!.leader)!;
+      const others = sim.machines.filter((m) => m !== leader);
+      // The leader is the controller; its followers lose their Kafka links to it, so they
+      // are fenced and the ISR shrinks to the leader alone; then the leader dies and only
+      // out-of-sync replicas are left.
+      for (const o of others) {
+        sim.net.cut(`n${leader.id}`, `n${o.id}`, KAFKA_PORT);
+        sim.net.cut(`n${o.id}`, `n${leader.id}`, KAFKA_PORT);
+      }
+      await s.runUntil(() => state()?.isr.length === 1, 30_000, "the ISR to shrink to the leader");
+      sim.crash(leader, false);
+      sim.net.healAll();
+      await s.runUntil(
+        () =>
+          state()?.leaderRecoveryState === 1 ||
+          state()?.leaderRecoveryState === 0 && state()!.leader !== leader.id &&
+            state()!.leader !== -1,
+        30_000,
+        "an unclean election",
+      );
+      await s.runUntil(
+        () => state()?.leaderRecoveryState === 0 && state()!.leader !== -1,
+        30_000,
+        "RECOVERED",
+      );
+      sim.start(leader);
+      await s.runUntil(() => state()?.isr.length === 3, 60_000, "the ISR to grow back to 3");
+      assert.equal(state()!.leaderRecoveryState, 0);
+    } finally {
+      s.close();
     }
   },
 });

@@ -74,6 +74,8 @@ export interface SimConfig {
   producers: { acks: -1 | 1; idempotent: boolean }[];
   replicaLagTimeMaxMs: number;
   leaderImbalanceCheckIntervalMs: number;
+  /** Kafka `unclean.leader.election.enable` (may lose acknowledged data by design). */
+  uncleanLeaderElection: boolean;
   /** One-way link latency range. */
   latencyMs: [number, number];
   fsyncMs: [number, number];
@@ -101,6 +103,7 @@ export function swarmConfig(seed: number, overrides: Partial<SimConfig> = {}): S
     producers: kinds.filter(() => r.chance(0.7)).concat([kinds[r.int(0, 1)]!]),
     replicaLagTimeMaxMs: r.pick([1000, 2000, 5000]),
     leaderImbalanceCheckIntervalMs: r.pick([0, 1500, 5000]),
+    uncleanLeaderElection: false,
     latencyMs: r.pick([[0.05, 0.2], [0.1, 2], [1, 10]] as [number, number][]),
     fsyncMs: r.pick([[0.1, 0.5], [0.5, 5], [2, 20]] as [number, number][]),
     ...overrides,
@@ -276,7 +279,7 @@ export class ClusterSim {
       brokerSessionTimeoutMs: 1500,
       brokerHeartbeatIntervalMs: 250,
       leaderImbalanceCheckIntervalMs: this.config.leaderImbalanceCheckIntervalMs,
-      uncleanLeaderElection: false,
+      uncleanLeaderElection: this.config.uncleanLeaderElection,
     };
   }
 
@@ -302,6 +305,16 @@ export class ClusterSim {
         runtime,
         observe: (parts) => {
           if (m.proc === proc) m.parts = parts;
+        },
+        // The real process exits (main.ts); so does this one.
+        onFatal: (err) => {
+          if (m.proc !== proc) return;
+          this.note(`n${m.id}`, `exits: ${err.message}`);
+          proc.kill();
+          m.proc = null;
+          m.node = null;
+          m.parts = null;
+          m.down = "killed";
         },
       }).then(
         (node) => {
@@ -428,7 +441,11 @@ export class ClusterSim {
   }
 
   /** Creates the topic (RF = nodes, min.insync.replicas from the config). */
-  async createTopic(): Promise<void> {
+  /**
+   * Creates the topic (RF = nodes, min.insync.replicas from the config); `assignment`
+   * gives every partition's replicas (the first is the preferred leader).
+   */
+  async createTopic(assignment?: readonly number[]): Promise<void> {
     const created = await this.runClient("admin", async (env) => {
       const router = new Router(env);
       for (let attempt = 0; attempt < 200; attempt++) {
@@ -440,9 +457,14 @@ export class ClusterSim {
             {
               topics: [{
                 name: TOPIC,
-                numPartitions: this.config.partitions,
-                replicationFactor: this.config.nodes,
-                assignments: [],
+                numPartitions: assignment ? -1 : this.config.partitions,
+                replicationFactor: assignment ? -1 : this.config.nodes,
+                assignments: assignment
+                  ? Array.from({ length: this.config.partitions }, (_, partitionIndex) => ({
+                    partitionIndex,
+                    brokerIds: [...assignment],
+                  }))
+                  : [],
                 configs: [{ name: "min.insync.replicas", value: String(this.config.minInsync) }],
               }],
               timeoutMs: 5000,

@@ -17,8 +17,14 @@ export class Scenario {
     this.checker = new StepChecker(sim);
   }
 
-  /** Boots the nodes and creates the topic. */
-  static async start(overrides: Partial<SimConfig> = {}): Promise<Scenario> {
+  /**
+   * Boots the nodes and creates the topic (`leaderOnController`: led by the controller,
+   * whose own heartbeats then need no network).
+   */
+  static async start(
+    overrides: Partial<SimConfig> = {},
+    options: { leaderOnController?: boolean } = {},
+  ): Promise<Scenario> {
     const config = swarmConfig(1, {
       partitions: 1,
       minInsync: 2,
@@ -35,7 +41,12 @@ export class Scenario {
     const s = new Scenario(sim);
     for (const m of sim.machines) sim.start(m);
     await s.runUntil(() => sim.allUp(), 60_000, "the cluster to start");
-    await sim.createTopic();
+    const controller = sim.machines[0]!.parts!.store.controllerId();
+    await sim.createTopic(
+      options.leaderOnController && controller !== null
+        ? [controller, ...sim.machines.map((m) => m.id).filter((id) => id !== controller)]
+        : undefined,
+    );
     return s;
   }
 

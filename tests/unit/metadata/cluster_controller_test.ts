@@ -635,6 +635,10 @@ Deno.test("planAlterPartition() applies a leader's ISR change or returns Kafka's
     const res = planAlterPartition(image, { ...req, newIsr: [1], leaderRecoveryState: 0 });
     assert.equal(res.errorCode, ErrorCode.NONE);
     assert.deepEqual(strip(res.records), [{ leaderRecoveryState: 0 }]);
+    // Kafka's rule: the recovery may end in the same change that grows the ISR.
+    const grown = planAlterPartition(image, { ...req, newIsr: [1, 2], leaderRecoveryState: 0 });
+    assert.equal(grown.errorCode, ErrorCode.NONE);
+    assert.deepEqual(strip(grown.records), [{ isr: [1, 2], leaderRecoveryState: 0 }]);
   });
 });
 

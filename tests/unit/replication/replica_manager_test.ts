@@ -37,7 +37,7 @@ async function withManager(
     replicaLagTimeMaxMs,
     alterIsr: (req) => {
       isrChanges.push(req);
-      return Promise.resolve(ErrorCode.NONE);
+      return Promise.resolve({ errorCode: ErrorCode.NONE });
     },
   });
   try {
@@ -158,7 +158,7 @@ Deno.test("ReplicaManager as follower: appends the leader's batches, learns epoc
     ]);
     p.setFollowerHighWatermark(10);
     assert.equal(p.highWatermark, 3, "capped at the follower's log end");
-    await p.truncateTo(2, new ManualClock(0));
+    await p.truncateTo(2);
     assert.equal(p.log.logEndOffset, 2);
     assert.deepEqual(p.leaderEpochCache.entries, [{ epoch: 0, startOffset: 0 }]);
     assert.equal(p.highWatermark, 2);
@@ -212,5 +212,95 @@ Deno.test("ReplicaManager as leader: the HW waits for a member whose ISR expansi
     await rm.applyImage(image);
     assert.deepEqual(p.isr, [1, 2, 3]);
     assert.equal(p.highWatermark, 10);
+  });
+});
+
+Deno.test("ReplicaManager as leader: an ISR addition the controller may have committed keeps holding the HW (issue 10 §1.1)", async () => {
+  // RF 3, ISR {1,2}, leader 1; follower 3 catches up and 1 proposes {1,2,3}; the
+  // controller commits it but the answer is lost; the retry finds the partition epoch
+  // moved on (INVALID_UPDATE_VERSION) while 1's image still lags. Had 1 dropped the
+  // proposal, its HW would pass 3, which the committed ISR makes electable: acked writes
+  // lost when 1 dies and 3 is elected.
+  const dir = await Deno.makeTempDir({ prefix: "tidelog-rm-" });
+  const clock = new ManualClock(1_000_000);
+  const sent: IsrChange[] = [];
+  const answers: (() => Promise<{ errorCode: number }>)[] = [
+    () => Promise.reject(new Error("No answer within 5000 ms")),
+    () => Promise.resolve({ errorCode: ErrorCode.INVALID_UPDATE_VERSION }),
+  ];
+  const rm = new ReplicaManager({
+    topicsDir: dir,
+    nodeId: 1,
+    flush: { kind: "always" },
+    clock,
+    replicaLagTimeMaxMs: 2000,
+    alterIsr: (req) => {
+      sent.push(req);
+      return (answers.shift() ??
+        (() => Promise.resolve({ errorCode: ErrorCode.INVALID_UPDATE_VERSION })))();
+    },
+  });
+  try {
+    await rm.applyImage(change(clusterImage(), { isr: [1, 2] }));
+    const p = rm.getPartition("t", 0)!;
+    const a = rm.appendAsLeader(p, batch(5));
+    await p.waitLocalDurable(a.lastOffset);
+    rm.onFollowerFetch(p, 2, 5);
+    rm.onFollowerFetch(p, 3, 5);
+    assert.deepEqual(sent.map((c) => [...c.newIsr]), [[1, 2, 3]]);
+    // The answer is lost; a while later the same request goes again and is refused.
+    await new Promise((r) => setTimeout(r, 10));
+    clock.advance(1000);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(sent.length, 2, "re-sent once");
+    assert.deepEqual([...sent[1]!.newIsr], [1, 2, 3]);
+    assert.equal(sent[1]!.partitionEpoch, sent[0]!.partitionEpoch, "the same request");
+    await new Promise((r) => setTimeout(r, 10));
+    // More writes; follower 3 falls behind.
+    const b = rm.appendAsLeader(p, batch(5));
+    await p.waitLocalDurable(b.lastOffset);
+    rm.onFollowerFetch(p, 2, 10);
+    assert.equal(p.highWatermark, 5, "3 may be in the committed ISR: the HW waits for it");
+    // No proposal built from the stale image replaces the unresolved one, however long.
+    clock.advance(10_000);
+    rm.onFollowerFetch(p, 2, 10);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(sent.length, 2);
+    assert.equal(p.highWatermark, 5);
+    // The image catches up: the change was committed.
+    await rm.applyImage(
+      change(change(clusterImage(), { isr: [1, 2] }), { isr: [1, 2, 3] }),
+    );
+    assert.deepEqual(p.isr, [1, 2, 3]);
+    // Resolved; only now a new decision, on the committed state: 3 lags, so it goes.
+    assert.deepEqual(p.pendingIsr?.newIsr, [1, 2]);
+    assert.equal(p.pendingIsr?.partitionEpoch, p.partitionEpoch);
+  } finally {
+    await rm.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("Partition.truncateTo at or past the log end still drops the later leader epochs (issue 10 §1.2)", async () => {
+  // A follower that led epoch 5 briefly at offset 3 without appending, whose leader
+  // answers OffsetForLeaderEpoch(5) with an epoch it lacks: the truncation point is its
+  // own log end. Unless epoch 5 goes, it asks about epoch 5 again, forever.
+  await withManager(2, async (rm) => {
+    await rm.applyImage(clusterImage());
+    const p = rm.getPartition("t", 0)!;
+    const fetched = [
+      buildBatch({ records: [{ value: "a" }], baseOffset: 0, partitionLeaderEpoch: 0 }),
+      buildBatch({
+        records: [{ value: "b" }, { value: "c" }],
+        baseOffset: 1,
+        partitionLeaderEpoch: 3,
+      }),
+    ];
+    await p.waitLocalDurable(p.appendAsFollower(fetched, fetched.map((b) => validateBatch(b))));
+    p.leaderEpochCache.assign(5, 3);
+    assert.equal(p.leaderEpochCache.latestEpoch, 5);
+    await p.truncateTo(3);
+    assert.equal(p.log.logEndOffset, 3, "nothing cut");
+    assert.equal(p.leaderEpochCache.latestEpoch, 3, "the empty epoch is gone");
   });
 });
