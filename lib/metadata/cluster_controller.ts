@@ -265,6 +265,13 @@ export interface BrokerLivenessOptions extends LeaderElectionOptions {
    * @default 200
    */
   connectionGraceMs?: number;
+  /**
+   * The controller itself did not run for longer than this (between two
+   * {@linkcode BrokerHeartbeatTracker.tick}s): it was stalled, heard nobody meanwhile, and
+   * gives every broker a fresh session from the moment it resumed.
+   * @default half the session timeout
+   */
+  controllerStallMs?: number;
 }
 
 const DEFAULT_SESSION_TIMEOUT_MS = 1500;
@@ -283,6 +290,11 @@ export interface BrokerSession {
    * seen the moved leaderships) before it may stop.
    */
   readonly controlledShutdownOffset: number | null;
+  /**
+   * Its heartbeats the controller holds (received, waiting for their records to commit):
+   * a broker waiting for our answer is not silent, however long our disk takes.
+   */
+  readonly heartbeatsInFlight: number;
 }
 
 /** A BrokerHeartbeat request (Kafka's BrokerHeartbeatRequest). */
@@ -320,20 +332,41 @@ type BrokerControlState = "fenced" | "unfenced" | "controlledShutdown" | "shutdo
  * immutable value: every input returns a new tracker. It lives only on the active
  * controller; a new controller starts one with {@linkcode BrokerHeartbeatTracker.start},
  * which gives every registered broker a fresh session from that moment.
+ *
+ * Silence is only evidence when the controller could have heard: a heartbeat counts from
+ * its arrival ({@linkcode BrokerHeartbeatTracker.heartbeatReceived}), not from when the
+ * controller got round to it; a broker whose heartbeat the controller still holds is not
+ * silent; and a controller that did not run for longer than `controllerStallMs`
+ * ({@linkcode BrokerHeartbeatTracker.tick}) heard nobody meanwhile, so, like a new
+ * controller, it gives every broker a fresh session from the moment it resumed.
  */
 export class BrokerHeartbeatTracker {
   /** When this controller started tracking: the session start of brokers not yet heard. */
   readonly startMs: number;
   readonly sessions: ReadonlyMap<number, BrokerSession>;
+  /** The last time the controller ran ({@linkcode BrokerHeartbeatTracker.tick}). */
+  readonly lastRunMs: number;
+  /**
+   * When the controller last resumed after a stall (or started): no session is older, and
+   * a connection lost before it counts its grace from it.
+   */
+  readonly resumedMs: number;
 
-  private constructor(startMs: number, sessions: ReadonlyMap<number, BrokerSession>) {
+  private constructor(
+    startMs: number,
+    sessions: ReadonlyMap<number, BrokerSession>,
+    lastRunMs: number,
+    resumedMs: number,
+  ) {
     this.startMs = startMs;
     this.sessions = sessions;
+    this.lastRunMs = lastRunMs;
+    this.resumedMs = resumedMs;
   }
 
   /** A tracker for a controller that became active at `nowMs`. */
   static start(nowMs: number): BrokerHeartbeatTracker {
-    return new BrokerHeartbeatTracker(nowMs, new Map());
+    return new BrokerHeartbeatTracker(nowMs, new Map(), nowMs, nowMs);
   }
 
   /** The session of `brokerId` (a fresh one from `startMs` if never heard). */
@@ -343,11 +376,30 @@ export class BrokerHeartbeatTracker {
       connectionLostMs: null,
       metadataOffset: -1,
       controlledShutdownOffset: null,
+      heartbeatsInFlight: 0,
     };
   }
 
   #with(brokerId: number, session: BrokerSession): BrokerHeartbeatTracker {
-    return new BrokerHeartbeatTracker(this.startMs, new Map(this.sessions).set(brokerId, session));
+    return new BrokerHeartbeatTracker(
+      this.startMs,
+      new Map(this.sessions).set(brokerId, session),
+      this.lastRunMs,
+      this.resumedMs,
+    );
+  }
+
+  /**
+   * The controller runs at `nowMs` (the shell calls this on every fencing timer tick and
+   * before each liveness decision). If it last ran more than `controllerStallMs` ago, its
+   * event loop or disk stopped it: heartbeats sent meanwhile were not read, so the
+   * silence is no evidence, and every session restarts now (as with a new controller).
+   */
+  tick(nowMs: number, options: BrokerLivenessOptions = {}): BrokerHeartbeatTracker {
+    const stallMs = options.controllerStallMs ??
+      (options.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS) / 2;
+    const resumedMs = nowMs - this.lastRunMs > stallMs ? nowMs : this.resumedMs;
+    return new BrokerHeartbeatTracker(this.startMs, this.sessions, nowMs, resumedMs);
   }
 
   /** After a registration of `brokerId` at `nowMs`: a new session. */
@@ -357,6 +409,8 @@ export class BrokerHeartbeatTracker {
       connectionLostMs: null,
       metadataOffset: -1,
       controlledShutdownOffset: null,
+      // Heartbeats still held are counted off as they are answered, whatever their epoch.
+      heartbeatsInFlight: this.session(brokerId).heartbeatsInFlight,
     });
   }
 
@@ -378,19 +432,61 @@ export class BrokerHeartbeatTracker {
   forget(brokerId: number): BrokerHeartbeatTracker {
     const sessions = new Map(this.sessions);
     sessions.delete(brokerId);
-    return new BrokerHeartbeatTracker(this.startMs, sessions);
+    return new BrokerHeartbeatTracker(this.startMs, sessions, this.lastRunMs, this.resumedMs);
+  }
+
+  /**
+   * A heartbeat arrived at `nowMs` and will be held until its records commit (it was not
+   * answered at once with {@linkcode BrokerHeartbeatTracker.heartbeat}): the broker is in
+   * contact now and stays so while it waits for us. Only the current registration's
+   * heartbeats count (`image`: the latest the controller has); others change nothing.
+   * Settle it with {@linkcode BrokerHeartbeatTracker.heartbeatAnswered}.
+   */
+  heartbeatReceived(
+    image: MetadataImage,
+    hb: BrokerHeartbeat,
+    nowMs: number,
+  ): BrokerHeartbeatTracker {
+    if (image.brokers.get(hb.brokerId)?.brokerEpoch !== hb.brokerEpoch) return this;
+    const s = this.session(hb.brokerId);
+    return this.#with(hb.brokerId, {
+      ...s,
+      lastContactMs: Math.max(s.lastContactMs, nowMs),
+      connectionLostMs: null,
+      heartbeatsInFlight: s.heartbeatsInFlight + 1,
+    });
+  }
+
+  /**
+   * A held heartbeat of `brokerId` was answered at `nowMs` (or failed): the broker waited
+   * until now, and its silence counts from here. Ignored if none is held (e.g. the
+   * session was forgotten meanwhile).
+   */
+  heartbeatAnswered(brokerId: number, nowMs: number): BrokerHeartbeatTracker {
+    const s = this.sessions.get(brokerId);
+    if (s === undefined || s.heartbeatsInFlight === 0) return this;
+    return this.#with(brokerId, {
+      ...s,
+      lastContactMs: Math.max(s.lastContactMs, nowMs),
+      heartbeatsInFlight: s.heartbeatsInFlight - 1,
+    });
   }
 
   /**
    * Whether `brokerId`'s session is over at `nowMs`: silent for longer than the session
-   * timeout, or its connection lost for longer than the grace.
+   * timeout, or its connection lost for longer than the grace, both counted from no
+   * earlier than the controller's last resume. A broker with a heartbeat held is not
+   * silent (its connection can still be lost: then it died waiting).
    */
   sessionExpired(brokerId: number, nowMs: number, options: BrokerLivenessOptions = {}): boolean {
     const s = this.session(brokerId);
     const timeoutMs = options.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS;
     const graceMs = options.connectionGraceMs ?? DEFAULT_CONNECTION_GRACE_MS;
-    return nowMs - s.lastContactMs > timeoutMs ||
-      (s.connectionLostMs !== null && nowMs - s.connectionLostMs > graceMs);
+    const silent = s.heartbeatsInFlight === 0 &&
+      nowMs - Math.max(s.lastContactMs, this.resumedMs) > timeoutMs;
+    const lost = s.connectionLostMs !== null &&
+      nowMs - Math.max(s.connectionLostMs, this.resumedMs) > graceMs;
+    return silent || lost;
   }
 
   /**
@@ -400,6 +496,9 @@ export class BrokerHeartbeatTracker {
    * down enters controlled shutdown (its leaderships move) and may stop once it leads
    * nothing and every live broker has seen that; `wantFence` fences. A heartbeat with
    * an epoch other than the registration's gets STALE_BROKER_EPOCH and changes nothing.
+   * The broker is in contact at `nowMs`: call it at the heartbeat's arrival when the
+   * answer can be given at once (no records), else at planning time, the arrival having
+   * been recorded with {@linkcode BrokerHeartbeatTracker.heartbeatReceived}.
    */
   heartbeat(
     image: MetadataImage,
@@ -424,10 +523,11 @@ export class BrokerHeartbeatTracker {
     const id = hb.brokerId;
     const prev = this.session(id);
     const touched = this.#with(id, {
-      lastContactMs: nowMs,
+      lastContactMs: Math.max(prev.lastContactMs, nowMs),
       connectionLostMs: null,
       metadataOffset: hb.currentMetadataOffset,
       controlledShutdownOffset: prev.controlledShutdownOffset,
+      heartbeatsInFlight: prev.heartbeatsInFlight,
     });
     const caughtUp = hb.currentMetadataOffset >= reg.registrationOffset;
     const current: BrokerControlState = reg.fenced
@@ -500,9 +600,11 @@ export class BrokerHeartbeatTracker {
 /**
  * The records that fence, at `nowMs`, every unfenced broker whose session expired
  * (silent past `sessionTimeoutMs`) or whose connection closed more than
- * `connectionGraceMs` ago without a heartbeat since: for each, by broker id, the leader
- * changes that move its leaderships to live ISR members (or -1) and shrink it out of
- * the ISRs, then its fencing BrokerRegistrationChange.
+ * `connectionGraceMs` ago without a heartbeat since, as
+ * {@linkcode BrokerHeartbeatTracker.sessionExpired} says (so never on silence from
+ * before the controller's last stall, nor while a heartbeat of the broker is held): for
+ * each, by broker id, the leader changes that move its leaderships to live ISR members
+ * (or -1) and shrink it out of the ISRs, then its fencing BrokerRegistrationChange.
  */
 export function decideFencing(
   image: MetadataImage,

@@ -7,6 +7,14 @@
  * brokers whose session expired on a timer, and moves leadership back to preferred
  * replicas periodically (Kafka's auto.leader.rebalance).
  *
+ * Liveness stays off the slow path (this node's own disk can take seconds to apply an
+ * image, e.g. the 50 partitions of __consumer_offsets): a heartbeat's contact is
+ * recorded when it arrives, one that changes nothing (the common case) is answered at
+ * once from the tracker and the controller's image, and the fencing check and preferred
+ * leader election wait for their entries to apply, not for this node's listeners. The
+ * tracker is told whenever the controller runs, so a controller that was stalled does
+ * not fence brokers it could not hear (see {@linkcode BrokerHeartbeatTracker.tick}).
+ *
  * Requests that reach a node which is not the controller reject with
  * {@linkcode TidelogError} NOT_CONTROLLER; the caller finds the new controller and retries.
  */
@@ -24,6 +32,7 @@ import {
   type BrokerHeartbeat,
   type BrokerHeartbeatReply,
   BrokerHeartbeatTracker,
+  type BrokerLivenessOptions,
   decideFencing,
   planAlterPartition,
   planPreferredLeaders,
@@ -92,6 +101,7 @@ export class ControllerService {
   #fencingTimer: TimerHandle;
   #preferredTimer: TimerHandle | undefined;
   #fencingRunning = false;
+  readonly #fencingIntervalMs: number;
   #closed = false;
   /** The last other controller this node knew of (see #currentTracker). */
   #previousController: number | null = null;
@@ -100,9 +110,10 @@ export class ControllerService {
     this.#o = options;
     this.#log = options.logger ?? getLogger(["tidelog", "controller"]);
     this.#timers = options.timers ?? systemTimers;
+    this.#fencingIntervalMs = options.fencingCheckIntervalMs ?? 50;
     this.#fencingTimer = this.#timers.setInterval(
       () => this.#checkSessions(),
-      options.fencingCheckIntervalMs ?? 50,
+      this.#fencingIntervalMs,
     );
     if (options.leaderImbalanceCheckIntervalMs > 0) {
       this.#preferredTimer = this.#timers.setInterval(
@@ -133,14 +144,22 @@ export class ControllerService {
     return this.#tracker;
   }
 
-  #liveness() {
+  #liveness(): BrokerLivenessOptions {
     return {
       sessionTimeoutMs: this.#o.sessionTimeoutMs,
       ...(this.#o.connectionGraceMs !== undefined
         ? { connectionGraceMs: this.#o.connectionGraceMs }
         : {}),
+      // Half a session; but the fencing timer's own period (plus its jitter) is no stall.
+      controllerStallMs: Math.max(this.#o.sessionTimeoutMs / 2, 3 * this.#fencingIntervalMs),
       uncleanLeaderElection: this.#o.uncleanLeaderElection,
     };
+  }
+
+  /** The controller runs now: the tracker, told so (it notices a stall). */
+  #ran(nowMs: number): BrokerHeartbeatTracker {
+    this.#tracker = this.#currentTracker().tick(nowMs, this.#liveness());
+    return this.#tracker;
   }
 
   async #propose<T>(
@@ -168,7 +187,7 @@ export class ControllerService {
         );
       }
       const now = this.#o.clock.nowMs();
-      const tracker = this.#currentTracker();
+      const tracker = this.#ran(now);
       const existing = image.brokers.get(req.brokerId);
       const sessionExpired = req.brokerId === this.#o.nodeId || existing?.fenced === true ||
         tracker.sessionExpired(req.brokerId, now, this.#liveness());
@@ -186,15 +205,43 @@ export class ControllerService {
     });
   }
 
-  /** Handles a heartbeat; resolves once the records it caused (unfence, shutdown) commit. */
+  /**
+   * Handles a heartbeat. One that changes nothing in the metadata log (a broker staying
+   * unfenced, or fenced) is answered at once from the tracker and the controller's
+   * image: it must not queue behind proposals, which can take this node's slow disk
+   * with them. One that needs records (unfence, controlled shutdown) resolves once they
+   * are committed and seen here (this node's own broker starts serving on that answer);
+   * its contact counts from its arrival, and the broker is not silent while we hold it.
+   */
   heartbeat(hb: BrokerHeartbeat): Promise<BrokerHeartbeatReply> {
-    return this.#propose((image) => {
-      const decision = this.#currentTracker().heartbeat(
-        image,
-        hb,
-        this.#o.clock.nowMs(),
-        this.#liveness(),
-      );
+    const store = this.#o.store;
+    // Not the controller: the proposal below refuses with NOT_CONTROLLER.
+    let answered = () => {};
+    if (store.isController()) {
+      const arrivedMs = this.#o.clock.nowMs();
+      const tracker = this.#ran(arrivedMs);
+      const image = store.controllerImage();
+      if (image !== undefined) {
+        const decision = tracker.heartbeat(image, hb, arrivedMs, this.#liveness());
+        // A stale epoch waits for the queue's image: a registration in flight may be the
+        // one this broker knows of.
+        if (decision.records.length === 0 && decision.reply.errorCode === ErrorCode.NONE) {
+          this.#tracker = decision.tracker;
+          return Promise.resolve(decision.reply);
+        }
+      }
+      this.#tracker = tracker.heartbeatReceived(store.image, hb, arrivedMs);
+      const term = this.#trackerTerm;
+      answered = () => {
+        // A tracker of a later term never counted this heartbeat.
+        if (this.#tracker !== null && this.#trackerTerm === term) {
+          this.#tracker = this.#tracker.heartbeatAnswered(hb.brokerId, this.#o.clock.nowMs());
+        }
+      };
+    }
+    const reply = this.#propose((image) => {
+      const now = this.#o.clock.nowMs();
+      const decision = this.#ran(now).heartbeat(image, hb, now, this.#liveness());
       this.#tracker = decision.tracker;
       if (decision.records.length > 0) {
         this.#log.info("Broker {broker}: {state}", {
@@ -210,12 +257,15 @@ export class ControllerService {
       }
       return { records: decision.records, result: decision.reply };
     });
+    reply.then(answered, answered);
+    return reply;
   }
 
   /** The connection that carried `brokerId`'s heartbeats closed (EOF/RST, as on kill -9). */
   connectionLost(brokerId: number): void {
     if (this.#closed || !this.#o.store.isController()) return;
-    this.#tracker = this.#currentTracker().connectionLost(brokerId, this.#o.clock.nowMs());
+    const now = this.#o.clock.nowMs();
+    this.#tracker = this.#ran(now).connectionLost(brokerId, now);
     this.#log.info("Lost the connection of broker {broker}", { broker: brokerId });
   }
 
@@ -257,15 +307,21 @@ export class ControllerService {
   }
 
   async #checkSessions(): Promise<void> {
-    if (this.#closed || this.#fencingRunning) return;
+    if (this.#closed) return;
     if (!this.#o.store.isController()) {
       const known = this.#o.store.controllerId();
       if (known !== null && known !== this.#o.nodeId) this.#previousController = known;
       return;
     }
+    // Recorded on every tick, even while a check is still in flight: the tracker tells
+    // a stalled controller (no tick for a while) from a slow proposal (ticks go on).
+    this.#ran(this.#o.clock.nowMs());
+    if (this.#fencingRunning) return;
     this.#fencingRunning = true;
     try {
-      await this.#o.store.propose((image) => {
+      // Applied, not seen by the listeners: the next check must not wait for this node's
+      // partitions (a slow disk) to catch up.
+      await this.#o.store.proposeApplied((image) => {
         if (image.clusterId === null) {
           this.#log.info("Formatting a new cluster {clusterId}", {
             clusterId: this.#o.clusterIdForNewCluster,
@@ -275,12 +331,8 @@ export class ControllerService {
             result: undefined,
           };
         }
-        const records = decideFencing(
-          image,
-          this.#currentTracker(),
-          this.#o.clock.nowMs(),
-          this.#liveness(),
-        );
+        const now = this.#o.clock.nowMs();
+        const records = decideFencing(image, this.#ran(now), now, this.#liveness());
         for (const r of records) {
           if (r.type === "BrokerRegistrationChange" && r.fenced === true) {
             this.#log.warn(
@@ -305,7 +357,7 @@ export class ControllerService {
   async #electPreferredLeaders(): Promise<void> {
     if (this.#closed || !this.#o.store.isController()) return;
     try {
-      const moved = await this.#o.store.propose((image) => {
+      const moved = await this.#o.store.proposeApplied((image) => {
         const records = planPreferredLeaders(image);
         return { records, result: records.length };
       });

@@ -12,19 +12,32 @@
  * Controller driver contract (what ControllerService does on the Raft leader):
  * 1. On becoming controller at `nowMs`: `tracker = BrokerHeartbeatTracker.start(nowMs)`
  *    (every registered broker gets a fresh session).
- * 2. Plan every decision against the latest image, including records proposed but not yet
- *    committed (as KRaft does), or serialise proposals; propose a decision's records as
- *    one batch, in the order returned (leaders move before a broker is fenced, so every
+ * 2. Whenever the controller runs (every fencing tick, even with a check in flight, and
+ *    before every liveness input or decision): `tracker = tracker.tick(nowMs)`. A gap
+ *    over `controllerStallMs` (half a session) means its event loop or disk stopped it
+ *    and it heard nobody meanwhile: every session restarts at the resume, as in 1.
+ * 3. Plan every decision against the latest image, including records proposed but not yet
+ *    committed (as KRaft does), or serialise proposals on the applied image (not on the
+ *    listeners: `RaftMetadataStore` does this); propose a decision's records as one
+ *    batch, in the order returned (leaders move before a broker is fenced, so every
  *    prefix keeps I5).
- * 3. BrokerRegistration: `planRegisterBroker(image, req, image.offset + 1,
+ * 4. BrokerRegistration: `planRegisterBroker(image, req, image.offset + 1,
  *    { sessionExpired: tracker.sessionExpired(id, nowMs) })`, then
  *    `tracker = tracker.registered(id, nowMs)`; answer with the epoch passed.
- * 4. BrokerHeartbeat: `{ tracker, reply, records } = tracker.heartbeat(image, hb, nowMs)`;
- *    answer with `reply` once `records` are committed.
- * 5. A broker's connection closes: `tracker = tracker.connectionLost(id, nowMs)`.
- * 6. Every tick (e.g. 50 ms): propose `decideFencing(image, tracker, nowMs)`; when
- *    `auto.leader.rebalance.enable`, now and then `planPreferredLeaders(image)`.
- * 7. AlterPartition from a leader: `planAlterPartition(image, req)`.
+ * 5. BrokerHeartbeat, at its arrival `nowMs`, before any queueing:
+ *    `{ tracker, reply, records } = tracker.heartbeat(image, hb, nowMs)` on the latest
+ *    applied image (`RaftMetadataStore.controllerImage()`: complete once the term's
+ *    barrier applied); with no records and no error, keep that tracker and answer
+ *    `reply` at once. Otherwise `tracker = tracker.heartbeatReceived(image, hb, nowMs)` (contact
+ *    now; the broker is not silent while held), decide again in the proposal queue,
+ *    answer once the records are committed, and when that settles either way,
+ *    `tracker = tracker.heartbeatAnswered(id, nowMs)`.
+ * 6. A broker's connection closes: `tracker = tracker.connectionLost(id, nowMs)`.
+ * 7. Every tick (e.g. 50 ms): propose `decideFencing(image, tracker, nowMs)`, waiting for
+ *    the entry to apply, not for this node's listeners (a slow disk must not delay the
+ *    next check); when `auto.leader.rebalance.enable`, now and then
+ *    `planPreferredLeaders(image)`, likewise.
+ * 8. AlterPartition from a leader: `planAlterPartition(image, req)`.
  *
  * Non-obvious:
  * - `image.offset` counts records applied; a broker reports its own image's offset as

@@ -31,6 +31,9 @@
  *   for the replay that `start()` performs (they could not be registered yet), and a
  *   listener that throws is logged and skipped (the record is committed anyway).
  *   A listener must not await `propose()`: the proposal waits for the listeners.
+ * - Proposals are serialised on the applied image, not on the listeners: the next plan
+ *   runs as soon as the previous entry is applied here, while the listeners may still be
+ *   working through it (`propose()` resolves later; `proposeApplied()` does not wait).
  */
 import type { Logger } from "@logtape/logtape";
 import {
@@ -144,6 +147,8 @@ export class RaftMetadataStore {
   readonly #timers: Timers;
   #driver!: RaftDriver;
   #image: MetadataImage = MetadataImage.EMPTY;
+  /** Raft index of the last entry applied to `#image` (a restored snapshot leaves it). */
+  #imageIndex = 0;
   #listeners: ImageListener[] = [];
   /** False during `start()`: the replay is not notified. */
   #started = false;
@@ -241,11 +246,13 @@ export class RaftMetadataStore {
   }
 
   /**
-   * On the controller (the Raft leader): once every earlier proposal of this node has
-   * settled, runs `plan` against the latest image, proposes its records as one Raft
-   * entry, and resolves with plan's result once the entry is committed, applied here,
-   * and seen by the listeners. Records that do not apply to the image reject (nothing is
-   * proposed), as does anything `plan` throws; no records: resolves without proposing.
+   * On the controller (the Raft leader): once every earlier proposal of this node is
+   * committed and applied here, runs `plan` against the latest image, proposes its
+   * records as one Raft entry, and resolves with plan's result once the entry is
+   * committed, applied here, and seen by the listeners. Records that do not apply to the
+   * image reject (nothing is proposed), as does anything `plan` throws; no records:
+   * resolves without proposing. Either way it settles only once the listeners have seen
+   * the image the plan saw (so a caller told "already exists" finds it here).
    *
    * @throws {NotLeaderError} this node is not the controller (`leaderId`: the one it
    * knows of), or lost leadership with the entry in flight (`maybeCommitted: true`: the
@@ -253,12 +260,46 @@ export class RaftMetadataStore {
    * @throws {ProposalDroppedError} the leader refused or lost the entry (not committed)
    * @throws {RaftClosedError} the store was closed or failed first
    */
-  propose<T>(plan: (image: MetadataImage) => { records: MetadataRecord[]; result: T }): Promise<T> {
-    const refusal = this.#refusal();
-    if (refusal !== undefined) return Promise.reject(refusal);
-    const p = this.#proposals.then(() => this.#runProposal(plan));
-    this.#proposals = p.catch(() => {});
-    return p;
+  async propose<T>(
+    plan: (image: MetadataImage) => { records: MetadataRecord[]; result: T },
+  ): Promise<T> {
+    const seen = { index: 0 };
+    let result: T;
+    try {
+      result = await this.#enqueue(plan, seen);
+    } catch (err) {
+      // A plan's refusal (e.g. TOPIC_ALREADY_EXISTS) is about the image it saw: the caller
+      // may act on it at once, so this node's listeners must have seen that image too.
+      await this.#waitForIndex(seen.index).catch(() => {});
+      throw err;
+    }
+    await this.#waitForIndex(seen.index);
+    return result;
+  }
+
+  /**
+   * As {@linkcode RaftMetadataStore.propose} (same queue, same errors), but resolves once
+   * the entry is committed and applied to {@linkcode RaftMetadataStore.image} here,
+   * without waiting for the listeners: for the controller's own decisions (fencing,
+   * preferred leaders), whose next plan needs only the applied image, and which must
+   * not wait for this node's partitions to catch up on a slow disk.
+   */
+  proposeApplied<T>(
+    plan: (image: MetadataImage) => { records: MetadataRecord[]; result: T },
+  ): Promise<T> {
+    return this.#enqueue(plan, { index: 0 });
+  }
+
+  /**
+   * The image a plan run now would start from, if this node is the controller and has
+   * applied its barrier of the current term (so the image holds every record committed
+   * before its term); else undefined. Proposals still in flight are not in it. For
+   * answers that change nothing (heartbeats), given without queueing behind proposals.
+   */
+  controllerImage(): MetadataImage | undefined {
+    const st = this.#driver.status();
+    if (this.#closedError() !== undefined || st.role !== "leader") return undefined;
+    return st.term === this.#barrierTerm ? this.#image : undefined;
   }
 
   /**
@@ -358,8 +399,28 @@ export class RaftMetadataStore {
 
   // ---- proposals --------------------------------------------------------------------
 
+  /**
+   * Queues `plan` behind this node's earlier proposals; settles once its entry is
+   * committed and applied here. The next plan waits only for that, never for the
+   * listeners: plans read the applied image, and a slow listener (a node creating many
+   * partitions on a slow disk) must not hold up the controller's decisions.
+   * `seen.index` becomes the Raft index the caller's listeners must reach: the last entry
+   * the plan's image holds, then the plan's own entry once applied.
+   */
+  #enqueue<T>(
+    plan: (image: MetadataImage) => { records: MetadataRecord[]; result: T },
+    seen: { index: number },
+  ): Promise<T> {
+    const refusal = this.#refusal();
+    if (refusal !== undefined) return Promise.reject(refusal);
+    const p = this.#proposals.then(() => this.#runProposal(plan, seen));
+    this.#proposals = p.catch(() => {});
+    return p;
+  }
+
   async #runProposal<T>(
     plan: (image: MetadataImage) => { records: MetadataRecord[]; result: T },
+    seen: { index: number },
   ): Promise<T> {
     const refusal = this.#refusal();
     if (refusal !== undefined) throw refusal;
@@ -380,6 +441,7 @@ export class RaftMetadataStore {
       st = driver.status();
     }
     if (st.role !== "leader") throw new NotLeaderError(st.leader);
+    seen.index = this.#imageIndex;
     const { records, result } = plan(this.#image);
     if (records.length === 0) return result;
     // Images are immutable, so this only checks: records that do not apply (a bug in the
@@ -388,7 +450,7 @@ export class RaftMetadataStore {
     // No await since the checks above: the entry is appended in this term, right after
     // entries this node proposed and already applied, so the plan's image is current.
     const { index } = await driver.propose(encodeMetadataEntry(records));
-    await this.#waitForIndex(index);
+    seen.index = index;
     return result;
   }
 
@@ -423,6 +485,7 @@ export class RaftMetadataStore {
       const records = decodeMetadataEntry(data);
       const prev = this.#image;
       this.#image = records.length === 0 ? prev : prev.applyAll(records);
+      this.#imageIndex = index;
       this.#notify({ prev, next: this.#image, index });
     } catch (err) {
       this.#fail(err as Error, `apply the entry at Raft index ${index}`);

@@ -394,6 +394,183 @@ Deno.test("decideFencing() with every broker gone leaves partitions leaderless w
   assert.equal(image.liveBrokers().length, 0);
 });
 
+/**
+ * One moment of a controller that runs at `at` (it ticks; a gap over half a session,
+ * 750 ms, between two moments is a stall), then takes the inputs and fences.
+ */
+interface LivenessStep {
+  at: number;
+  heartbeat?: number[];
+  /** A heartbeat arrives and is held (it waits for records). */
+  received?: number;
+  /** The held heartbeat is answered. */
+  answered?: number;
+  lost?: number;
+  /** Every broker fenced after this step's fencing check. */
+  fenced?: number[];
+}
+
+/** Moments every 100 ms from `from` to `to` (both included), with no input. */
+function running(from: number, to: number): LivenessStep[] {
+  const out: LivenessStep[] = [];
+  for (let at = from; at <= to; at += 100) out.push({ at });
+  return out;
+}
+
+Deno.test("BrokerHeartbeatTracker: silence counts only while the controller could hear", async (t) => {
+  const table: { name: string; steps: LivenessStep[] }[] = [
+    {
+      name: "a stall over half a session gives every broker a fresh session from the resume",
+      steps: [
+        { at: 0, heartbeat: [1, 2, 3] },
+        ...running(100, 500),
+        { at: 2500, fenced: [] }, // silent 2500 ms, but the controller ran for none of it
+        ...running(2600, 2900),
+        { at: 3000, heartbeat: [1, 2] },
+        ...running(3100, 3900),
+        { at: 3500, heartbeat: [1, 2] },
+        { at: 4000, fenced: [] },
+        { at: 4001, fenced: [3] },
+      ],
+    },
+    {
+      name: "gaps up to half a session are no stall",
+      steps: [
+        { at: 0, heartbeat: [1, 2, 3] },
+        { at: 700 },
+        { at: 1400, fenced: [] },
+        { at: 1501, fenced: [1, 2, 3] },
+      ],
+    },
+    {
+      name: "a connection lost before a stall gets its grace from the resume",
+      steps: [
+        { at: 0, heartbeat: [1, 2, 3] },
+        { at: 100, lost: 2 },
+        { at: 1000, fenced: [] },
+        ...running(1100, 1200),
+        { at: 1201, fenced: [2] },
+      ],
+    },
+    {
+      name: "a held heartbeat keeps its broker's session until it is answered",
+      steps: [
+        { at: 0, heartbeat: [1, 2, 3] },
+        { at: 100, received: 3 },
+        ...running(200, 2900),
+        { at: 3000, answered: 3, fenced: [1, 2] },
+        ...running(3100, 4500),
+        { at: 4500, fenced: [1, 2] },
+        { at: 4501, fenced: [1, 2, 3] },
+      ],
+    },
+    {
+      name: "a held heartbeat does not outlive its broker's connection",
+      steps: [
+        { at: 0, heartbeat: [1, 2, 3] },
+        { at: 100, received: 3 },
+        { at: 500, lost: 3 },
+        ...running(600, 700),
+        { at: 701, fenced: [3] },
+      ],
+    },
+    {
+      name: "the broker whose heartbeat was held is silent from the answer on",
+      steps: [
+        { at: 0, heartbeat: [1, 2, 3] },
+        ...running(100, 1000),
+        { at: 1000, received: 2 },
+        ...running(1100, 1400),
+        { at: 1500, fenced: [] },
+        { at: 1501, fenced: [1, 3] },
+        { at: 1600, answered: 2 },
+        ...running(1700, 3000),
+        { at: 3100, fenced: [1, 3] },
+        { at: 3101, fenced: [1, 2, 3] },
+      ],
+    },
+  ];
+  for (const c of table) {
+    await t.step(c.name, () => {
+      let image = withTopic(withBrokers(MetadataImage.EMPTY, [1, 2, 3]), "T", [
+        { replicas: [1, 2, 3], isr: [1, 2, 3], leader: 1 },
+      ]);
+      const hb = (id: number): BrokerHeartbeat => ({
+        brokerId: id,
+        brokerEpoch: image.brokers.get(id)!.brokerEpoch,
+        currentMetadataOffset: image.offset,
+        wantFence: false,
+        wantShutDown: false,
+      });
+      let tracker = BrokerHeartbeatTracker.start(0);
+      for (const step of [...c.steps].sort((a, b) => a.at - b.at)) {
+        tracker = tracker.tick(step.at);
+        for (const id of step.heartbeat ?? []) {
+          const d = tracker.heartbeat(image, hb(id), step.at);
+          tracker = d.tracker;
+          image = image.applyAll(d.records);
+        }
+        if (step.received !== undefined) {
+          tracker = tracker.heartbeatReceived(image, hb(step.received), step.at);
+        }
+        if (step.answered !== undefined) {
+          tracker = tracker.heartbeatAnswered(step.answered, step.at);
+        }
+        if (step.lost !== undefined) tracker = tracker.connectionLost(step.lost, step.at);
+        image = image.applyAll(decideFencing(image, tracker, step.at));
+        if (step.fenced !== undefined) {
+          const fenced = [...image.brokers.values()].filter((b) => b.fenced).map((b) => b.brokerId);
+          assert.deepEqual(fenced, step.fenced, `at ${step.at}`);
+        }
+      }
+    });
+  }
+});
+
+Deno.test("BrokerHeartbeatTracker.tick() marks a resume only after a gap over controllerStallMs", () => {
+  const t0 = BrokerHeartbeatTracker.start(1000);
+  assert.deepEqual([t0.lastRunMs, t0.resumedMs], [1000, 1000]);
+  const t1 = t0.tick(1750);
+  assert.deepEqual([t1.lastRunMs, t1.resumedMs], [1750, 1000], "750 ms is no stall");
+  const t2 = t1.tick(2501);
+  assert.deepEqual([t2.lastRunMs, t2.resumedMs], [2501, 2501], "751 ms is");
+  assert.equal(t2.sessions, t1.sessions, "sessions are kept; only their start moves");
+  const options = { sessionTimeoutMs: 4000 };
+  assert.equal(t1.tick(3500, options).resumedMs, 1000, "half of a longer session");
+  assert.equal(t1.tick(3800, options).resumedMs, 3800);
+  assert.equal(t1.tick(1900, { controllerStallMs: 100 }).resumedMs, 1900);
+});
+
+Deno.test("BrokerHeartbeatTracker.heartbeatReceived()/heartbeatAnswered() count held heartbeats of the registration", () => {
+  const image = withBrokers(MetadataImage.EMPTY, [1, 2]);
+  const epoch = image.brokers.get(1)!.brokerEpoch;
+  const hb = (brokerEpoch: number): BrokerHeartbeat => ({
+    brokerId: 1,
+    brokerEpoch,
+    currentMetadataOffset: image.offset,
+    wantFence: false,
+    wantShutDown: false,
+  });
+  const t0 = BrokerHeartbeatTracker.start(0).connectionLost(1, 50);
+  assert.equal(t0.heartbeatReceived(image, hb(epoch - 1), 100), t0, "a stale epoch: nothing");
+  assert.equal(t0.heartbeatAnswered(1, 100), t0, "nothing held: nothing");
+  const t1 = t0.heartbeatReceived(image, hb(epoch), 100).heartbeatReceived(image, hb(epoch), 200);
+  assert.deepEqual(
+    [t1.session(1).lastContactMs, t1.session(1).connectionLostMs, t1.session(1).heartbeatsInFlight],
+    [200, null, 2],
+  );
+  // Planning it later touches the session at planning time; the count stays.
+  const planned = t1.heartbeat(image, hb(epoch), 900).tracker;
+  assert.deepEqual([planned.session(1).lastContactMs, planned.session(1).heartbeatsInFlight], [
+    900,
+    2,
+  ]);
+  const t2 = planned.heartbeatAnswered(1, 1000).heartbeatAnswered(1, 800);
+  assert.deepEqual([t2.session(1).lastContactMs, t2.session(1).heartbeatsInFlight], [1000, 0]);
+  assert.equal(t2.heartbeatAnswered(1, 5000), t2);
+  assert.equal(t1.registered(1, 300).session(1).heartbeatsInFlight, 2, "re-registration keeps it");
+});
+
 Deno.test("BrokerHeartbeatTracker.heartbeat() answers with Kafka's BrokerHeartbeat semantics", async (t) => {
   // Broker 1 registered at offset `reg`; brokers 2, 3 unfenced; broker 1 leads T-0.
   const fresh = () => {

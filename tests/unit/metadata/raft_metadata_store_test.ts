@@ -26,6 +26,18 @@ function newTopics(prev: MetadataImage, next: MetadataImage): string[] {
   return [...next.topicsByName.keys()].filter((n) => prev.topic(n) === undefined).sort();
 }
 
+/** A plan that creates topic `name`, refusing (TOPIC_ALREADY_EXISTS) if it exists. */
+function createTopicOrFail(name: string) {
+  return (image: MetadataImage) => {
+    const plan = planCreateTopic(
+      image,
+      { name, numPartitions: 1, replicationFactor: -1, assignments: [], configs: [] },
+      controllerContext(),
+    );
+    return { records: plan.records, result: plan.topicId };
+  };
+}
+
 async function startOne(dir: string, snapshotEvery?: number): Promise<RaftMetadataStore> {
   const store = await RaftMetadataStore.start({
     nodeId: 1,
@@ -166,6 +178,54 @@ Deno.test("RaftMetadataStore: one voter: proposes, notifies, and recovers from l
     );
   } finally {
     await store?.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("RaftMetadataStore: a slow listener holds propose() but neither the next plan nor proposeApplied()", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "raft-metadata-slow-listener-" });
+  const store = await startOne(dir);
+  const gate = Promise.withResolvers<void>();
+  try {
+    const seen: string[][] = [];
+    store.onChange(async (prev, next) => {
+      await gate.promise; // as ReplicaManager.applyImage creating partitions on a slow disk
+      seen.push(newTopics(prev, next));
+    });
+    const settled: string[] = [];
+    const first = store.propose(createTopic("first", 3)).then(() => settled.push("first"));
+    // The next plan runs on the applied image; its caller needs no listener.
+    const secondId = await withDeadline(
+      store.proposeApplied(createTopic("second")),
+      "proposeApplied() behind a held listener",
+      5000,
+    );
+    assert.equal(store.image.topic("second")?.topicId, secondId);
+    assert.ok(store.image.topic("first"), "planned after the first entry applied");
+    assert.equal(store.controllerImage(), store.image, "the controller's image is current");
+    // A plan refusing because of what it saw settles once the listeners saw it too.
+    let planned = false;
+    const duplicate = store.propose((image) => {
+      planned = true;
+      return createTopicOrFail("first")(image);
+    }).catch((err) => {
+      settled.push("duplicate");
+      return err;
+    });
+    await waitFor("the refusal to be planned", () => planned || undefined);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(settled, [], "propose() waits for the listeners, even to refuse");
+    assert.deepEqual(seen, []);
+    gate.resolve();
+    await first;
+    const err = await duplicate;
+    assert.ok(err instanceof TidelogError && err.code === ErrorCode.TOPIC_ALREADY_EXISTS);
+    assert.deepEqual(settled, ["first", "duplicate"]);
+    assert.deepEqual(seen, [["first"], ["second"]]);
+  } finally {
+    gate.resolve();
+    await store.close();
+    assert.equal(store.controllerImage(), undefined, "a closed store controls nothing");
     await Deno.remove(dir, { recursive: true });
   }
 });
