@@ -52,6 +52,15 @@ export interface CommittedOffset {
   expireTimestampMs: number | null;
 }
 
+/**
+ * An OffsetCommit whose record is not durable yet (Kafka's pendingOffsetCommits entry):
+ * `appendId` names the coordinator output that carries its record.
+ */
+export interface PendingOffsetCommit {
+  appendId: number;
+  offset: CommittedOffset;
+}
+
 /** The join-phase timer: Kafka's InitialDelayedJoin or DelayedJoin. */
 export type JoinTimer =
   | { kind: "initial"; deadlineMs: number; delayMs: number; remainingMs: number }
@@ -78,8 +87,12 @@ export class GroupMetadata {
   newMemberAdded = false;
   /** Topics the consumer-protocol members subscribe to; null if unknown. */
   subscribedTopics: Set<string> | null = null;
-  /** topic → partition → offset. */
+  /** topic → partition → offset: the durable commits, the only ones OffsetFetch shows. */
   readonly offsets = new Map<string, Map<number, CommittedOffset>>();
+  /** The append that wrote each durable offset (0: loaded), by `offsetKey`. */
+  readonly #offsetAppends = new Map<string, number>();
+  /** The latest commit per partition whose append is in flight, by `offsetKey`. */
+  readonly #pendingOffsets = new Map<string, PendingOffsetCommit>();
   joinTimer: JoinTimer | null = null;
   syncTimer: { deadlineMs: number; generationId: number } | null = null;
 
@@ -222,21 +235,54 @@ export class GroupMetadata {
     return this.offsets.get(topic)?.get(partition);
   }
 
-  setOffset(topic: string, partition: number, o: CommittedOffset): void {
+  /** Makes `o` the durable offset; `appendId` is the append that wrote it (0: loaded). */
+  setOffset(topic: string, partition: number, o: CommittedOffset, appendId = 0): void {
     let t = this.offsets.get(topic);
     if (t === undefined) this.offsets.set(topic, t = new Map());
     t.set(partition, o);
+    this.#offsetAppends.set(offsetKey(topic, partition), appendId);
   }
 
+  /** The append that wrote the durable offset, or undefined if there is none. */
+  offsetAppendId(topic: string, partition: number): number | undefined {
+    return this.#offsetAppends.get(offsetKey(topic, partition));
+  }
+
+  /** Removes the durable offset and any commit in flight (Kafka's removeOffsets). */
   deleteOffset(topic: string, partition: number): boolean {
+    const pending = this.#pendingOffsets.delete(offsetKey(topic, partition));
     const t = this.offsets.get(topic);
-    if (t === undefined || !t.delete(partition)) return false;
+    if (t === undefined || !t.delete(partition)) return pending;
     if (t.size === 0) this.offsets.delete(topic);
+    this.#offsetAppends.delete(offsetKey(topic, partition));
     return true;
   }
 
+  pendingOffset(topic: string, partition: number): PendingOffsetCommit | undefined {
+    return this.#pendingOffsets.get(offsetKey(topic, partition));
+  }
+
+  /** Stages a commit (Kafka's prepareOffsetCommit); a later one for the partition replaces it. */
+  setPendingOffset(topic: string, partition: number, pending: PendingOffsetCommit): void {
+    this.#pendingOffsets.set(offsetKey(topic, partition), pending);
+  }
+
+  /** Drops the staged commit of `appendId`, unless a later commit replaced it. */
+  clearPendingOffset(topic: string, partition: number, appendId: number): void {
+    const key = offsetKey(topic, partition);
+    if (this.#pendingOffsets.get(key)?.appendId === appendId) this.#pendingOffsets.delete(key);
+  }
+
+  /** Partitions with a commit in flight, sorted by topic, then partition. */
+  pendingPartitions(): { topic: string; partition: number }[] {
+    return [...this.#pendingOffsets.keys()].map(parseOffsetKey).sort((a, b) =>
+      a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition
+    );
+  }
+
+  /** Durable offsets or commits in flight (Kafka's hasOffsets counts both). */
   hasOffsets(): boolean {
-    return this.offsets.size > 0;
+    return this.offsets.size > 0 || this.#pendingOffsets.size > 0;
   }
 
   /** All committed offsets sorted by topic, then partition. */
@@ -250,6 +296,15 @@ export class GroupMetadata {
     }
     return out;
   }
+}
+
+function offsetKey(topic: string, partition: number): string {
+  return `${partition}\u0000${topic}`;
+}
+
+function parseOffsetKey(key: string): { topic: string; partition: number } {
+  const i = key.indexOf("\u0000");
+  return { topic: key.slice(i + 1), partition: Number(key.slice(0, i)) };
 }
 
 /** The topics of a ConsumerProtocolSubscription: int16 version, then v0's topic array. */

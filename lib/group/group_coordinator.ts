@@ -53,7 +53,17 @@ export interface CoordinatorOutput {
   responses: { requestId: RequestId; response: unknown }[];
   /** Records to persist before sending `responses`. */
   records: GroupRecord[];
+  /**
+   * Names this output's append when `records` is not empty (null otherwise): the shell
+   * reports its outcome with {@linkcode GroupCoordinator.onAppendCompleted} once the
+   * records are below the high watermark, or {@linkcode GroupCoordinator.onAppendFailed}.
+   * Offsets committed by this output are invisible until then.
+   */
+  appendId: AppendId | null;
 }
+
+/** Identifies the append of one {@linkcode CoordinatorOutput}'s records. */
+export type AppendId = number;
 
 /** The client identity of a JoinGroup (from the request header and the connection). */
 export interface JoinClient {
@@ -159,6 +169,17 @@ export class GroupCoordinator {
   #responses: { requestId: RequestId; response: unknown }[] = [];
   #records: GroupRecord[] = [];
   #nextExpiryCheckMs: number | null = null;
+  #nextAppendId: AppendId = 1;
+  /** The id the output being built will carry, once something needs it. */
+  #outputAppendId: AppendId | null = null;
+  /** Offset commits staged per append still in flight (Kafka's pendingOffsetCommits). */
+  readonly #pendingAppends = new Map<
+    AppendId,
+    {
+      group: GroupMetadata;
+      commits: { topic: string; partition: number; offset: CommittedOffset }[];
+    }
+  >();
 
   constructor(config: GroupCoordinatorConfig, options: { random: Random; log?: Logger }) {
     this.#config = {
@@ -1020,7 +1041,8 @@ export class GroupCoordinator {
           commitTimestampMs,
           expireTimestampMs,
         };
-        group.setOffset(t.name, p.partitionIndex, o);
+        // Kafka's prepareOffsetCommit: visible once the record is durable (onAppendCompleted).
+        this.#stageOffsetCommit(group, t.name, p.partitionIndex, o);
         this.#records.push({
           kind: "offset",
           groupId: group.groupId,
@@ -1042,17 +1064,22 @@ export class GroupCoordinator {
       const groups = req.groups.map((g) => ({
         groupId: g.groupId,
         errorCode: ErrorCode.NONE,
-        topics: this.#fetchOffsets(g.groupId, g.topics),
+        topics: this.#fetchOffsets(g.groupId, g.topics, req.requireStable),
       }));
       return fitResponse(ApiKey.OffsetFetch, version, { groups });
     }
-    const topics = this.#fetchOffsets(req.groupId, version >= 2 ? req.topics : req.topics ?? []);
+    const topics = this.#fetchOffsets(
+      req.groupId,
+      version >= 2 ? req.topics : req.topics ?? [],
+      version >= 7 && req.requireStable,
+    );
     return fitResponse(ApiKey.OffsetFetch, version, { errorCode: ErrorCode.NONE, topics });
   }
 
   #fetchOffsets(
     groupId: string,
     requested: { name: string; partitionIndexes: number[] }[] | null,
+    requireStable: boolean,
   ) {
     const group = this.#groups.get(groupId);
     const wanted = requested ??
@@ -1062,6 +1089,17 @@ export class GroupCoordinator {
     return wanted.map((t) => ({
       name: t.name,
       partitions: t.partitionIndexes.map((p) => {
+        // Kafka's getOffsets: with requireStable (KIP-447) a commit in flight makes the
+        // partition UNSTABLE_OFFSET_COMMIT (retriable) rather than answer the older offset.
+        if (requireStable && group?.pendingOffset(t.name, p) !== undefined) {
+          return {
+            partitionIndex: p,
+            committedOffset: -1n,
+            committedLeaderEpoch: -1,
+            metadata: "",
+            errorCode: ErrorCode.UNSTABLE_OFFSET_COMMIT,
+          };
+        }
         const o = group?.offset(t.name, p);
         return {
           partitionIndex: p,
@@ -1072,6 +1110,43 @@ export class GroupCoordinator {
         };
       }),
     }));
+  }
+
+  /**
+   * The records of output `appendId` are durable: below the high watermark of their
+   * `__consumer_offsets` partition (Kafka's onOffsetCommitAppend). Its offset commits
+   * become visible, unless the offset was deleted meanwhile or a later commit is already
+   * durable. Unknown ids (outputs without commits, unloaded groups) are ignored.
+   */
+  onAppendCompleted(appendId: AppendId): void {
+    const pending = this.#pendingAppends.get(appendId);
+    if (pending === undefined) return;
+    this.#pendingAppends.delete(appendId);
+    const { group } = pending;
+    if (this.#groups.get(group.groupId) !== group) return;
+    for (const c of pending.commits) {
+      if (group.pendingOffset(c.topic, c.partition) === undefined) continue;
+      const current = group.offsetAppendId(c.topic, c.partition);
+      if (current === undefined || current < appendId) {
+        group.setOffset(c.topic, c.partition, c.offset, appendId);
+      }
+      group.clearPendingOffset(c.topic, c.partition, appendId);
+    }
+  }
+
+  /**
+   * The records of output `appendId` may not be durable (the append or its replication
+   * failed): its offset commits are dropped (Kafka's failPendingOffsetWrite), and a group
+   * the commit alone created is forgotten.
+   */
+  onAppendFailed(appendId: AppendId): void {
+    const pending = this.#pendingAppends.get(appendId);
+    if (pending === undefined) return;
+    this.#pendingAppends.delete(appendId);
+    const { group } = pending;
+    if (this.#groups.get(group.groupId) !== group) return;
+    for (const c of pending.commits) group.clearPendingOffset(c.topic, c.partition, appendId);
+    this.#maybeForgetUnusedGroup(group);
   }
 
   // ---------------------------------------------------------------- admin
@@ -1151,7 +1226,12 @@ export class GroupCoordinator {
       } else if (group.state !== "Empty") {
         errorCode = ErrorCode.NON_EMPTY_GROUP;
       } else {
-        for (const o of group.allOffsets()) {
+        // Commits in flight too: their records precede the tombstones in the log.
+        const doomed = new Map<string, { topic: string; partition: number }>();
+        for (const o of [...group.allOffsets(), ...group.pendingPartitions()]) {
+          doomed.set(`${o.partition}\u0000${o.topic}`, o);
+        }
+        for (const o of doomed.values()) {
           this.#records.push({
             kind: "offset-tombstone",
             groupId,
@@ -1330,7 +1410,8 @@ export class GroupCoordinator {
       }
       if (base !== null) {
         for (const { topic, partition, offset } of group.allOffsets()) {
-          if (keep.has(topic)) continue;
+          // Kafka: an offset with a commit in flight does not expire.
+          if (keep.has(topic) || group.pendingOffset(topic, partition) !== undefined) continue;
           const expired = offset.expireTimestampMs !== null
             ? nowMs >= offset.expireTimestampMs
             : nowMs - base(offset) >= retention;
@@ -1488,6 +1569,11 @@ export class GroupCoordinator {
       group.state = "Dead";
       this.#groups.delete(group.groupId);
     }
+    for (const [id, pending] of this.#pendingAppends) {
+      if (this.#groups.get(pending.group.groupId) !== pending.group) {
+        this.#pendingAppends.delete(id);
+      }
+    }
     if (this.#groups.size === 0) this.#nextExpiryCheckMs = null;
     return this.#flush();
   }
@@ -1592,10 +1678,26 @@ export class GroupCoordinator {
   }
 
   #flush(): CoordinatorOutput {
-    const out = { responses: this.#responses, records: this.#records };
+    const appendId = this.#records.length > 0 ? this.#appendIdOfOutput() : null;
+    const out = { responses: this.#responses, records: this.#records, appendId };
     this.#responses = [];
     this.#records = [];
+    this.#outputAppendId = null;
     return out;
+  }
+
+  #appendIdOfOutput(): AppendId {
+    this.#outputAppendId ??= this.#nextAppendId++;
+    return this.#outputAppendId;
+  }
+
+  #stageOffsetCommit(group: GroupMetadata, topic: string, partition: number, o: CommittedOffset) {
+    const appendId = this.#appendIdOfOutput();
+    group.setPendingOffset(topic, partition, { appendId, offset: o });
+    let pending = this.#pendingAppends.get(appendId);
+    if (pending === undefined) this.#pendingAppends.set(appendId, pending = { group, commits: [] });
+    assert(pending.group === group, `One output commits offsets of one group only`);
+    pending.commits.push({ topic, partition, offset: o });
   }
 
   #uuid(): string {

@@ -1,9 +1,15 @@
 /**
  * The group coordinator's I/O shell: runs the pure {@linkcode GroupCoordinator} for the
  * `__consumer_offsets` partitions this node leads, persists the records it emits into
- * those partitions (waiting for the high watermark, like acks=all) before releasing the
- * responses they belong to, drives its timers, and reloads state from the partitions
- * when they are opened (start-up, or when the topic is created).
+ * those partitions (waiting for the high watermark, like acks=all) before telling the core
+ * (which then shows the committed offsets) and releasing the responses they belong to,
+ * drives its timers, and reloads state from the partitions when they are opened (start-up,
+ * or when the topic is created).
+ *
+ * A partition is loaded only once its high watermark has reached its log end: until
+ * then its groups answer COORDINATOR_LOAD_IN_PROGRESS, so a new coordinator never shows
+ * an offset from a record that the previous leader appended but the ISR does not hold
+ * yet (it could still be lost).
  */
 import { decodeRecords, encodeRecordBatch, ErrorCode } from "../protocol/mod.ts";
 import type { Partition, ReplicaManager } from "../replication/mod.ts";
@@ -31,6 +37,8 @@ export class GroupService {
   >();
   /** Offsets partitions whose state is loaded into the core. */
   readonly #loaded = new Set<number>();
+  /** Offsets partitions led here whose log end the high watermark has not reached yet. */
+  readonly #loading = new Map<number, Partition>();
   #nextRequestId = 1;
   #timer: ReturnType<Timers["setTimeout"]> | undefined;
   #closed = false;
@@ -52,9 +60,16 @@ export class GroupService {
     return this.#loaded.has(p) ? this.#replicas.getPartition(OFFSETS_TOPIC, p) : undefined;
   }
 
-  /** NONE if this node coordinates `groupId` now, else NOT_COORDINATOR. */
+  /**
+   * NONE if this node coordinates `groupId` now, COORDINATOR_LOAD_IN_PROGRESS while its
+   * partition waits to be loaded, else NOT_COORDINATOR.
+   */
   coordinatorError(groupId: string): ErrorCode {
-    return this.#partitionOf(groupId) ? ErrorCode.NONE : ErrorCode.NOT_COORDINATOR;
+    if (this.#partitionOf(groupId)) return ErrorCode.NONE;
+    const p = groupPartition(groupId, OFFSETS_TOPIC_PARTITIONS);
+    return this.#loading.has(p)
+      ? ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
+      : ErrorCode.NOT_COORDINATOR;
   }
 
   /**
@@ -110,9 +125,15 @@ export class GroupService {
       this.#pending.delete(requestId);
       return { w, response };
     });
+    const { appendId } = output;
     durable.then(
-      () => waiters.forEach(({ w, response }) => w?.resolve(response)),
+      () => {
+        // Visible before the response goes out, so the committer reads its own commit.
+        if (appendId !== null) this.#core.onAppendCompleted(appendId);
+        waiters.forEach(({ w, response }) => w?.resolve(response));
+      },
       (err) => {
+        if (appendId !== null) this.#core.onAppendFailed(appendId);
         log.warn("Could not persist group records: {error}", { error: err });
         const failure = new TidelogError(
           ErrorCode.COORDINATOR_NOT_AVAILABLE,
@@ -174,6 +195,11 @@ export class GroupService {
       hosted.add(partition.partitionId);
       if (!this.#loaded.has(partition.partitionId)) this.#load(partition);
     }
+    for (const [p, partition] of [...this.#loading]) {
+      if (!hosted.has(p) || this.#replicas.getPartition(OFFSETS_TOPIC, p) !== partition) {
+        this.#loading.delete(p);
+      }
+    }
     for (const p of [...this.#loaded]) {
       if (!hosted.has(p)) {
         this.#loaded.delete(p);
@@ -192,13 +218,37 @@ export class GroupService {
     this.syncPartitions();
   }
 
-  /** Replays one offsets partition into the core. */
+  /**
+   * Replays one offsets partition into the core, once its high watermark covers the whole
+   * log (at once for a partition whose ISR already holds everything).
+   */
   #load(partition: Partition): void {
+    const id = partition.partitionId;
+    if (this.#loading.has(id) && this.#loading.get(id) === partition) return;
+    // Everything the new leader holds: its log is the partition's history from now on
+    // (followers truncate to it), but a tail the ISR does not hold yet is not committed:
+    // wait for it rather than show offsets a failure could still take back.
+    const end = partition.log.logEndOffset;
+    if (partition.highWatermark < end) {
+      this.#loading.set(id, partition);
+      partition.waitForHighWatermark(end - 1).then(
+        () => {
+          if (this.#closed || this.#loading.get(id) !== partition) return;
+          this.#loading.delete(id);
+          if (partition.isLeader && !partition.closed && !this.#loaded.has(id)) {
+            this.#load(partition);
+          }
+        },
+        () => {
+          // Leadership moved on (or the partition closed): the next leader loads it.
+          if (this.#loading.get(id) === partition) this.#loading.delete(id);
+        },
+      );
+      return;
+    }
+    this.#loading.delete(id);
     const records: GroupRecord[] = [];
     let offset = partition.log.logStartOffset;
-    // Everything the new leader holds: its log is the partition's history from now on
-    // (followers truncate to it), even the tail its high watermark has not reached yet.
-    const end = partition.log.logEndOffset;
     while (offset < end) {
       const { records: bytes } = partition.log.read(offset, READ_CHUNK, {
         maxOffset: end,

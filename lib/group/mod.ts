@@ -19,14 +19,17 @@
  * 1. Decode a request and call the matching method with a fresh `requestId`, the API version
  *    and the time. Reads (`offsetFetch`, `describeGroups`, `listGroups`) answer at once.
  * 2. Every other call returns a {@linkcode CoordinatorOutput}: append its `records` to the
- *    group's `__consumer_offsets` partition (acks=all), THEN send its `responses`, which may
- *    answer earlier requests (JoinGroup/SyncGroup wait for the rebalance). If the append fails,
- *    memory is ahead of the log: answer those responses with an error instead, and rebuild
- *    the partition's groups (`unload()` then `load()`) before trusting them again.
+ *    group's `__consumer_offsets` partition (acks=all), then call `onAppendCompleted(appendId)`
+ *    once they are below the high watermark, THEN send its `responses`, which may answer
+ *    earlier requests (JoinGroup/SyncGroup wait for the rebalance). If the append fails, call
+ *    `onAppendFailed(appendId)` and answer those responses with an error instead; group
+ *    metadata in memory is then ahead of the log: rebuild the partition's groups (`unload()`
+ *    then `load()`) before trusting them again.
  * 3. Arm one timer at `nextDeadlineMs()` (re-read after every call) and call `tick(now)` when
  *    it fires; late is fine, early does nothing.
- * 4. On becoming leader of partition p, read its records in log order, decode them with
- *    {@linkcode decodeGroupRecord} and call `load(records, now)`. On losing it, call
+ * 4. On becoming leader of partition p, wait until its high watermark reaches its log end
+ *    (answering COORDINATOR_LOAD_IN_PROGRESS meanwhile), read its records in log order, decode
+ *    them with {@linkcode decodeGroupRecord} and call `load(records, now)`. On losing it, call
  *    `unload(p, partitionCount)` and send the responses.
  * 5. Encode responses with the version of their request; they are already shaped for it.
  *
@@ -34,9 +37,11 @@
  * 1. Every mutating call first fires timers due at its `nowMs` and fires again at its end (a
  *    zero initial delay completes the join inside the JoinGroup call), so the outcome does not
  *    depend on how punctually the shell ticks.
- * 2. State changes take effect when the output is returned, before the records are durable
- *    (Kafka applies group state after its append callback). Responses are the only thing that
- *    must wait, which is what the shell guarantees.
+ * 2. Group state changes take effect when the output is returned, before the records are
+ *    durable (Kafka applies group state after its append callback); responses wait, which is
+ *    what the shell guarantees. Committed offsets do not: as Kafka's pendingOffsetCommits they
+ *    stay invisible to OffsetFetch (UNSTABLE_OFFSET_COMMIT with requireStable), to expiry and
+ *    to `group()` until `onAppendCompleted`, and `onAppendFailed` drops them.
  * 3. No request is left unanswered: a JoinGroup or SyncGroup superseded by another from the
  *    same member gets REBALANCE_IN_PROGRESS, a removed member's pending requests get
  *    UNKNOWN_MEMBER_ID, a fenced static member's get FENCED_INSTANCE_ID (Kafka drops some).
@@ -66,6 +71,7 @@ export {
 } from "./group_record.ts";
 export { groupPartition, javaStringHashCode } from "./group_partition.ts";
 export {
+  type AppendId,
   type CoordinatorOutput,
   GroupCoordinator,
   type GroupSnapshot,

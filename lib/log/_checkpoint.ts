@@ -1,7 +1,7 @@
 /**
- * Small checkpoint files holding one offset (`log-start-offset`, `recovery-point`),
- * replaced atomically: write a temp file, fsync it, rename it over, fsync the directory.
- * Format: a version line "0" and the offset, in decimal.
+ * Small checkpoint files holding one number (`log-start-offset`, `recovery-point`,
+ * `log-incarnation`), replaced atomically: write a temp file, fsync it, rename it over,
+ * fsync the directory. Format: a version line "0" and the number, in decimal.
  */
 import { type FileSystem, syncDir } from "../runtime/fs.ts";
 

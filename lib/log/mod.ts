@@ -5,9 +5,10 @@
  * Owns: a directory `<topic>-<partition>/` of segments `<base offset, 20 digits>.log`
  * holding whole RecordBatch v2 batches byte for byte, their sparse `.index` (relative
  * offset u32, position u32) and `.timeindex` (timestamp i64, relative offset u32), and the
- * checkpoints `log-start-offset` and `recovery-point`; appending (offsets assigned here),
- * reading by offset, ListOffsets lookups by timestamp and max timestamp, crash recovery,
- * truncation, retention, and fsync by group commit.
+ * checkpoints `log-start-offset`, `recovery-point` and `log-incarnation` (how many times
+ * the log was emptied and restarted, so derived state can tell histories apart);
+ * appending (offsets assigned here), reading by offset, ListOffsets lookups by timestamp
+ * and max timestamp, crash recovery, truncation, retention, and fsync by group commit.
  *
  * Exports: {@linkcode PartitionLog}, {@linkcode LogConfig}, {@linkcode FlushPolicy},
  * {@linkcode DEFAULT_LOG_CONFIG}, {@linkcode validateLogConfig}, the result and option
@@ -43,6 +44,9 @@
  * - Truncation and segment deletion hold off new fsync rounds while they run (appends
  *   continue); they run one at a time, in call order.
  * - `truncateTo(o)` removes the whole batch containing `o`, so logEndOffset may end below `o`.
+ * - `applyRetention(now, { maxOffset: hw })` deletes by time or size only segments whose
+ *   successor starts at or below the high watermark (Kafka's upper bound); without
+ *   `maxOffset` it deletes nothing but what lies below the log start.
  * - The time index stores (max timestamp so far, first batch with it), as Kafka does; a
  *   lookup takes the last entry strictly below the target, so the scan never skips a match.
  */
@@ -54,6 +58,7 @@ export {
   PartitionLog,
   type ReadOptions,
   type ReadResult,
+  type RetentionBounds,
 } from "./partition_log.ts";
 export {
   DEFAULT_LOG_CONFIG,

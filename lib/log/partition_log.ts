@@ -34,6 +34,12 @@ const LOG_START_FILE = "log-start-offset";
  * index files, so recovery trusts those segments and scans only the ones from it on.
  */
 const RECOVERY_POINT_FILE = "recovery-point";
+/**
+ * Checkpoint of how many times `truncateFullyAndStartAt` emptied and restarted the log
+ * (absent: never). Written before the restart starts, so that anything derived from the
+ * old history (a producer-state snapshot) can tell it apart even after a crash mid-way.
+ */
+const INCARNATION_FILE = "log-incarnation";
 const SEGMENT_FILE = /^(\d{20})\.(log|index|timeindex)$/;
 /** Batches of one append smaller than this in total are copied into one write. */
 const CONCAT_LIMIT = 256 * 1024;
@@ -88,6 +94,15 @@ export interface AppendOptions {
   logAppendTimeMs?: number;
 }
 
+/** Options of {@linkcode PartitionLog.applyRetention}. */
+export interface RetentionBounds {
+  /**
+   * Retention deletes a segment only if the next segment starts at or below this offset:
+   * the high watermark. Default: the log start offset (nothing is deleted by time or size).
+   */
+  maxOffset?: number;
+}
+
 /** Options of {@linkcode PartitionLog.read}. */
 export interface ReadOptions {
   /** Exclusive upper bound on batch base offsets (e.g. the high watermark); default logEndOffset. */
@@ -130,6 +145,7 @@ export class PartitionLog {
   /** Sorted by base offset; never empty; the last one is the active segment. */
   #segments: LogSegment[];
   #logStart: number;
+  #incarnation: number;
   /** Invariant: logStart <= durableEnd <= logEnd except transiently inside truncateTo. */
   #durableEnd: number;
   #recoveryPoint: number;
@@ -160,6 +176,7 @@ export class PartitionLog {
     segments: LogSegment[],
     logStart: number,
     recoveryPoint: number,
+    incarnation: number,
   ) {
     this.dir = dir;
     this.name = name;
@@ -171,6 +188,7 @@ export class PartitionLog {
     this.#logStart = logStart;
     this.#durableEnd = this.logEndOffset;
     this.#recoveryPoint = recoveryPoint;
+    this.#incarnation = incarnation;
     this.#armTimer();
   }
 
@@ -215,7 +233,8 @@ export class PartitionLog {
 
     const startCp = readCheckpoint(fs, dir, LOG_START_FILE);
     const recoveryCp = readCheckpoint(fs, dir, RECOVERY_POINT_FILE);
-    if (startCp === "invalid" || recoveryCp === "invalid") {
+    const incarnationCp = readCheckpoint(fs, dir, INCARNATION_FILE);
+    if (startCp === "invalid" || recoveryCp === "invalid" || incarnationCp === "invalid") {
       log.warn("Ignoring unreadable checkpoint in {dir}", { dir });
     }
     const recoveryPoint = typeof recoveryCp === "number" ? recoveryCp : 0;
@@ -315,6 +334,8 @@ export class PartitionLog {
       segments,
       logStart,
       segments[segments.length - 1]!.baseOffset,
+      // Unknown (unreadable): -1, which matches no history, so nothing derived is trusted.
+      incarnationCp === "invalid" ? -1 : incarnationCp ?? 0,
     );
     log.debug(
       "Opened log {name}: offsets {start}..{end}, {segments} segments, {scanned} scanned",
@@ -326,6 +347,16 @@ export class PartitionLog {
   /** The first offset that may be read. */
   get logStartOffset(): number {
     return this.#logStart;
+  }
+
+  /**
+   * Which history the log holds: 0 for a log never restarted, one more after each
+   * {@linkcode PartitionLog.truncateFullyAndStartAt} (persisted, and advanced before the
+   * restart begins); -1 if its checkpoint was unreadable. State derived from the log (a
+   * producer-state snapshot) records it and is not trusted for another value.
+   */
+  get incarnation(): number {
+    return this.#incarnation;
   }
 
   /** The offset the next appended record gets. */
@@ -631,7 +662,8 @@ export class PartitionLog {
   /**
    * Empties the log and restarts it at `offset` (Kafka's `truncateFullyAndStartAt`): a
    * follower whose log end fell below its leader's log start (retention deleted what it
-   * was missing) starts again where the leader's log starts. Waiters are rejected.
+   * was missing) starts again where the leader's log starts. Waiters are rejected. The
+   * log's {@linkcode PartitionLog.incarnation} advances first.
    */
   async truncateFullyAndStartAt(offset: number): Promise<void> {
     this.#checkWritable("reset");
@@ -639,6 +671,11 @@ export class PartitionLog {
       throw new RangeError(`Cannot restart "${this.name}" at ${offset}: not an offset`);
     }
     await this.#quiesced(async () => {
+      // The new incarnation goes first: from then on nothing derived from the old history
+      // is trusted, whether or not the rest completes before a crash.
+      const incarnation = Math.max(this.#incarnation, 0) + 1;
+      await writeCheckpoint(this.#fs, this.dir, INCARNATION_FILE, incarnation);
+      this.#incarnation = incarnation;
       // A crash part-way leaves either the old segments (a start past their end is
       // corrected on open) or none (open creates one at the checkpointed start).
       if (offset < this.#recoveryPoint) await this.#writeRecoveryPoint(offset);
@@ -670,12 +707,29 @@ export class PartitionLog {
    * (by their largest timestamp), or, oldest first, while the log is larger than
    * retentionBytes. Never deletes the active segment. Advances logStartOffset.
    *
+   * Time and size retention only delete a segment whose successor starts at or below
+   * `bounds.maxOffset` (Kafka: `highWatermark >= nextSegment.baseOffset`): pass the high
+   * watermark, so that nothing the ISR has not replicated yet is deleted (producers still
+   * wait for it, followers still have to fetch it) and the log start never passes the high
+   * watermark. Without `maxOffset` only segments entirely below logStartOffset go: the log
+   * cannot tell what is committed.
+   *
    * @returns the number of segments deleted
    */
-  async applyRetention(nowMs: number = this.#clock.nowMs()): Promise<number> {
+  async applyRetention(
+    nowMs: number = this.#clock.nowMs(),
+    bounds: RetentionBounds = {},
+  ): Promise<number> {
     this.#checkWritable("apply retention to");
-    if (this.#retentionCount(nowMs) === 0) return 0;
-    return await this.#quiesced(() => this.#deleteOldest(this.#retentionCount(nowMs), "retention"));
+    const maxOffset = bounds.maxOffset ?? this.#logStart;
+    if (!Number.isSafeInteger(maxOffset)) {
+      throw new RangeError(`Cannot apply retention to "${this.name}" up to ${maxOffset}`);
+    }
+    if (this.#retentionCount(nowMs, maxOffset) === 0) return 0;
+    // Counted again: appends, truncations and deletions may have run while waiting.
+    return await this.#quiesced(() =>
+      this.#deleteOldest(this.#retentionCount(nowMs, maxOffset), "retention")
+    );
   }
 
   /**
@@ -694,7 +748,10 @@ export class PartitionLog {
     if (offset <= this.#logStart) return;
     this.#logStart = offset;
     await this.#quiesced(async () => {
-      const deleted = await this.#deleteOldest(this.#retentionCount(null), "log start offset");
+      const deleted = await this.#deleteOldest(
+        this.#retentionCount(null, this.#logStart),
+        "log start offset",
+      );
       if (deleted === 0) await writeCheckpoint(this.#fs, this.dir, LOG_START_FILE, this.#logStart);
     });
   }
@@ -986,10 +1043,15 @@ export class PartitionLog {
     }
   }
 
-  /** How many of the oldest segments retention (or log start, when nowMs is null) removes. */
-  #retentionCount(nowMs: number | null): number {
+  /**
+   * How many of the oldest segments retention (or log start, when nowMs is null) removes:
+   * segment k may go only if segment k+1 starts at or below `maxOffset`, and never the
+   * active one.
+   */
+  #retentionCount(nowMs: number | null, maxOffset: number): number {
     const segs = this.#segments;
-    const last = segs.length - 1;
+    let last = segs.length - 1;
+    while (last > 0 && segs[last]!.baseOffset > Math.max(maxOffset, this.#logStart)) last--;
     let k = 0;
     while (k < last && segs[k + 1]!.baseOffset <= this.#logStart) k++;
     if (nowMs === null) return k;

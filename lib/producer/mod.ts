@@ -5,9 +5,11 @@
  *
  * Owns: {@linkcode ProducerStateManager} (pure: producer id → epoch and the metadata of
  * its last {@linkcode NUM_BATCHES_TO_RETAIN} batches; the Kafka 3.x rules), the snapshot
- * format (`producer-state.json` in the partition folder), {@linkcode PartitionProducerState}
- * (the shell that rebuilds the state on open and writes snapshots) and
- * {@linkcode ProducerIdManager} (ids in blocks reserved by `ProducerIds` metadata records).
+ * format (`producer-state-<offset, 20 digits>.json` in the partition folder, the 3 newest
+ * kept; the single `producer-state.json` of older data dirs is still read),
+ * {@linkcode PartitionProducerState} (the shell that rebuilds the state on open and after a
+ * truncation, and writes snapshots) and {@linkcode ProducerIdManager} (ids in blocks
+ * reserved by `ProducerIds` metadata records).
  *
  * Must not: know about Kafka requests or transactions (transactional and control batches
  * are refused by the produce path before they get here).
@@ -19,7 +21,10 @@
  *    partition with its code (nothing written).
  * 3. `log.append(...)`, then at once `onAppended(headers, baseOffset, ...)`, with no await
  *    between 2 and 3, so no other append interleaves.
- * 4. `close()` before the log closes (writes a snapshot); `abandon()` before deleting.
+ * 4. After the log was truncated (`truncateTo`, `truncateFullyAndStartAt`):
+ *    `producerState = await producerState.reloadAfterTruncation()`, with no append or other
+ *    truncation until it resolves.
+ * 5. `close()` before the log closes (writes a snapshot); `abandon()` before deleting.
  *
  * Non-obvious:
  * - An unknown producer id is accepted at any sequence, as in Kafka 3.x: its state may
@@ -27,13 +32,17 @@
  * - Duplicates are detected against the committed state only, and only for batches with
  *   the current epoch and the exact sequence range of one of the last 5 batches; any
  *   other repeated sequence is OUT_OF_ORDER_SEQUENCE_NUMBER.
- * - A snapshot records its offset and the CRC of the last batch below it, so one that no
- *   longer matches the log (a recovery that truncated a torn tail, later a follower
- *   truncation) is ignored and the log rescanned from its start.
+ * - A snapshot records its offset, the CRC of the last batch below it and the log's
+ *   incarnation, so one that no longer matches the log (a recovery that truncated a torn
+ *   tail, a follower truncation, a log emptied and restarted, even if a crash came before
+ *   the reload) is ignored and deleted; the newest one left at or below the log end is used
+ *   (Kafka's truncateAndReload), else the log is rescanned from its start.
+ * - Rebuilds replay the log in chunks (`replayChunkBytes` / `replayChunkBatches`) and give
+ *   the event loop back between them through the injected `timers`.
+ * - A snapshot is only written of a state that covers the log's current end: one whose log
+ *   was truncated under it (before its reload) writes nothing.
  * - Expiry uses the broker's wall clock of the last append (not record timestamps, which
  *   clients set); an entry rebuilt from the log counts from the time it was loaded.
- * - Log truncation (followers, leader-epoch truncation) is not handled yet: whoever adds
- *   it must reload the state from the log (`load()` again) after truncating.
  */
 export {
   planProducerIdBlock,
@@ -62,4 +71,5 @@ export {
   type PartitionProducerStateOptions,
   PRODUCER_STATE_FILE,
   type ProducerStateLoadInfo,
+  producerStateSnapshotFile,
 } from "./partition_producer_state.ts";

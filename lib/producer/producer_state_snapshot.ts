@@ -1,8 +1,11 @@
 /**
- * The producer-state snapshot format (`producer-state.json` in a partition's folder):
- * the state after every batch below `offset`, plus the identity of the last batch below
- * `offset`, so a snapshot that no longer matches the log (a torn tail recovered shorter,
- * a truncation) is recognised and ignored. Pure: encoding and decoding only.
+ * The producer-state snapshot format (`producer-state-<offset, 20 digits>.json` in a
+ * partition's folder; `producer-state.json` in older data dirs): the state after every
+ * batch below `offset`, the identity of the last batch below `offset`, so a snapshot that
+ * no longer matches the log (a torn tail recovered shorter, a truncation) is recognised and
+ * ignored, and the incarnation of the log it was taken from (absent in older files: 0), so
+ * one taken before the log was emptied and restarted is never trusted. Pure: encoding and
+ * decoding only.
  */
 import type { BatchMetadata, ProducerStateEntry } from "./producer_state.ts";
 
@@ -22,6 +25,8 @@ export interface ProducerStateSnapshot {
   offset: number;
   /** The last batch below `offset`, or null if the log held none below it then. */
   lastBatch: BatchIdentity | null;
+  /** `PartitionLog.incarnation` when the snapshot was taken. */
+  logIncarnation: number;
   entries: ProducerStateEntry[];
 }
 
@@ -29,6 +34,8 @@ interface SnapshotJson {
   version: number;
   offset: number;
   lastBatch: BatchIdentity | null;
+  /** Absent in snapshots written before it existed: those belong to incarnation 0. */
+  logIncarnation?: number;
   /** producerId as a decimal string (int64), epoch, lastUpdateMs, batches as tuples. */
   producers: [string, number, number, [number, number, number, number, number][]][];
 }
@@ -39,6 +46,7 @@ export function encodeSnapshot(snapshot: ProducerStateSnapshot): string {
     version: SNAPSHOT_VERSION,
     offset: snapshot.offset,
     lastBatch: snapshot.lastBatch,
+    logIncarnation: snapshot.logIncarnation,
     producers: snapshot.entries.map((e) => [
       e.producerId.toString(),
       e.producerEpoch,
@@ -74,6 +82,8 @@ export function decodeSnapshot(text: string): ProducerStateSnapshot {
   ) {
     fail("bad lastBatch");
   }
+  const logIncarnation = json.logIncarnation ?? 0;
+  if (!isInt(logIncarnation)) fail("bad logIncarnation");
   if (!Array.isArray(json.producers)) fail("bad producers");
   const entries = json.producers.map((p): ProducerStateEntry => {
     if (!Array.isArray(p) || p.length !== 4) fail("bad producer entry");
@@ -93,5 +103,5 @@ export function decodeSnapshot(text: string): ProducerStateSnapshot {
       }),
     };
   });
-  return { offset: json.offset, lastBatch: lb ?? null, entries };
+  return { offset: json.offset, lastBatch: lb ?? null, logIncarnation, entries };
 }

@@ -8,6 +8,20 @@
  * whose timestamp is at or after it (offset -1 if none). Leader epochs (v4+) are checked
  * as in Fetch.
  *
+ * Who may ask whom, as Kafka's ReplicaManager.fetchOffset and
+ * Partition.fetchOffsetForTimestamp decide: only the partition's leader answers
+ * (`fetchOnlyFromLeader`), except to replica id -2 (DEBUGGING_REPLICA_ID), which any
+ * replica answers; elsewhere NOT_LEADER_OR_FOLLOWER (the response has no KIP-951
+ * current-leader field, so clients refresh their metadata). A consumer (replica id -1)
+ * sees only offsets below the high watermark (LATEST is the high watermark; a lookup
+ * that lands at or above it answers -1); any other replica id sees the whole log (LATEST
+ * is the log end). A consumer asking a leader whose high watermark has not yet reached the
+ * start of its leader epoch (just after an election) gets OFFSET_NOT_AVAILABLE
+ * (LEADER_NOT_AVAILABLE before v5) for LATEST and for lookups with no visible answer, so
+ * it retries instead of jumping back to an older high watermark. A partition this node
+ * holds no replica of answers NOT_LEADER_OR_FOLLOWER when the topic has it (stale client
+ * metadata), UNKNOWN_TOPIC_OR_PARTITION otherwise.
+ *
  * Version notes: v0 (several old-style offsets per partition) is deprecated and not
  * served. The timestamp lookup is exact for uncompressed batches; for compressed ones
  * it answers with the first batch whose max timestamp reaches the target.
@@ -31,37 +45,72 @@ const MAX_TIMESTAMP = -3;
 const EARLIEST_LOCAL = -4;
 const LATEST_TIERED = -5;
 
+/** Kafka's ListOffsetsRequest.CONSUMER_REPLICA_ID: an ordinary client. */
+const CONSUMER_REPLICA_ID = -1;
+/** Kafka's ListOffsetsRequest.DEBUGGING_REPLICA_ID: may read any replica, up to its log end. */
+const DEBUGGING_REPLICA_ID = -2;
+
 /** Offset and timestamp for one lookup, Kafka's -1/-1 when nothing matches. */
 function lookup(
   p: Partition,
   timestamp: number,
   version: number,
+  replicaId: number,
 ): { offset: number; timestamp: number } {
   const none = { offset: -1, timestamp: -1 };
+  const isConsumer = replicaId === CONSUMER_REPLICA_ID;
+  // Kafka's lastFetchableOffset: consumers read below the high watermark (= the last
+  // stable offset, there are no transactions); replicas and debug tools up to the log end.
+  const lastFetchable = isConsumer ? p.highWatermark : p.log.logEndOffset;
+  const lagging = isConsumer && p.isLeader && epochStartOffset(p) > p.highWatermark;
+  const notAvailable = () =>
+    new TidelogError(
+      version >= 5 ? ErrorCode.OFFSET_NOT_AVAILABLE : ErrorCode.LEADER_NOT_AVAILABLE,
+      `The high watermark ${p.highWatermark} of ${p.name} has not reached the start of leader epoch ${p.leaderEpoch} yet`,
+    );
+  let found: { offset: number; timestamp: number } | null;
   switch (timestamp) {
     case LATEST:
-      return { offset: p.highWatermark, timestamp: -1 };
+      if (lagging) throw notAvailable();
+      return { offset: lastFetchable, timestamp: -1 };
     case EARLIEST:
       return { offset: p.log.logStartOffset, timestamp: -1 };
-    case MAX_TIMESTAMP:
-      if (version < 7) break;
-      return p.log.maxTimestamp() ?? none;
     case EARLIEST_LOCAL:
-      if (version < 8) break;
+      if (version < 8) throw invalidTimestamp(timestamp, version);
       return { offset: p.log.logStartOffset, timestamp: -1 };
+    case MAX_TIMESTAMP:
+      if (version < 7) throw invalidTimestamp(timestamp, version);
+      found = p.log.maxTimestamp();
+      break;
     case LATEST_TIERED:
-      if (version < 9) break;
+      if (version < 9) throw invalidTimestamp(timestamp, version);
+      // Kafka answers -1 at once for a topic without tiered storage.
       return none;
+    default:
+      if (timestamp < 0) throw invalidTimestamp(timestamp, version);
+      found = p.log.offsetForTimestamp(timestamp);
   }
-  if (timestamp < 0) {
-    throw new TidelogError(
-      ErrorCode.INVALID_REQUEST,
-      `Timestamp ${timestamp} is not valid for ListOffsets v${version}`,
-    );
-  }
-  const found = p.log.offsetForTimestamp(timestamp);
-  // A record past the high watermark is not visible to consumers yet.
-  return found && found.offset < p.highWatermark ? found : none;
+  // A record past what the asker may read is not visible (yet): Kafka answers -1, or
+  // OFFSET_NOT_AVAILABLE while the high watermark lags the epoch start.
+  if (found !== null && found.offset < lastFetchable) return found;
+  if (lagging) throw notAvailable();
+  return none;
+}
+
+function invalidTimestamp(timestamp: number, version: number): TidelogError {
+  return new TidelogError(
+    ErrorCode.INVALID_REQUEST,
+    `Timestamp ${timestamp} is not valid for ListOffsets v${version}`,
+  );
+}
+
+/**
+ * Where the current leader epoch starts in the log (Kafka's leaderEpochStartOffsetOpt,
+ * the log end when this node became leader); -1 if the cache does not know the epoch.
+ */
+function epochStartOffset(p: Partition): number {
+  const latest = p.leaderEpochCache.latestEntry;
+  return latest !== undefined && latest.epoch === p.leaderEpoch ? latest.startOffset : -1;
 }
 
 export const listOffsetsHandler: ApiHandler<typeof ApiKey.ListOffsets> = {
@@ -81,7 +130,16 @@ export const listOffsetsHandler: ApiHandler<typeof ApiKey.ListOffsets> = {
           leaderEpoch: -1,
         };
         const p = services.replicas.getPartition(t.name, q.partitionIndex);
-        if (!p) return { ...base, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION };
+        if (!p) {
+          const known = services.metadata.image.topic(t.name)?.partitions[q.partitionIndex];
+          return {
+            ...base,
+            errorCode: known
+              ? ErrorCode.NOT_LEADER_OR_FOLLOWER
+              : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+          };
+        }
+        // As Kafka's Partition.getLocalLog: the epoch is checked before the leadership.
         if (q.currentLeaderEpoch !== -1 && q.currentLeaderEpoch !== p.leaderEpoch) {
           return {
             ...base,
@@ -90,8 +148,11 @@ export const listOffsetsHandler: ApiHandler<typeof ApiKey.ListOffsets> = {
               : ErrorCode.UNKNOWN_LEADER_EPOCH,
           };
         }
+        if (p.closed || (!p.isLeader && req.replicaId !== DEBUGGING_REPLICA_ID)) {
+          return { ...base, errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER };
+        }
         try {
-          const r = lookup(p, Number(q.timestamp), version);
+          const r = lookup(p, Number(q.timestamp), version, req.replicaId);
           return {
             ...base,
             errorCode: ErrorCode.NONE,

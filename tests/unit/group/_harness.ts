@@ -2,7 +2,8 @@
  * A deterministic driver for GroupCoordinator tests: plain-number time, seeded Random,
  * request objects filled in the way the shell's decoder fills them (encode a partial body
  * for the version, decode it back), every response checked to encode for its version, and
- * every record kept for load() checks.
+ * every record kept for load() checks. Like the shell, it reports each output's append as
+ * complete (at once, or when the test says so with `holdAppends`).
  */
 import {
   ApiKey,
@@ -85,16 +86,52 @@ export class Harness {
   /** Requests still without a response. */
   readonly waiting = new Map<number, Sent>();
   /** The last output, for checks on ordering. */
-  last: CoordinatorOutput = { responses: [], records: [] };
+  last: CoordinatorOutput = { responses: [], records: [], appendId: null };
+  /**
+   * While true, outputs with records wait in `held` until `completeAppend()` or
+   * `failAppend()` (an append to `__consumer_offsets` in flight); otherwise their append
+   * completes as soon as they are absorbed. Their responses are recorded at once anyway.
+   */
+  holdAppends = false;
+  /** Outputs whose append is in flight, oldest first. */
+  readonly held: CoordinatorOutput[] = [];
   #nextId = 1;
 
   constructor(config: GroupCoordinatorConfig = testConfig(), seed = 1) {
     this.core = new GroupCoordinator(config, { random: new Random(seed), log: silentLog });
   }
 
+  /** Takes an output as the shell does: its records are appended, then its responses sent. */
+  absorb(out: CoordinatorOutput): CoordinatorOutput {
+    return this.#absorb(out);
+  }
+
+  /** The oldest held append is now durable (below the high watermark). */
+  completeAppend(out: CoordinatorOutput = this.#nextHeld()): void {
+    this.held.splice(this.held.indexOf(out), 1);
+    this.core.onAppendCompleted(out.appendId!);
+  }
+
+  /** The oldest held append failed (not durable, leadership lost, fsync error). */
+  failAppend(out: CoordinatorOutput = this.#nextHeld()): void {
+    this.held.splice(this.held.indexOf(out), 1);
+    this.core.onAppendFailed(out.appendId!);
+  }
+
+  #nextHeld(): CoordinatorOutput {
+    const out = this.held[0];
+    if (out === undefined) throw new Error("No append is in flight");
+    return out;
+  }
+
   #absorb(out: CoordinatorOutput): CoordinatorOutput {
     this.last = out;
     this.records.push(...out.records);
+    if (out.records.length > 0) {
+      if (out.appendId === null) throw new Error("Records without an appendId");
+      if (this.holdAppends) this.held.push(out);
+      else this.core.onAppendCompleted(out.appendId);
+    }
     for (const { requestId, response } of out.responses) {
       const sent = this.waiting.get(requestId);
       if (sent === undefined) {

@@ -183,7 +183,7 @@ Deno.test("GroupCoordinator: simple (generation -1) offset commits", async (t) =
       }],
     });
     h2.waiting.set(id, { apiKey: ApiKey.OffsetCommit, version: 1 });
-    h2.core.offsetCommit(id, req, 1, h2.now);
+    h2.absorb(h2.core.offsetCommit(id, req, 1, h2.now));
     assert.equal(h2.core.group("g")!.offsets[0]!.commitTimestampMs, 1234);
     h2.commit({
       version: 2,

@@ -1,7 +1,8 @@
 /**
  * PartitionProducerState on a real PartitionLog: rebuilding from the log, snapshots on
- * close and in the background, and snapshots that must be ignored (beyond the log end,
- * not matching the log, corrupt).
+ * close and in the background, snapshots that must be ignored (beyond the log end, not
+ * matching the log, corrupt), the snapshot files kept, and the single snapshot file of
+ * older data dirs.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -12,6 +13,7 @@ import {
   PartitionProducerState,
   PRODUCER_STATE_FILE,
   ProducerStateError,
+  producerStateSnapshotFile,
 } from "../../../lib/producer/mod.ts";
 import { ErrorCode, validateBatch } from "../../../lib/protocol/mod.ts";
 import { ManualClock } from "../../../lib/util/clock.ts";
@@ -55,6 +57,27 @@ async function waitForFile(path: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 5));
   }
   assert.fail(`${path} was not written`);
+}
+
+/** The snapshot files in `dir`, oldest first. */
+function snapshotFiles(dir: string): string[] {
+  return [...Deno.readDirSync(dir)].map((e) => e.name)
+    .filter((n) => /^producer-state-\d{20}\.json$/.test(n)).sort();
+}
+
+/** The path of the newest snapshot file in `dir`. */
+function latestSnapshot(dir: string): string {
+  const name = snapshotFiles(dir).at(-1);
+  assert.ok(name !== undefined, `no snapshot in ${dir}`);
+  return join(dir, name);
+}
+
+/** Replaces every snapshot in `dir` with one file for `offset` holding `text`. */
+async function onlySnapshot(dir: string, offset: number, text: string): Promise<string> {
+  for (const name of snapshotFiles(dir)) await Deno.remove(join(dir, name));
+  const path = join(dir, producerStateSnapshotFile(offset));
+  await Deno.writeTextFile(path, text);
+  return path;
 }
 
 function codeOf(fn: () => unknown): number | null {
@@ -122,12 +145,12 @@ Deno.test("PartitionProducerState snapshots bound the start-up scan", async (t) 
     for (let seq = 0; seq < 20; seq += 2) append(plog, pps, idemBatch(seq, 2));
     await pps.close();
     await plog.close();
-    const path = join(dir, PRODUCER_STATE_FILE);
 
     await t.step(
       "close() writes a snapshot at the log end; load() uses it and scans nothing",
       async () => {
-        const snap = decodeSnapshot(await Deno.readTextFile(path));
+        assert.deepEqual(snapshotFiles(dir), [producerStateSnapshotFile(20)]);
+        const snap = decodeSnapshot(await Deno.readTextFile(latestSnapshot(dir)));
         assert.equal(snap.offset, 20);
         assert.deepEqual(snap.lastBatch?.baseOffset, 18);
         plog = await openLog(dir, testConfig(), clock);
@@ -152,8 +175,8 @@ Deno.test("PartitionProducerState snapshots bound the start-up scan", async (t) 
     await t.step("a snapshot beyond the log end is ignored and deleted", async () => {
       await pps.close();
       await plog.close();
-      const snap = decodeSnapshot(await Deno.readTextFile(path));
-      await Deno.writeTextFile(path, encodeSnapshot({ ...snap, offset: 1000 }));
+      const snap = decodeSnapshot(await Deno.readTextFile(latestSnapshot(dir)));
+      const path = await onlySnapshot(dir, 1000, encodeSnapshot({ ...snap, offset: 1000 }));
       plog = await openLog(dir, testConfig(), clock);
       pps = await PartitionProducerState.load(plog, { clock });
       assert.deepEqual(scanInfo(pps), { snapshotOffset: null, scannedFrom: 0, scannedBatches: 13 });
@@ -164,10 +187,11 @@ Deno.test("PartitionProducerState snapshots bound the start-up scan", async (t) 
     await t.step("a snapshot whose last batch is not the log's is ignored", async () => {
       await pps.close();
       await plog.close();
-      const snap = decodeSnapshot(await Deno.readTextFile(path));
+      const snap = decodeSnapshot(await Deno.readTextFile(latestSnapshot(dir)));
       assert.ok(snap.lastBatch);
-      await Deno.writeTextFile(
-        path,
+      await onlySnapshot(
+        dir,
+        snap.offset,
         encodeSnapshot({ ...snap, entries: [], lastBatch: { ...snap.lastBatch, crc: 1 } }),
       );
       plog = await openLog(dir, testConfig(), clock);
@@ -179,7 +203,7 @@ Deno.test("PartitionProducerState snapshots bound the start-up scan", async (t) 
     await t.step("a corrupt snapshot is ignored", async () => {
       await pps.close();
       await plog.close();
-      await Deno.writeTextFile(path, '{"version":1,"offset":');
+      await onlySnapshot(dir, plog.logEndOffset, '{"version":1,"offset":');
       plog = await openLog(dir, testConfig(), clock);
       pps = await PartitionProducerState.load(plog, { clock });
       assert.equal(pps.loadInfo.snapshotOffset, null);
@@ -209,10 +233,10 @@ Deno.test("PartitionProducerState writes a snapshot in the background every snap
     const clock = new ManualClock(T0);
     const plog = await openLog(dir, testConfig(), clock);
     const pps = await PartitionProducerState.load(plog, { clock, snapshotIntervalBytes: 500 });
-    const path = join(dir, PRODUCER_STATE_FILE);
     let seq = 0;
     while (plog.sizeInBytes < 500) append(plog, pps, idemBatch(seq++, 1));
     const end = plog.logEndOffset;
+    const path = join(dir, producerStateSnapshotFile(end));
     // Nobody calls snapshot(): the append that crossed the threshold started the write.
     await waitForFile(path);
     const snap = decodeSnapshot(await Deno.readTextFile(path));
@@ -234,7 +258,7 @@ Deno.test("PartitionProducerState.load() snapshots at once after a long scan", a
     assert.equal(pps.loadInfo.scannedBatches, 10);
     assert.ok(pps.loadInfo.scannedBytes > 100);
     // Nobody calls snapshot(): load() started the write.
-    await waitForFile(join(dir, PRODUCER_STATE_FILE));
+    await waitForFile(join(dir, producerStateSnapshotFile(10)));
     await plog.close(); // crash again
     plog = await openLog(dir, testConfig(), clock);
     pps = await PartitionProducerState.load(plog, { clock });
@@ -252,7 +276,7 @@ Deno.test("PartitionProducerState.close() skips the write when the snapshot cove
     append(plog, pps, idemBatch(0, 1));
     await pps.close();
     await plog.close();
-    const path = join(dir, PRODUCER_STATE_FILE);
+    const path = join(dir, producerStateSnapshotFile(1));
     const written = (await Deno.stat(path)).mtime;
     await new Promise((r) => setTimeout(r, 20));
     plog = await openLog(dir, testConfig(), clock);
@@ -262,7 +286,7 @@ Deno.test("PartitionProducerState.close() skips the write when the snapshot cove
     append(plog, pps, idemBatch(1, 1)); // after close(): only to change the log end
     pps = await PartitionProducerState.load(plog, { clock });
     await pps.close();
-    assert.equal(decodeSnapshot(await Deno.readTextFile(path)).offset, 2);
+    assert.equal(decodeSnapshot(await Deno.readTextFile(latestSnapshot(dir))).offset, 2);
     await plog.close();
   });
 });
@@ -284,6 +308,48 @@ Deno.test("PartitionProducerState expires idle producers (producer.id.expiration
     assert.equal(pps.state.entry(PID), undefined);
     assert.ok(pps.state.entry(2n));
     await pps.close();
+    await plog.close();
+  });
+});
+
+Deno.test("PartitionProducerState keeps the 3 newest snapshots", async () => {
+  await withTempDir(async (dir) => {
+    const clock = new ManualClock(T0);
+    const plog = await openLog(dir, testConfig(), clock);
+    const pps = await PartitionProducerState.load(plog, { clock });
+    for (let seq = 0; seq < 5; seq++) {
+      append(plog, pps, idemBatch(seq, 1));
+      await pps.snapshot();
+    }
+    assert.deepEqual(snapshotFiles(dir), [3, 4, 5].map(producerStateSnapshotFile));
+    await pps.close();
+    await plog.close();
+  });
+});
+
+Deno.test("PartitionProducerState reads the single producer-state.json of older data dirs", async () => {
+  await withTempDir(async (dir) => {
+    const clock = new ManualClock(T0);
+    let plog = await openLog(dir, testConfig(), clock);
+    let pps = await PartitionProducerState.load(plog, { clock });
+    for (let seq = 0; seq < 10; seq += 2) append(plog, pps, idemBatch(seq, 2));
+    await pps.close();
+    await plog.close();
+    // The file as the previous version wrote it: no logIncarnation, one fixed name.
+    const { logIncarnation: _, ...old } = JSON.parse(await Deno.readTextFile(latestSnapshot(dir)));
+    await Deno.remove(latestSnapshot(dir));
+    const legacy = join(dir, PRODUCER_STATE_FILE);
+    await Deno.writeTextFile(legacy, JSON.stringify(old));
+
+    plog = await openLog(dir, testConfig(), clock);
+    pps = await PartitionProducerState.load(plog, { clock });
+    assert.deepEqual(scanInfo(pps), { snapshotOffset: 10, scannedFrom: 10, scannedBatches: 0 });
+    assert.equal(append(plog, pps, idemBatch(8, 2)).duplicate, true);
+    append(plog, pps, idemBatch(10, 2));
+    await pps.close();
+    // Superseded by the new snapshot.
+    await assert.rejects(Deno.stat(legacy), Deno.errors.NotFound);
+    assert.deepEqual(snapshotFiles(dir), [producerStateSnapshotFile(12)]);
     await plog.close();
   });
 });

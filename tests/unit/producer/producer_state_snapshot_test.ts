@@ -9,6 +9,7 @@ import {
 const SNAPSHOT: ProducerStateSnapshot = {
   offset: 120,
   lastBatch: { baseOffset: 110, lastOffset: 119, crc: 0xdeadbeef },
+  logIncarnation: 2,
   entries: [
     {
       producerId: 9_007_199_254_740_993n, // beyond 2^53: kept exact as a string
@@ -25,8 +26,13 @@ const SNAPSHOT: ProducerStateSnapshot = {
 
 Deno.test("encodeSnapshot()/decodeSnapshot() round-trip every field", () => {
   assert.deepEqual(decodeSnapshot(encodeSnapshot(SNAPSHOT)), SNAPSHOT);
-  const empty = { offset: 0, lastBatch: null, entries: [] };
+  const empty = { offset: 0, lastBatch: null, logIncarnation: 0, entries: [] };
   assert.deepEqual(decodeSnapshot(encodeSnapshot(empty)), empty);
+});
+
+Deno.test("decodeSnapshot() reads snapshots written before logIncarnation existed as incarnation 0", () => {
+  const { logIncarnation: _, ...old } = JSON.parse(encodeSnapshot(SNAPSHOT));
+  assert.deepEqual(decodeSnapshot(JSON.stringify(old)), { ...SNAPSHOT, logIncarnation: 0 });
 });
 
 Deno.test("decodeSnapshot() refuses malformed snapshots with SyntaxError", async (t) => {
@@ -37,6 +43,7 @@ Deno.test("decodeSnapshot() refuses malformed snapshots with SyntaxError", async
     ["another version", { ...good, version: 2 }],
     ["a negative offset", { ...good, offset: -1 }],
     ["a fractional offset", { ...good, offset: 1.5 }],
+    ["a fractional logIncarnation", { ...good, logIncarnation: 0.5 }],
     ["a lastBatch without crc", { ...good, lastBatch: { baseOffset: 1, lastOffset: 2 } }],
     ["producers not an array", { ...good, producers: {} }],
     ["a short producer entry", { ...good, producers: [["1", 0, 0]] }],
