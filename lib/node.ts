@@ -47,6 +47,8 @@ const CONTROLLED_SHUTDOWN_TIMEOUT_MS = 5000;
  * ControllerService gives a previous controller).
  */
 const RAFT_TICK_MS = 50;
+/** How often a broker checks that its session with the controller is still valid. */
+const QUORUM_CHECK_MS = 50;
 /** How often the node checks whether its metadata store has failed. */
 const FAILURE_CHECK_MS = 100;
 /** How long start-up waits to be unfenced before serving anyway. */
@@ -181,6 +183,8 @@ export class Node {
   readonly #runtime: Runtime;
   readonly #retentionTimer: ReturnType<Timers["setInterval"]>;
   readonly #failureWatch: ReturnType<Timers["setInterval"]>;
+  readonly #quorumWatch: ReturnType<Timers["setInterval"]>;
+  #quorumLost = false;
   #retentionRunning = false;
   #stopped: Promise<void> | null = null;
 
@@ -196,6 +200,7 @@ export class Node {
     clustered: boolean;
     runtime: Runtime;
     failureWatch: ReturnType<Timers["setInterval"]>;
+    sessionTimeoutMs: number;
     retentionCheckIntervalMs: number;
   }) {
     this.#listener = parts.listener;
@@ -213,6 +218,19 @@ export class Node {
       parts.retentionCheckIntervalMs,
     );
     this.#failureWatch = parts.failureWatch;
+    // A broker cut off from the controller quorum for its session stops leading (the
+    // controller has fenced it, or is about to): clients then get NOT_LEADER_OR_FOLLOWER
+    // and find the new leader, instead of waiting on one that cannot replicate.
+    const { clock } = parts.runtime;
+    this.#quorumWatch = parts.runtime.timers.setInterval(() => {
+      const sent = this.#lifecycle.lastAckedHeartbeatSentMs;
+      const lost = sent >= 0 && clock.nowMs() - sent > parts.sessionTimeoutMs;
+      if (lost !== this.#quorumLost) {
+        this.#quorumLost = lost;
+        // The group coordinator follows the offsets partitions this node leads.
+        void this.#replicas.setQuorumLost(lost).then(() => this.#groups.syncPartitions());
+      }
+    }, QUORUM_CHECK_MS);
   }
 
   /**
@@ -446,6 +464,7 @@ export class Node {
         heartbeatIntervalMs: options.brokerHeartbeatIntervalMs,
         timers,
         random,
+        clock,
       });
       lifecycleRef.current = lifecycle;
       const lc = lifecycle;
@@ -496,6 +515,7 @@ export class Node {
         runtime: rt,
         retentionCheckIntervalMs: options.retentionCheckIntervalMs,
         failureWatch: failureWatch!,
+        sessionTimeoutMs: options.brokerSessionTimeoutMs,
       });
       halt.current = () => node.halt();
       return node;
@@ -588,6 +608,7 @@ export class Node {
       const { timers } = this.#runtime;
       timers.clearInterval(this.#retentionTimer);
       timers.clearInterval(this.#failureWatch);
+      timers.clearInterval(this.#quorumWatch);
       const steps: (() => unknown)[] = [
         () => this.#listener.close(),
         () => this.#lifecycle.close(),
@@ -620,6 +641,7 @@ export class Node {
       const { clock, timers } = this.#runtime;
       timers.clearInterval(this.#retentionTimer);
       timers.clearInterval(this.#failureWatch);
+      timers.clearInterval(this.#quorumWatch);
       if (this.#clustered) {
         const started = clock.nowMs();
         const done = await this.#lifecycle.controlledShutdown(CONTROLLED_SHUTDOWN_TIMEOUT_MS);

@@ -10,6 +10,7 @@ import type { Logger } from "@logtape/logtape";
 import { ErrorCode } from "../protocol/error_codes.ts";
 import { systemTimers, type TimerHandle, type Timers } from "../runtime/timers.ts";
 import { TidelogError } from "../util/errors.ts";
+import { type Clock, systemClock } from "../util/clock.ts";
 import { getLogger } from "../util/log.ts";
 import type { Random } from "../util/random.ts";
 import type { ControllerChannel } from "./controller_channel.ts";
@@ -34,6 +35,8 @@ export interface BrokerLifecycleOptions {
   timers?: Timers;
   /** Source of the incarnation id (seeded in simulations). @default the OS's generator */
   random?: Random;
+  /** When heartbeats were sent (the broker's session lease). @default systemClock */
+  clock?: Clock;
   logger?: Logger;
 }
 
@@ -42,7 +45,10 @@ export class BrokerLifecycle {
   readonly #o: BrokerLifecycleOptions;
   readonly #log: Logger;
   readonly #timers: Timers;
+  readonly #clock: Clock;
   readonly incarnationId: string;
+  /** When the last heartbeat the controller answered was sent; -1: none yet. */
+  #lastAckedSendMs = -1;
   #brokerEpoch = -1;
   #fenced = true;
   #wantShutDown = false;
@@ -56,6 +62,7 @@ export class BrokerLifecycle {
     this.#o = options;
     this.#log = options.logger ?? getLogger(["tidelog", "broker"]);
     this.#timers = options.timers ?? systemTimers;
+    this.#clock = options.clock ?? systemClock;
     this.incarnationId = randomUuid(options.random);
     this.#loop = this.#run();
   }
@@ -63,6 +70,16 @@ export class BrokerLifecycle {
   /** The epoch of this broker's registration; -1 until registered. */
   get brokerEpoch(): number {
     return this.#brokerEpoch;
+  }
+
+  /**
+   * When the last heartbeat the controller answered was sent (-1 before the first). The
+   * controller fences a broker it has not heard from for the session timeout, counted
+   * from when a heartbeat arrived, which is after it was sent: so once this is older than
+   * the session timeout, the controller may have fenced this broker already.
+   */
+  get lastAckedHeartbeatSentMs(): number {
+    return this.#lastAckedSendMs;
   }
 
   /** Whether the controller last said this broker is fenced. */
@@ -111,6 +128,7 @@ export class BrokerLifecycle {
             epoch: this.#brokerEpoch,
           });
         }
+        const sentMs = this.#clock.nowMs();
         const reply = await o.channel.heartbeat({
           brokerId: o.nodeId,
           brokerEpoch: this.#brokerEpoch,
@@ -118,6 +136,7 @@ export class BrokerLifecycle {
           wantFence: false,
           wantShutDown: this.#wantShutDown,
         }, Math.max(1000, o.heartbeatIntervalMs * 4));
+        this.#lastAckedSendMs = Math.max(this.#lastAckedSendMs, sentMs);
         this.#setFenced(reply.isFenced);
         if (reply.shouldShutDown) this.#shutdownReady.resolve();
       } catch (err) {

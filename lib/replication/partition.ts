@@ -14,8 +14,8 @@ import type { PartitionLog } from "../log/mod.ts";
 import type { LeaderRecoveryState, PartitionState } from "../metadata/mod.ts";
 import { ErrorCode } from "../protocol/error_codes.ts";
 import type { BatchHeader } from "../protocol/record_batch.ts";
-import { PartitionProducerState } from "../producer/mod.ts";
-import { denoFs, type FileSystem } from "../runtime/fs.ts";
+import type { PartitionProducerState } from "../producer/mod.ts";
+import type { FileSystem } from "../runtime/fs.ts";
 import { systemTimers, type TimerHandle, type Timers } from "../runtime/timers.ts";
 import type { Clock } from "../util/clock.ts";
 import { TidelogError } from "../util/errors.ts";
@@ -67,8 +67,6 @@ export class Partition {
   readonly #core: PartitionCore;
   readonly #clock: Clock;
   readonly #timers: Timers;
-  /** The log's disk, where a truncation's rebuilt producer state is snapshotted. */
-  readonly #fs: FileSystem;
   #hooks: PartitionHooks | null = null;
   #waiters = new Set<() => void>();
   #ackWaiters: AckWaiter[] = [];
@@ -103,7 +101,6 @@ export class Partition {
     this.leaderEpochCache = init.leaderEpochCache;
     this.#clock = deps.clock;
     this.#timers = deps.timers ?? systemTimers;
-    this.#fs = deps.fs ?? denoFs;
     this.#core = new PartitionCore(
       { nodeId: deps.nodeId, replicaLagTimeMaxMs: deps.replicaLagTimeMaxMs ?? 5000 },
       { leaderEpoch: init.leaderEpoch, hw: init.log.logStartOffset },
@@ -329,11 +326,8 @@ export class Partition {
   #truncating(cut: () => Promise<boolean>): Promise<void> {
     const run = this.#truncation.then(async () => {
       if (await cut()) {
-        await this.producerState.abandon();
-        this.producerState = await PartitionProducerState.load(this.log, {
-          clock: this.#clock,
-          fs: this.#fs,
-        });
+        // From the newest snapshot at or below the new end, replayed in chunks that yield.
+        this.producerState = await this.producerState.reloadAfterTruncation();
       }
       this.#core.clampHighWatermark(this.#offsets());
     });

@@ -275,6 +275,7 @@ export class ReplicaManager {
       const producerState = await PartitionProducerState.load(partitionLog, {
         clock: this.#clock,
         fs: this.#fs,
+        timers: this.#timers,
       });
       const leaderEpochCache = await LeaderEpochFileCache.open(partitionLog, { fs: this.#fs });
       const partition = new Partition(
@@ -474,7 +475,10 @@ export class ReplicaManager {
   async applyRetention(): Promise<void> {
     const now = this.#clock.nowMs();
     for (const partition of this.#partitions.values()) {
-      const deleted = await partition.log.applyRetention(now);
+      // Never at or above the high watermark: that data may be on no other replica yet.
+      const deleted = await partition.log.applyRetention(now, {
+        maxOffset: partition.highWatermark,
+      });
       if (deleted > 0) {
         if (!partition.closed) {
           partition.leaderEpochCache.truncateFromStart(partition.log.logStartOffset);

@@ -76,6 +76,7 @@ Deno.test({
       // The leader is the controller; its followers lose their Kafka links to it, so they
       // are fenced and the ISR shrinks to the leader alone; then the leader dies and only
       // out-of-sync replicas are left.
+      sim.disturb("the test's cuts", "all");
       for (const o of others) {
         sim.net.cut(`n${leader.id}`, `n${o.id}`, KAFKA_PORT);
         sim.net.cut(`n${o.id}`, `n${leader.id}`, KAFKA_PORT);

@@ -38,7 +38,7 @@ import { errorCodeOf } from "../../util/errors.ts";
 import { type ApiHandler, respond } from "../handler.ts";
 import type { Timers } from "../../runtime/timers.ts";
 import type { BrokerServices } from "../services.ts";
-import { nodeEndpoints } from "./metadata.ts";
+import { leaderForClients, nodeEndpoints } from "./metadata.ts";
 
 type PartitionData = DeepPartial<FetchResponse["responses"][number]["partitions"][number]>;
 
@@ -114,7 +114,7 @@ function resolveTargets(
         ...(error !== ErrorCode.NONE && topic?.partitions[p.partition]
           ? {
             leader: {
-              leaderId: topic.partitions[p.partition]!.leader,
+              leaderId: leaderForClients(services, topic.partitions[p.partition]!.leader),
               leaderEpoch: topic.partitions[p.partition]!.leaderEpoch,
             },
           }

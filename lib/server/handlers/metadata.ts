@@ -48,27 +48,43 @@ export function nodeEndpoints(
   return out;
 }
 
+/**
+ * The leader to tell clients about: the image's, except this node itself while it leads
+ * nothing (cut off from the controller quorum, or not caught up yet). Its image may be
+ * stale and another broker may lead by now; -1 sends clients to ask the other brokers.
+ */
+export function leaderForClients(services: BrokerServices, leader: number): number {
+  return leader === services.config.nodeId && services.replicas.leadershipSuspended ? -1 : leader;
+}
+
 /** The controller id Metadata and DescribeCluster report: the Raft leader, or -1. */
 export function controllerIdOf(services: BrokerServices): number {
   return services.metadata.controllerId() ?? -1;
 }
 
 /** A Metadata topic entry for an existing topic. */
-function describeTopicWith(topic: TopicImage, live: ReadonlySet<number>) {
+function describeTopicWith(
+  services: BrokerServices,
+  topic: TopicImage,
+  live: ReadonlySet<number>,
+) {
   return {
     errorCode: ErrorCode.NONE,
     name: topic.name,
     topicId: topic.topicId,
     isInternal: topic.name === OFFSETS_TOPIC,
-    partitions: topic.partitions.map((p, partitionIndex) => ({
-      errorCode: p.leader === -1 ? ErrorCode.LEADER_NOT_AVAILABLE : ErrorCode.NONE,
-      partitionIndex,
-      leaderId: p.leader,
-      leaderEpoch: p.leaderEpoch,
-      replicaNodes: [...p.replicas],
-      isrNodes: [...p.isr],
-      offlineReplicas: p.replicas.filter((r) => !live.has(r)),
-    })),
+    partitions: topic.partitions.map((p, partitionIndex) => {
+      const leader = leaderForClients(services, p.leader);
+      return {
+        errorCode: leader === -1 ? ErrorCode.LEADER_NOT_AVAILABLE : ErrorCode.NONE,
+        partitionIndex,
+        leaderId: leader,
+        leaderEpoch: p.leaderEpoch,
+        replicaNodes: [...p.replicas],
+        isrNodes: [...p.isr],
+        offlineReplicas: p.replicas.filter((r) => !live.has(r)),
+      };
+    }),
   };
 }
 
@@ -87,7 +103,7 @@ export const metadataHandler: ApiHandler<typeof ApiKey.Metadata> = {
     const all = req.topics === null || (version === 0 && req.topics.length === 0);
     const topics = [];
     const live = new Set(services.metadata.image.liveBrokers());
-    const describeTopic = (t: TopicImage) => describeTopicWith(t, live);
+    const describeTopic = (t: TopicImage) => describeTopicWith(services, t, live);
     if (all) {
       for (const t of services.metadata.image.topicsByName.values()) topics.push(describeTopic(t));
     } else {

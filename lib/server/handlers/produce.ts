@@ -38,7 +38,7 @@ import type { Timers } from "../../runtime/timers.ts";
 import { errorCodeOf, TidelogError } from "../../util/errors.ts";
 import { type ApiHandler, respond } from "../handler.ts";
 import { getOrAutoCreateTopic } from "../topics.ts";
-import { nodeEndpoints } from "./metadata.ts";
+import { leaderForClients, nodeEndpoints } from "./metadata.ts";
 
 type PartitionResponse = DeepPartial<
   ProduceResponse["responses"][number]["partitionResponses"][number]
@@ -102,9 +102,13 @@ export const produceHandler: ApiHandler<typeof ApiKey.Produce> = {
           } else {
             partitionResponses.push({
               ...errorEntry(p.index, ErrorCode.NOT_LEADER_OR_FOLLOWER),
-              currentLeader: { leaderId: state.leader, leaderEpoch: state.leaderEpoch },
+              currentLeader: {
+                leaderId: leaderForClients(services, state.leader),
+                leaderEpoch: state.leaderEpoch,
+              },
             });
-            if (state.leader >= 0) leaders.add(state.leader);
+            const leader = leaderForClients(services, state.leader);
+            if (leader >= 0) leaders.add(leader);
           }
           failed = true;
           continue;

@@ -21,6 +21,7 @@
 import { decodeRecords } from "../../../lib/protocol/mod.ts";
 import type { MetadataImage } from "../../../lib/metadata/mod.ts";
 import type { NodeParts } from "../../../lib/node.ts";
+import type { Partition } from "../../../lib/replication/mod.ts";
 import { type ClusterSim, TOPIC } from "./cluster_sim.ts";
 
 const decoder = new TextDecoder();
@@ -35,11 +36,24 @@ export function latestImage(sim: ClusterSim): MetadataImage | null {
   return best;
 }
 
+/**
+ * Beyond the session timeout, how long a fencing may take to show in the committed
+ * metadata (a slow controller disk delays commits, not decisions).
+ */
+const FENCING_SLACK_MS = 3000;
+
 /** Invariants checked after every event. */
 export class StepChecker {
   readonly #sim: ClusterSim;
-  /** node:partition → the last durable end seen while the node was up. */
-  readonly #durable = new Map<string, number>();
+  /**
+   * Topic-partition key → node → the last durable end seen while the node was up (kept
+   * after it dies: what was durable stays so).
+   */
+  readonly #durable = new Map<string, Map<number, number>>();
+  /** Each partition object's key, built once (this runs after every event). */
+  readonly #keys = new WeakMap<Partition, string>();
+  /** Node:partition keys of the internal partitions sampled in this (full) check. */
+  readonly #freshly = new Set<string>();
   /**
    * Per incarnation (its parts): topic-partition → [leader epoch, partition epoch] last
    * seen in its image, and the image last checked. A restart may begin from an older image.
@@ -48,6 +62,9 @@ export class StepChecker {
   readonly #lastImage = new WeakMap<NodeParts, MetadataImage>();
   readonly violations: string[] = [];
   checks = 0;
+  #lastLatest: MetadataImage | null = null;
+  /** Who was controller until when, as the nodes' stores said (newest last). */
+  readonly #controllers: { id: number; until: number }[] = [];
 
   constructor(sim: ClusterSim) {
     this.#sim = sim;
@@ -62,11 +79,24 @@ export class StepChecker {
   check(): void {
     this.checks++;
     const sim = this.#sim;
+    // The clients' topic after every event; the internal ones (__consumer_offsets: 50
+    // partitions per node) every 16th, which is cheaper and still catches a lasting breach.
+    const full = this.checks % 16 === 0;
+    if (full) this.#freshly.clear();
     for (const m of sim.machines) {
       const parts = m.parts;
       if (parts === null) continue;
       for (const p of parts.replicas.partitions()) {
-        if (!p.closed) this.#durable.set(`${m.id}:${p.partitionId}`, p.log.durableEndOffset);
+        if (p.closed || (!full && p.topic !== TOPIC)) continue;
+        this.#durableOf(p).set(m.id, p.log.durableEndOffset);
+        if (full && p.topic !== TOPIC) this.#freshly.add(`${m.id}:${this.#keys.get(p)}`);
+        // Retention and DeleteRecords never go past the high watermark (Kafka's rule):
+        // what lies above it may not be replicated anywhere yet.
+        if (p.log.logStartOffset > p.highWatermark) {
+          this.#fail(
+            `n${m.id}: log start ${p.log.logStartOffset} of ${p.name} is above its high watermark ${p.highWatermark} (${p.role})`,
+          );
+        }
       }
       const image = parts.store.image;
       if (this.#lastImage.get(parts) !== image) {
@@ -74,31 +104,44 @@ export class StepChecker {
         this.#checkImage(m.id, parts, image);
       }
     }
+    for (const m of sim.machines) {
+      if (m.parts?.store.isController()) {
+        const last = this.#controllers.at(-1);
+        if (last?.id === m.id) last.until = sim.now;
+        else this.#controllers.push({ id: m.id, until: sim.now });
+      }
+    }
     const latest = latestImage(sim);
-    const topic = latest?.topic(TOPIC);
-    if (!latest || !topic) return;
+    if (!latest) return;
+    if (latest !== this.#lastLatest) {
+      if (this.#lastLatest !== null && latest.offset > this.#lastLatest.offset) {
+        this.#checkFencing(this.#lastLatest, latest);
+      }
+      this.#lastLatest = latest;
+    }
     const leaders = new Map<string, number>();
     for (const m of sim.machines) {
       const parts = m.parts;
       if (parts === null || m.proc?.state === "dead") continue;
       for (const p of parts.replicas.partitions()) {
-        if (!p.isLeader || p.closed || p.topic !== TOPIC) continue;
-        const key = `${p.partitionId}@${p.leaderEpoch}`;
+        if (!p.isLeader || p.closed || (!full && p.topic !== TOPIC)) continue;
+        const key = `${p.name}@${p.leaderEpoch}`;
         const other = leaders.get(key);
         if (other !== undefined) {
-          this.#fail(
-            `n${other} and n${m.id} both lead partition ${p.partitionId} in epoch ${p.leaderEpoch}`,
-          );
+          this.#fail(`n${other} and n${m.id} both lead ${p.name} in epoch ${p.leaderEpoch}`);
         }
         leaders.set(key, m.id);
-        const st = topic.partitions[p.partitionId];
+        const st = latest.topicsById.get(p.topicId)?.partitions[p.partitionId];
         if (!st || st.leaderEpoch !== p.leaderEpoch) continue;
         for (const member of st.isr) {
           if (member === m.id) continue;
-          const durable = this.#durable.get(`${member}:${p.partitionId}`);
+          // For the sampled internal topics, only what this check saw: a member that died
+          // since its last sample may have reported more than was seen.
+          if (p.topic !== TOPIC && !this.#freshly.has(`${member}:${this.#keys.get(p)}`)) continue;
+          const durable = this.#durableOf(p).get(member);
           if (durable !== undefined && p.highWatermark > durable) {
             this.#fail(
-              `leader n${m.id} of partition ${p.partitionId} (epoch ${p.leaderEpoch}) has HW ${p.highWatermark} above the durable end ${durable} of committed ISR member n${member} (ISR ${
+              `leader n${m.id} of ${p.name} (epoch ${p.leaderEpoch}) has HW ${p.highWatermark} above the durable end ${durable} of committed ISR member n${member} (ISR ${
                 st.isr.join(",")
               }, partition epoch ${st.partitionEpoch}, leader's ${p.partitionEpoch})`,
             );
@@ -106,6 +149,59 @@ export class StepChecker {
         }
       }
     }
+  }
+
+  /**
+   * A broker fenced while it ran and reached the controller, with no fault on either in
+   * the session before: the controller fenced a live broker (a stalled controller's
+   * "fencing storm", issue 10 §1.4). Slow disks are not an excuse: they must not cost
+   * anyone their session.
+   */
+  #checkFencing(prev: MetadataImage, next: MetadataImage): void {
+    const sim = this.#sim;
+    for (const [id, b] of next.brokers) {
+      const before = prev.brokers.get(id);
+      if (!b.fenced || !before || before.fenced || before.brokerEpoch !== b.brokerEpoch) continue;
+      if (before.inControlledShutdown) continue;
+      const controllers = sim.machines.flatMap((m) => {
+        const c = m.parts?.store.controllerId();
+        return c === null || c === undefined ? [] : [c];
+      });
+      const window = 1500 + FENCING_SLACK_MS;
+      const from = sim.now - window;
+      // A slow disk excuses nothing, except the fencing of a controller it cost the role.
+      const excuses = sim.disturbancesOf([id, ...controllers], from, sim.now).filter((d) =>
+        d.what !== "slowDisk" ||
+        (d.nodes !== "all" && d.nodes.has(id) && !controllers.includes(id) &&
+          this.#wasController(id, from))
+      );
+      if (excuses.length === 0) {
+        this.#fail(
+          `broker ${id} was fenced (controller ${
+            [...new Set(controllers)].join("/")
+          }) though it ran and reached the controller: no fault touched either in the last ${window} ms`,
+        );
+      }
+    }
+  }
+
+  /** Whether node `id` was the controller (some node said so) at or after `since`. */
+  #wasController(id: number, since: number): boolean {
+    return this.#controllers.some((c) => c.id === id && c.until >= since);
+  }
+
+  #durableOf(p: Partition): Map<number, number> {
+    let key = this.#keys.get(p);
+    if (key === undefined) {
+      key = `${p.topicId}-${p.partitionId}`;
+      this.#keys.set(p, key);
+    }
+    let byNode = this.#durable.get(key);
+    if (byNode === undefined) {
+      byNode = new Map();
+      this.#durable.set(key, byNode);
+    }
+    return byNode;
   }
 
   #checkImage(nodeId: number, parts: NodeParts, image: MetadataImage): void {
@@ -123,6 +219,9 @@ export class StepChecker {
               }, fenced ${b?.fenced}) (I5)`,
             );
           }
+        }
+        if (p.leaderRecoveryState === 1 && t.name === TOPIC) {
+          this.#sim.history.uncleanPartitions.add(i);
         }
         const before = seen.get(key);
         if (before && (p.leaderEpoch < before[0] || p.partitionEpoch < before[1])) {
@@ -143,6 +242,8 @@ export interface FinalPartition {
   partition: number;
   leader: number;
   hw: number;
+  /** Below it, retention deleted the records. */
+  logStart: number;
   values: Map<number, string>;
 }
 
@@ -155,7 +256,7 @@ export function checkData(sim: ClusterSim, finals: FinalPartition[]): string[] {
   const h = sim.history;
   const known = new Map<string, number>();
   for (const f of finals) {
-    for (let o = 0; o < f.hw; o++) {
+    for (let o = f.logStart; o < f.hw; o++) {
       const v = f.values.get(o);
       if (v === undefined) {
         fail(
@@ -169,6 +270,7 @@ export function checkData(sim: ClusterSim, finals: FinalPartition[]): string[] {
       }
     }
     for (const [offset, value] of h.read.get(f.partition) ?? []) {
+      if (offset < f.logStart || h.uncleanPartitions.has(f.partition)) continue;
       const now = f.values.get(offset);
       if (now !== value) {
         fail(
@@ -185,12 +287,13 @@ export function checkData(sim: ClusterSim, finals: FinalPartition[]): string[] {
     const f = byPartition.get(v.partition);
     if (!f) continue;
     const copies = known.get(v.value) ?? 0;
+    const gone = v.acked !== null && v.acked.offset < f.logStart;
     if (copies > 1 && v.ambiguous === 0 && !v.resentUnderNewId) {
       fail(
         `${v.value} is in partition ${v.partition} ${copies} times, with no retry that could explain it`,
       );
     }
-    if (v.acked === null) continue;
+    if (v.acked === null || gone || h.uncleanPartitions.has(v.partition)) continue;
     if (v.acks === -1 && f.values.get(v.acked.offset) !== v.value) {
       fail(
         `acknowledged write lost: ${v.value} (acks=all, acknowledged by n${v.acked.node} at t=${
@@ -227,7 +330,7 @@ export function checkData(sim: ClusterSim, finals: FinalPartition[]): string[] {
         );
         continue;
       }
-      let offset = p.log.logStartOffset;
+      let offset = Math.max(p.log.logStartOffset, f.logStart);
       while (offset < upTo) {
         const { records } = p.log.read(offset, 1 << 20, { maxOffset: upTo, minOneMessage: true });
         const decoded = decodeRecords(records).filter((r) => r.offset >= offset && r.offset < upTo);

@@ -43,6 +43,11 @@ export class History {
   readonly ackTimes = new Map<number, number[]>();
   /** Error codes and failures seen by clients, counted by name. */
   readonly errors = new Map<string, number>();
+  /**
+   * Partitions that had an unclean election (leader recovery state RECOVERING seen):
+   * acknowledged and read data may be lost there, by design; the checkers skip those.
+   */
+  readonly uncleanPartitions = new Set<number>();
 
   count(what: string): void {
     this.errors.set(what, (this.errors.get(what) ?? 0) + 1);
@@ -361,11 +366,17 @@ export async function runReader(
     }
     if (p.errorCode !== ErrorCode.NONE) {
       history.count(`Fetch ${errorName(p.errorCode)}`);
-      if (p.errorCode === ErrorCode.OFFSET_OUT_OF_RANGE && next > 0) {
-        // Only legitimate if the leader's log ends below what we already read: data lost.
-        history.violations.push(
-          `reader of partition ${partition} at ${next} got OFFSET_OUT_OF_RANGE from ${route.leader} (log start ${p.logStartOffset})`,
-        );
+      if (p.errorCode === ErrorCode.OFFSET_OUT_OF_RANGE) {
+        const start = Number(p.logStartOffset);
+        if (start >= 0 && next < start) {
+          // Retention deleted what we had not read yet: go on from the log start.
+          next = start;
+        } else if (next > 0 && !history.uncleanPartitions.has(partition)) {
+          // Past the leader's end: what we read (below a high watermark) is gone.
+          history.violations.push(
+            `reader of partition ${partition} at ${next} got OFFSET_OUT_OF_RANGE from ${route.leader} (log start ${p.logStartOffset})`,
+          );
+        }
       }
       await router.refresh();
       await sleep(env.timers, 20);
@@ -398,13 +409,14 @@ export async function readToHighWatermark(
   env: ClientEnv,
   router: Router,
   partition: number,
-): Promise<{ leader: number; hw: number; values: Map<number, string> } | null> {
+): Promise<{ leader: number; hw: number; logStart: number; values: Map<number, string> } | null> {
   await router.refresh();
   const route = router.leaders.get(partition);
   if (route === undefined) return null;
   const values = new Map<number, string>();
   let next = 0;
   let hw = -1;
+  let logStart = 0;
   for (;;) {
     let p;
     try {
@@ -423,8 +435,13 @@ export async function readToHighWatermark(
     } catch {
       return null;
     }
+    if (p?.errorCode === ErrorCode.OFFSET_OUT_OF_RANGE && Number(p.logStartOffset) > next) {
+      next = logStart = Number(p.logStartOffset);
+      continue;
+    }
     if (!p || p.errorCode !== ErrorCode.NONE) return null;
     hw = Number(p.highWatermark);
+    logStart = Math.max(logStart, Number(p.logStartOffset));
     const records = decodeRecords(p.records ?? new Uint8Array(0)).filter((r) => r.offset >= next);
     if (records.length === 0 || next >= hw) break;
     for (const r of records) {
@@ -434,5 +451,153 @@ export async function readToHighWatermark(
     }
     if (next >= hw) break;
   }
-  return { leader: route.leader, hw, values };
+  return { leader: route.leader, hw, logStart, values };
+}
+
+/** What the committers learnt: per group, the commits acknowledged and offsets seen. */
+export class CommitHistory {
+  /** group → the highest commit acknowledged. */
+  readonly acked = new Map<string, number>();
+  /** group → the highest offset an OffsetFetch returned. */
+  readonly seen = new Map<string, number>();
+  commits = 0;
+}
+
+const COMMIT_PARTITION = 0;
+
+/** Finds `group`'s coordinator; null if no broker knows one now. */
+async function findCoordinator(
+  env: ClientEnv,
+  router: Router,
+  group: string,
+): Promise<number | null> {
+  const id = env.random.int(1, env.bootstrap.length);
+  try {
+    const res = await router.request(
+      id,
+      ApiKey.FindCoordinator,
+      3,
+      { key: group, keyType: 0 },
+      3000,
+    );
+    return res.errorCode === ErrorCode.NONE ? res.nodeId : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A "simple" consumer's commits (generation -1, as after assign()): increasing offsets of
+ * one partition for `group`, each acknowledged one recorded, with an OffsetFetch after
+ * each. An acknowledged commit must be visible from then on (never lost), and an offset
+ * OffsetFetch once showed must never go back (it showed only what is durable).
+ */
+export async function runCommitter(
+  env: ClientEnv,
+  router: Router,
+  history: History,
+  commits: CommitHistory,
+  group: string,
+): Promise<void> {
+  let coordinator: number | null = null;
+  let next = 1;
+  while (!env.stopped()) {
+    coordinator ??= await findCoordinator(env, router, group);
+    if (coordinator === null) {
+      await sleep(env.timers, 100);
+      continue;
+    }
+    try {
+      const res = await router.request(coordinator, ApiKey.OffsetCommit, 8, {
+        groupId: group,
+        generationIdOrMemberEpoch: -1,
+        memberId: "",
+        groupInstanceId: null,
+        topics: [{
+          name: env.topic,
+          partitions: [{
+            partitionIndex: COMMIT_PARTITION,
+            committedOffset: BigInt(next),
+            committedLeaderEpoch: -1,
+            committedMetadata: null,
+          }],
+        }],
+      }, 5000);
+      const code = res.topics[0]?.partitions[0]?.errorCode ?? ErrorCode.UNKNOWN_SERVER_ERROR;
+      if (code === ErrorCode.NONE) {
+        commits.commits++;
+        commits.acked.set(group, Math.max(commits.acked.get(group) ?? 0, next));
+        next++;
+      } else {
+        history.count(`OffsetCommit ${errorName(code)}`);
+        coordinator = null;
+      }
+      const seen = await fetchCommitted(env, router, coordinator ?? -1, group);
+      if (seen !== null) {
+        checkCommitted(history, commits, group, seen);
+      }
+    } catch {
+      history.count("OffsetCommit failed");
+      coordinator = null;
+    }
+    await sleep(env.timers, 20);
+  }
+}
+
+/** OffsetFetch of the committed offset (-1 when none); null on any failure. */
+export async function fetchCommitted(
+  env: ClientEnv,
+  router: Router,
+  coordinator: number,
+  group: string,
+): Promise<number | null> {
+  if (coordinator < 0) return null;
+  try {
+    const res = await router.request(coordinator, ApiKey.OffsetFetch, 7, {
+      groupId: group,
+      topics: [{ name: env.topic, partitionIndexes: [COMMIT_PARTITION] }],
+      requireStable: false,
+    }, 3000);
+    if (res.errorCode !== ErrorCode.NONE) return null;
+    const p = res.topics[0]?.partitions[0];
+    if (!p || p.errorCode !== ErrorCode.NONE) return null;
+    return Number(p.committedOffset);
+  } catch {
+    return null;
+  }
+}
+
+/** Checks an offset OffsetFetch returned against what was acknowledged and seen before. */
+export function checkCommitted(
+  history: History,
+  commits: CommitHistory,
+  group: string,
+  seen: number,
+): void {
+  const acked = commits.acked.get(group) ?? -1;
+  const before = commits.seen.get(group) ?? -1;
+  if (seen < acked) {
+    history.violations.push(
+      `group ${group}: OffsetFetch returned ${seen} after commit ${acked} was acknowledged (an acknowledged commit lost)`,
+    );
+  } else if (seen < before) {
+    history.violations.push(
+      `group ${group}: OffsetFetch returned ${seen} after it had returned ${before} (a commit was visible before it was durable)`,
+    );
+  }
+  commits.seen.set(group, Math.max(before, seen));
+}
+
+/** The coordinator of `group` from any broker, retried (for the end of a run). */
+export async function coordinatorOf(
+  env: ClientEnv,
+  router: Router,
+  group: string,
+): Promise<number | null> {
+  for (let i = 0; i < 50; i++) {
+    const c = await findCoordinator(env, router, group);
+    if (c !== null) return c;
+    await sleep(env.timers, 100);
+  }
+  return null;
 }

@@ -21,7 +21,15 @@ import { Random } from "../../../lib/util/random.ts";
 import { Scheduler, SimProcess } from "../_runtime/scheduler.ts";
 import { SimDisk } from "../_runtime/sim_disk.ts";
 import { type SimHost, SimNetwork } from "../_runtime/sim_net.ts";
-import { type ClientEnv, History, Router, runProducer, runReader } from "./clients.ts";
+import {
+  type ClientEnv,
+  CommitHistory,
+  History,
+  Router,
+  runCommitter,
+  runProducer,
+  runReader,
+} from "./clients.ts";
 
 export const TOPIC = "sim";
 export const KAFKA_PORT = 9092;
@@ -72,10 +80,19 @@ export interface SimConfig {
   faultGapMs: number;
   /** Producers per partition (kinds). */
   producers: { acks: -1 | 1; idempotent: boolean }[];
+  /** Pause between a producer's acknowledged values. */
+  produceIntervalMs: number;
   replicaLagTimeMaxMs: number;
   leaderImbalanceCheckIntervalMs: number;
   /** Kafka `unclean.leader.election.enable` (may lose acknowledged data by design). */
   uncleanLeaderElection: boolean;
+  /**
+   * Small segments and a retention size (bytes), with retention running every 500 ms,
+   * so that segments are deleted while replicas lag; null: no retention.
+   */
+  retention: { segmentBytes: number; retentionBytes: number } | null;
+  /** Consumer groups committing offsets ("simple" commits), 0 for none. */
+  committers: number;
   /** One-way link latency range. */
   latencyMs: [number, number];
   fsyncMs: [number, number];
@@ -101,11 +118,15 @@ export function swarmConfig(seed: number, overrides: Partial<SimConfig> = {}): S
     faults,
     faultGapMs: r.pick([500, 1500, 3000]),
     producers: kinds.filter(() => r.chance(0.7)).concat([kinds[r.int(0, 1)]!]),
+    produceIntervalMs: r.pick([10, 25, 50]),
     replicaLagTimeMaxMs: r.pick([1000, 2000, 5000]),
     leaderImbalanceCheckIntervalMs: r.pick([0, 1500, 5000]),
-    uncleanLeaderElection: false,
     latencyMs: r.pick([[0.05, 0.2], [0.1, 2], [1, 10]] as [number, number][]),
     fsyncMs: r.pick([[0.1, 0.5], [0.5, 5], [2, 20]] as [number, number][]),
+    // New draws go last, so that existing seeds keep their earlier choices.
+    uncleanLeaderElection: r.chance(0.1),
+    retention: r.chance(0.2) ? { segmentBytes: 2048, retentionBytes: r.pick([4096, 16384]) } : null,
+    committers: r.pick([0, 0, 1, 2]),
     ...overrides,
   };
 }
@@ -132,6 +153,17 @@ export interface Machine {
   down: "killed" | "powerLoss" | "shutdown" | null;
 }
 
+/**
+ * A fault that may legitimately cost a broker its session: which machines it touched
+ * ("all": every link), from when, and until when (Infinity while it lasts).
+ */
+export interface Disturbance {
+  readonly what: string;
+  readonly nodes: ReadonlySet<number> | "all";
+  readonly from: number;
+  to: number;
+}
+
 /** A broken invariant; the message says which and where. */
 export class SimViolation extends Error {
   constructor(message: string) {
@@ -148,13 +180,18 @@ export class ClusterSim {
   readonly net: SimNetwork;
   readonly machines: Machine[] = [];
   readonly history = new History();
+  readonly commits = new CommitHistory();
   readonly trace: TraceLine[] = [];
+  /** Faults that excuse a fencing (see StepChecker's spurious-fencing check). */
+  readonly disturbances: Disturbance[] = [];
   /** How many trace lines to keep (the newest). */
   traceKeep = 600;
   #clientsStopped = false;
   #clientHost: SimHost;
   #clientProcs: SimProcess[] = [];
   #fsyncSlow = new Map<number, [number, number]>();
+  /** Disturbances of machines that are down, ended when they start again. */
+  readonly #downs = new Map<number, Disturbance[]>();
   #fsyncFailRate = new Map<number, number>();
   #lossRate = 0;
   /** Link latency per directed pair, drawn once. */
@@ -202,6 +239,31 @@ export class ClusterSim {
 
   get now(): number {
     return this.scheduler.now;
+  }
+
+  /** Records a fault touching `nodes` from now; `end()` it when it is over. */
+  disturb(what: string, nodes: readonly number[] | "all"): Disturbance {
+    const d: Disturbance = {
+      what,
+      nodes: nodes === "all" ? "all" : new Set(nodes),
+      from: this.now,
+      to: Infinity,
+    };
+    this.disturbances.push(d);
+    return d;
+  }
+
+  /** Ends a disturbance (plus `graceMs`: a restarted node needs time to register). */
+  undisturb(d: Disturbance, graceMs = 0): void {
+    if (d.to === Infinity) d.to = this.now + graceMs;
+  }
+
+  /** The disturbances touching any of `nodes` at some time in [from, to]. */
+  disturbancesOf(nodes: readonly number[], from: number, to: number): Disturbance[] {
+    return this.disturbances.filter((d) =>
+      d.from <= to && d.to >= from &&
+      (d.nodes === "all" || nodes.some((n) => (d.nodes as ReadonlySet<number>).has(n)))
+    );
   }
 
   /** Adds a line to the trace (a fault, a check, a client event). */
@@ -268,7 +330,7 @@ export class ClusterSim {
       autoCreateTopics: false,
       numPartitions: 1,
       defaultReplicationFactor: 3,
-      retentionCheckIntervalMs: 3_600_000,
+      retentionCheckIntervalMs: this.config.retention ? 500 : 3_600_000,
       groupInitialRebalanceDelayMs: 0,
       groupMinSessionTimeoutMs: 1000,
       groupMaxSessionTimeoutMs: 1_800_000,
@@ -285,6 +347,9 @@ export class ClusterSim {
 
   /** Starts (or restarts) the node of machine `m` as a new process. */
   start(m: Machine): void {
+    // A node that was down may be fenced until it has registered again and caught up.
+    for (const d of this.#downs.get(m.id) ?? []) this.undisturb(d, 10_000);
+    this.#downs.delete(m.id);
     m.incarnation++;
     m.down = null;
     m.host.powerOn();
@@ -310,6 +375,7 @@ export class ClusterSim {
         onFatal: (err) => {
           if (m.proc !== proc) return;
           this.note(`n${m.id}`, `exits: ${err.message}`);
+          this.#down(m, "exit on a storage failure");
           proc.kill();
           m.proc = null;
           m.node = null;
@@ -323,6 +389,7 @@ export class ClusterSim {
         (err) => {
           this.note(`n${m.id}`, `start failed: ${(err as Error).stack ?? err}`);
           if (m.proc === proc) {
+            this.#down(m, "start failed");
             // A node that cannot start exits, as the real process would; the liveness
             // phase restarts it.
             proc.kill();
@@ -335,9 +402,16 @@ export class ClusterSim {
     });
   }
 
+  #down(m: Machine, what: string): void {
+    const list = this.#downs.get(m.id) ?? [];
+    list.push(this.disturb(what, [m.id]));
+    this.#downs.set(m.id, list);
+  }
+
   /** kill -9 (`power`: the machine loses power, and its disk what was not durable). */
   crash(m: Machine, power: boolean): void {
     if (m.proc === null) return;
+    this.#down(m, power ? "power loss" : "kill -9");
     this.note("sim", `${power ? "power loss of" : "kill -9"} n${m.id}`);
     if (power) m.host.powerOff();
     m.proc.kill();
@@ -354,6 +428,7 @@ export class ClusterSim {
     const node = m.node;
     if (proc === null || node === null) return;
     this.note("sim", `SIGTERM n${m.id}`);
+    this.#down(m, "SIGTERM");
     m.down = "shutdown";
     proc.schedule(0, () => {
       node.stop().finally(() => {
@@ -465,7 +540,18 @@ export class ClusterSim {
                     brokerIds: [...assignment],
                   }))
                   : [],
-                configs: [{ name: "min.insync.replicas", value: String(this.config.minInsync) }],
+                configs: [
+                  { name: "min.insync.replicas", value: String(this.config.minInsync) },
+                  ...(this.config.retention
+                    ? [
+                      { name: "segment.bytes", value: String(this.config.retention.segmentBytes) },
+                      {
+                        name: "retention.bytes",
+                        value: String(this.config.retention.retentionBytes),
+                      },
+                    ]
+                    : []),
+                ],
               }],
               timeoutMs: 5000,
               validateOnly: false,
@@ -484,8 +570,17 @@ export class ClusterSim {
     if (!created) throw new SimViolation("Could not create the topic");
   }
 
-  /** Starts the producers and readers. */
+  /** Starts the producers, readers and committers. */
   startClients(): void {
+    for (const group of this.groups) {
+      const env = this.clientEnv(`c-${group}`);
+      const router = new Router(env);
+      env.proc.schedule(0, () => {
+        runCommitter(env, router, this.history, this.commits, group).catch((err) =>
+          this.history.violations.push(`committer ${group} crashed: ${err}`)
+        );
+      });
+    }
     for (let p = 0; p < this.config.partitions; p++) {
       this.config.producers.forEach((kind, k) => {
         const name = `p${p}-${kind.idempotent ? "i" : kind.acks === 1 ? "a1" : "a"}${k}`;
@@ -497,7 +592,7 @@ export class ClusterSim {
             acks: kind.acks,
             idempotent: kind.idempotent,
             name,
-            intervalMs: 5,
+            intervalMs: this.config.produceIntervalMs,
           }).catch((err) => this.history.violations.push(`producer ${name} crashed: ${err}`));
         });
       });
@@ -509,6 +604,11 @@ export class ClusterSim {
         );
       });
     }
+  }
+
+  /** The consumer groups the committers use. */
+  get groups(): string[] {
+    return Array.from({ length: this.config.committers }, (_, i) => `g${i}`);
   }
 
   stopClients(): void {

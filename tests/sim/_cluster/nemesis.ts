@@ -25,6 +25,8 @@ export class Nemesis {
   readonly #active = new Set<ActiveFault>();
   /** Faults injected, by kind. */
   readonly counts = new Map<FaultKind, number>();
+  /** When each fault was injected and undone (Infinity: still on when the run healed). */
+  readonly windows: { kind: FaultKind; start: number; end: number }[] = [];
 
   constructor(sim: ClusterSim) {
     this.#sim = sim;
@@ -49,6 +51,13 @@ export class Nemesis {
   }
 
   #later(ms: number, fault: ActiveFault): void {
+    const window = { kind: fault.kind, start: this.#sim.now, end: Infinity };
+    this.windows.push(window);
+    const undo = fault.undo;
+    fault.undo = () => {
+      window.end = this.#sim.now;
+      undo();
+    };
     this.#active.add(fault);
     this.#sim.scheduler.schedule(null, ms, () => {
       if (!this.#active.delete(fault)) return;
@@ -123,11 +132,13 @@ export class Nemesis {
         if (proc === null || proc.state !== "running") return;
         sim.note("sim", `SIGSTOP ${name} for ${hold.toFixed(0)} ms`);
         proc.pause();
+        const d = sim.disturb("SIGSTOP", [m.id]);
         this.#later(hold, {
           kind,
           undo: () => {
             sim.note("sim", `SIGCONT ${name}`);
             proc.resume();
+            sim.undisturb(d, 1000);
           },
         });
         return;
@@ -142,9 +153,11 @@ export class Nemesis {
           sim.net.cut(name, p);
           sim.net.cut(p, name);
         }
+        const d = sim.disturb(kind, sim.machines.map((x) => x.id));
         this.#later(hold, {
           kind,
           undo: () => {
+            sim.undisturb(d, 3000);
             sim.note("sim", `heal ${name}`);
             for (const p of peers) {
               sim.net.heal(name, p);
@@ -160,9 +173,11 @@ export class Nemesis {
           sim.net.cut(name, `n${o.id}`, RAFT_PORT);
           sim.net.cut(`n${o.id}`, name, RAFT_PORT);
         }
+        const d = sim.disturb(kind, sim.machines.map((x) => x.id));
         this.#later(hold, {
           kind,
           undo: () => {
+            sim.undisturb(d, 3000);
             sim.note("sim", `heal the Raft links of ${name}`);
             for (const o of others) {
               sim.net.heal(name, `n${o.id}`, RAFT_PORT);
@@ -177,9 +192,11 @@ export class Nemesis {
         const [a, b] = sim.random.chance(0.5) ? [name, to] : [to, name];
         sim.note("sim", `cut ${a} → ${b} only, for ${hold.toFixed(0)} ms`);
         sim.net.cut(a, b);
+        const d = sim.disturb(kind, sim.machines.map((x) => x.id));
         this.#later(hold, {
           kind,
           undo: () => {
+            sim.undisturb(d, 3000);
             sim.note("sim", `heal ${a} → ${b}`);
             sim.net.heal(a, b);
           },
@@ -208,9 +225,11 @@ export class Nemesis {
           sim.scheduler.schedule(null, period * (0.5 + sim.random.float()), toggle);
         };
         toggle();
+        const d = sim.disturb(kind, sim.machines.map((x) => x.id));
         this.#later(hold, {
           kind,
           undo: () => {
+            sim.undisturb(d, 3000);
             on = false;
             sim.net.heal(name, other);
             sim.net.heal(other, name);
@@ -227,7 +246,17 @@ export class Nemesis {
           } ms`,
         );
         sim.setSlowDisk(m, slow);
-        this.#later(hold, { kind, undo: () => sim.setSlowDisk(m, null) });
+        // Excuses only the fencing of this node after it lost the controller role (a Raft
+        // leader whose fsyncs take most of a second loses its quorum, and then learns of
+        // the new controller late); see StepChecker.
+        const d = sim.disturb("slowDisk", [m.id]);
+        this.#later(hold, {
+          kind,
+          undo: () => {
+            sim.setSlowDisk(m, null);
+            sim.undisturb(d, 2000);
+          },
+        });
         return;
       }
       case "failingDisk": {
@@ -244,7 +273,14 @@ export class Nemesis {
         const rate = sim.random.pick([0.01, 0.05, 0.2]);
         sim.note("sim", `segment loss ${rate} on every link for ${hold.toFixed(0)} ms`);
         sim.setLoss(rate);
-        this.#later(hold, { kind, undo: () => sim.setLoss(0) });
+        const d = sim.disturb(kind, "all");
+        this.#later(hold, {
+          kind,
+          undo: () => {
+            sim.setLoss(0);
+            sim.undisturb(d, 3000);
+          },
+        });
         return;
       }
     }

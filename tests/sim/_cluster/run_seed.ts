@@ -5,8 +5,14 @@
  * the trace (replay with CLUSTER_SIM_SEED=<seed>).
  */
 import { checkData, type FinalPartition, latestImage, StepChecker } from "./checkers.ts";
-import { ClusterSim, type SimConfig, SimViolation, swarmConfig } from "./cluster_sim.ts";
-import { readToHighWatermark, Router } from "./clients.ts";
+import { ClusterSim, type SimConfig, SimViolation, swarmConfig, TOPIC } from "./cluster_sim.ts";
+import {
+  checkCommitted,
+  coordinatorOf,
+  fetchCommitted,
+  readToHighWatermark,
+  Router,
+} from "./clients.ts";
 import { Nemesis } from "./nemesis.ts";
 
 /** What one run did. */
@@ -21,8 +27,13 @@ export interface SeedSummary {
   faults: Record<string, number>;
   /** Virtual ms from the heal until every partition was acknowledged again. */
   recoveryMs: number;
-  /** partition → the longest time without an acknowledgement during the faults. */
+  /** The longest time a partition went without an acknowledgement during the faults. */
   longestGapMs: number;
+  /**
+   * Per fault kind, the longest time a partition went without an acknowledgement
+   * during a fault of that kind that overlapped no other (and the few seconds after).
+   */
+  gapsByKind: Record<string, number>;
 }
 
 /** Options of {@linkcode runSeed}. */
@@ -102,10 +113,14 @@ export async function runSeed(seed: number, options: RunOptions = {}): Promise<S
       if (!sim.allUp()) return false;
       const latest = latestImage(sim);
       if (latest === null) return false;
+      // ... and every replica is back in its ISR (a replica that never catches up again,
+      // e.g. one stuck truncating, is a wedged partition).
+      const topic = latest.topic(TOPIC);
       return sim.machines.every((m) =>
         latest.brokers.get(m.id)?.fenced === false &&
         m.node!.internals.store.image.offset === latest.offset
-      ) && ackedSince();
+      ) && topic !== undefined &&
+        topic.partitions.every((p) => p.isr.length === p.replicas.length) && ackedSince();
     };
     await runChecked(healedAt + config.livenessMs, live);
     if (!live()) {
@@ -121,6 +136,11 @@ export async function runSeed(seed: number, options: RunOptions = {}): Promise<S
             }`
           ).join(" ")
         } (latest metadata offset ${latestImage(sim)?.offset})`,
+        `ISRs: ${
+          latestImage(sim)?.topic(TOPIC)?.partitions.map((p, i) =>
+            `${i}:[${p.isr.join(",")}]${p.leaderRecoveryState ? " RECOVERING" : ""}`
+          ).join(" ")
+        }`,
         `acks after heal per partition: ${
           Array.from({ length: config.partitions }, (_, p) =>
             (sim.history.ackTimes.get(p) ?? []).filter((t) =>
@@ -147,7 +167,21 @@ export async function runSeed(seed: number, options: RunOptions = {}): Promise<S
       if (!final) fail(`partition ${p} could not be read back`, []);
       finals.push({ partition: p, ...final! });
     }
-    const problems = checkData(sim, finals);
+    for (const group of sim.groups) {
+      const seen = await sim.runClient(`final-${group}`, async (env) => {
+        const router = new Router(env);
+        for (let i = 0; i < 100; i++) {
+          const c = await coordinatorOf(env, router, group);
+          const got = c === null ? null : await fetchCommitted(env, router, c, group);
+          if (got !== null) return got;
+          await new Promise((r) => env.timers.setTimeout(() => r(undefined), 100));
+        }
+        return null;
+      });
+      if (seen === null) fail(`the offsets of group ${group} could not be fetched`, []);
+      checkCommitted(sim.history, sim.commits, group, seen!);
+    }
+    const problems = [...checkData(sim, finals), ...sim.history.violations];
     if (problems.length > 0) fail("data check failed", problems);
     let acked = 0;
     for (const v of sim.history.sent.values()) if (v.acked) acked++;
@@ -162,9 +196,28 @@ export async function runSeed(seed: number, options: RunOptions = {}): Promise<S
         prev = t;
       }
     }
+    const gapsByKind: Record<string, number> = {};
+    for (const w of nemesis.windows) {
+      if (w.end === Infinity) continue;
+      const alone = nemesis.windows.every((o) => o === w || o.end < w.start || o.start > w.end);
+      if (!alone) continue;
+      const until = w.end + 3000;
+      for (const times of sim.history.ackTimes.values()) {
+        let prev = -Infinity;
+        for (const t of times) {
+          // A gap counts if it overlaps the fault (acks before and after it).
+          if (prev !== -Infinity && t >= w.start && prev <= until) {
+            const gap = Math.min(t, until) - Math.max(prev, w.start);
+            gapsByKind[w.kind] = Math.max(gapsByKind[w.kind] ?? 0, gap);
+          }
+          prev = t;
+        }
+      }
+    }
     return {
       seed,
       config,
+      gapsByKind,
       events: sim.scheduler.eventCount,
       virtualMs: sim.now,
       wallMs: performance.now() - started,

@@ -1,4 +1,8 @@
-/** SIM_EXCLUDE=kind,kind drops fault kinds from every seed's menu (to triage one bug at a time). */
+/**
+ * SIM_EXCLUDE=kind,kind drops fault kinds from every seed's menu (to triage one bug at a
+ * time); SIM_ONLY=kind,kind keeps only those; SIM_FAULT_MS=n sets every seed's fault
+ * phase; SIM_COMMITTERS=n the number of committing groups.
+ */
 import {
   ALL_FAULTS,
   type FaultKind,
@@ -10,10 +14,16 @@ const exclude = new Set((Deno.env.get("SIM_EXCLUDE") ?? "").split(",").filter(Bo
 
 /** The config overrides the environment asks for, for `seed`. */
 export function overridesFor(seed: number): Partial<SimConfig> {
-  if (exclude.size === 0) return {};
+  const faultMs = Deno.env.get("SIM_FAULT_MS");
+  const base: Partial<SimConfig> = faultMs ? { faultMs: Number(faultMs) } : {};
+  const only = Deno.env.get("SIM_ONLY");
+  if (only) base.faults = only.split(",") as FaultKind[];
+  const committers = Deno.env.get("SIM_COMMITTERS");
+  if (committers) base.committers = Number(committers);
+  if (exclude.size === 0) return base;
   let faults = swarmConfig(seed).faults.filter((f) => !exclude.has(f));
   if (faults.length === 0) {
     faults = ALL_FAULTS.filter((f) => !exclude.has(f)).slice(0, 1) as FaultKind[];
   }
-  return { faults };
+  return { ...base, faults };
 }
