@@ -11,6 +11,8 @@ import {
   type ResponseTypes,
 } from "../protocol/mod.ts";
 import { type Conn, denoNet, type Network } from "../runtime/net.ts";
+import { systemTimers, type Timers } from "../runtime/timers.ts";
+import { TimeoutError } from "../util/timeout.ts";
 import { FrameReader } from "../server/frame_reader.ts";
 
 type Key = keyof RequestTypes & keyof ResponseTypes;
@@ -41,14 +43,37 @@ export class KafkaConnection {
     this.#readLoop = this.#read();
   }
 
-  /** Connects to `hostname:port` (over `options.net`, the real network by default). */
+  /**
+   * Connects to `hostname:port` (over `options.net`, the real network by default). With
+   * `timeoutMs`, an attempt still unanswered then is abandoned (a connect to an address
+   * behind a partition otherwise waits out the kernel's SYN retries, about two minutes).
+   */
   static async connect(
     hostname: string,
     port: number,
     clientId = "tidelog-client",
-    options: { net?: Network } = {},
+    options: { net?: Network; timeoutMs?: number; timers?: Timers } = {},
   ): Promise<KafkaConnection> {
-    const conn = await (options.net ?? denoNet).connect({ hostname, port });
+    const net = options.net ?? denoNet;
+    let conn: Conn;
+    if (options.timeoutMs === undefined) {
+      conn = await net.connect({ hostname, port });
+    } else {
+      const timers = options.timers ?? systemTimers;
+      const ms = options.timeoutMs;
+      const attempt = new AbortController();
+      const timer = timers.setTimeout(
+        () => attempt.abort(new TimeoutError(ms)),
+        ms,
+      );
+      try {
+        conn = await net.connect({ hostname, port, signal: attempt.signal });
+      } catch (err) {
+        throw attempt.signal.aborted ? new TimeoutError(ms) : err;
+      } finally {
+        timers.clearTimeout(timer);
+      }
+    }
     conn.setNoDelay(true);
     return new KafkaConnection(conn, clientId);
   }

@@ -69,6 +69,7 @@ export interface ControllerChannelOptions {
 }
 
 const RETRY_MS = 50;
+const CONNECT_TIMEOUT_MS = 1000;
 
 class RetryableError extends Error {}
 
@@ -315,11 +316,13 @@ export class ControllerChannel {
         new RetryableError(`Controller ${controllerId} has not registered its address yet`),
       );
     }
+    // A connect to a controller behind a partition must fail, not hang: the heartbeat
+    // loop waits for it, and a broker that stops heartbeating is fenced.
     const conn = KafkaConnection.connect(
       endpoint.host,
       endpoint.port,
       `tidelog-broker-${this.#o.nodeId}`,
-      { net: this.#net },
+      { net: this.#net, timeoutMs: CONNECT_TIMEOUT_MS, timers: this.#timers },
     );
     const entry = { controllerId, conn };
     this.#conns.set(lane, entry);

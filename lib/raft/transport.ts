@@ -39,6 +39,20 @@ export interface TransportOptions {
   net?: Network;
   /** Timers for the reconnection backoff (virtual time in simulations). @default systemTimers */
   timers?: Timers;
+  /**
+   * How long a connection attempt may take before it is abandoned and retried: a connect()
+   * to a peer behind a partition otherwise sits in SYN retransmission for about two
+   * minutes, holding up everything queued for that peer. @default 2000
+   */
+  connectTimeoutMs?: number;
+  /**
+   * A connection we have sent on for this long without hearing anything from its peer is
+   * replaced. After a partition heals, a connection whose segments were lost sits in TCP
+   * retransmission backoff for seconds; every live Raft peer answers what we send (votes,
+   * appends, heartbeats), so silence means the link is stuck, not that the peer is quiet.
+   * @default 1000
+   */
+  silenceMs?: number;
 }
 
 const silent: RaftLogger = { debug() {}, info() {}, warn() {} };
@@ -64,6 +78,11 @@ class Peer {
   timer: TimerHandle | undefined;
   closed = false;
   loop: Promise<void> | undefined;
+  /** Since the last silence check: frames queued for, and received from, this peer. */
+  sentSinceCheck = false;
+  heardSinceCheck = false;
+  /** Silence checks the current connection has lived through. */
+  connChecks = 0;
   constructor(addr: string) {
     this.addr = addr;
   }
@@ -88,6 +107,8 @@ export class TcpTransport {
   readonly #logger: RaftLogger;
   readonly #net: Network;
   readonly #timers: Timers;
+  readonly #connectTimeoutMs: number;
+  readonly #silenceTimer: TimerHandle;
   #closed = false;
   /** Aborts connection attempts in progress when the transport closes. */
   readonly #abort = new AbortController();
@@ -102,6 +123,11 @@ export class TcpTransport {
     this.#logger = options.logger ?? silent;
     this.#net = net;
     this.#timers = options.timers ?? systemTimers;
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? 2000;
+    this.#silenceTimer = this.#timers.setInterval(
+      () => this.#checkSilence(),
+      options.silenceMs ?? 1000,
+    );
     for (const [id, addr] of options.peers) if (id !== this.id) this.setPeer(id, addr);
     this.#track(this.#acceptLoop());
   }
@@ -167,6 +193,7 @@ export class TcpTransport {
       }
       p.queue.push(w.view());
       p.queuedBytes += w.length;
+      p.sentSinceCheck = true;
       p.notify();
     }
   }
@@ -176,6 +203,7 @@ export class TcpTransport {
     if (this.#closed) return;
     this.#closed = true;
     this.#abort.abort();
+    this.#timers.clearInterval(this.#silenceTimer);
     this.#listener.close();
     for (const p of this.#peers.values()) this.#stopPeer(p);
     this.#peers.clear();
@@ -191,6 +219,22 @@ export class TcpTransport {
     if (p.conn !== undefined) tryClose(p.conn);
     p.conn = undefined;
     p.notify();
+  }
+
+  #checkSilence(): void {
+    for (const [id, p] of this.#peers) {
+      if (p.conn !== undefined && p.connChecks >= 1 && p.sentSinceCheck && !p.heardSinceCheck) {
+        this.#logger.info("Replacing the Raft connection to {peer}: nothing heard from it", {
+          peer: id,
+        });
+        tryClose(p.conn);
+        p.conn = undefined;
+        p.notify();
+      }
+      p.connChecks = p.conn === undefined ? 0 : p.connChecks + 1;
+      p.sentSinceCheck = false;
+      p.heardSinceCheck = false;
+    }
   }
 
   #track(task: Promise<void>): Promise<void> {
@@ -210,13 +254,24 @@ export class TcpTransport {
       if (p.conn === undefined) {
         try {
           const { hostname, port } = parseAddr(p.addr);
-          const conn = await this.#net.connect({ hostname, port, signal: this.#abort.signal });
+          const attempt = new AbortController();
+          const ms = this.#connectTimeoutMs;
+          const timer = this.#timers.setTimeout(
+            () => attempt.abort(new Error(`No connection within ${ms} ms`)),
+            ms,
+          );
+          const conn = await this.#net.connect({
+            hostname,
+            port,
+            signal: AbortSignal.any([this.#abort.signal, attempt.signal]),
+          }).finally(() => this.#timers.clearTimeout(timer));
           if (p.closed) {
             tryClose(conn);
             return;
           }
           conn.setNoDelay(true);
           p.conn = conn;
+          p.connChecks = 0;
           if (p.backoffMs > 0) {
             this.#logger.info("Raft connection to {peer} at {addr} re-established", {
               peer: id,
@@ -369,6 +424,8 @@ export class TcpTransport {
           }
           start += 4 + len;
           peer = m.from;
+          const from = this.#peers.get(peer);
+          if (from !== undefined) from.heardSinceCheck = true;
           if (m.to === this.id) this.#onMessage(m);
         }
         if (start === end) start = end = 0;

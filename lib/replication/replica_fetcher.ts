@@ -186,17 +186,11 @@ class ReplicaFetcher {
     if (this.#conn) return this.#conn;
     const endpoint = this.#o.endpointOf(this.#leaderId);
     if (!endpoint) throw new Error(`Broker ${this.#leaderId} has no known address`);
-    const connecting = KafkaConnection.connect(
+    const conn = await KafkaConnection.connect(
       endpoint.host,
       endpoint.port,
       `tidelog-replica-${this.#o.nodeId}`,
-      { net: this.#net },
-    );
-    const conn = await withTimeout(
-      connecting,
-      CONNECT_TIMEOUT_MS,
-      () => connecting.then((c) => c.close(), () => {}),
-      this.#timers,
+      { net: this.#net, timeoutMs: CONNECT_TIMEOUT_MS, timers: this.#timers },
     );
     this.#conn = conn;
     void conn.closed.finally(() => {

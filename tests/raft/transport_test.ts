@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { decodeMessage, encodeMessage } from "../../lib/raft/codec.ts";
 import { EntryType, makeMessage, type Message, MessageType } from "../../lib/raft/messages.ts";
 import { TcpTransport } from "../../lib/raft/transport.ts";
+import { denoNet, type Network } from "../../lib/runtime/net.ts";
 import {
   NotLeaderError,
   RaftClosedError,
@@ -17,11 +18,11 @@ import { freePorts } from "./_proc.ts";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-function sample(i: number): Message {
+function sample(i: number, to = 2): Message {
   return makeMessage({
     type: MessageType.App,
-    from: 1,
-    to: 2,
+    from: to === 1 ? 2 : 1,
+    to,
     term: 2 ** 40 + i,
     index: i,
     logTerm: 3,
@@ -251,6 +252,95 @@ Deno.test("RaftDriver.proposeConfChange() adds a learner, then promotes it to vo
     await d1.close();
     await d2.close();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("TcpTransport abandons a connection attempt after connectTimeoutMs and retries", async () => {
+  // As a connect() to a partitioned peer does, the first attempt never completes by itself.
+  const attempts: AbortSignal[] = [];
+  const net: Network = {
+    listen: (o) => denoNet.listen(o),
+    connect: (o) => {
+      attempts.push(o.signal!);
+      if (attempts.length > 1) return denoNet.connect(o);
+      return new Promise((_, reject) =>
+        o.signal!.addEventListener("abort", () => reject(o.signal!.reason))
+      );
+    },
+  };
+  let arrived!: () => void;
+  const delivered = new Promise<void>((r) => (arrived = r));
+  const b = listen(2, () => arrived());
+  const a = TcpTransport.listen({
+    id: 1,
+    listenAddr: "127.0.0.1:0",
+    peers: new Map([[2, `127.0.0.1:${b.addr.port}`]]),
+    onMessage: () => {},
+    net,
+    connectTimeoutMs: 100,
+  });
+  // What was queued for the hung attempt is dropped with it: keep sending.
+  const sending = setInterval(() => a.send([sample(1)]), 20);
+  try {
+    await delivered;
+    assert.ok(attempts.length >= 2, `${attempts.length} connection attempts`);
+    assert.ok(attempts[0]!.aborted, "the hung attempt was aborted");
+    assert.match(String(attempts[0]!.reason), /No connection within 100 ms/);
+  } finally {
+    clearInterval(sending);
+    await a.close();
+    await b.close();
+  }
+});
+
+Deno.test("TcpTransport replaces a connection whose peer has gone silent, keeps one that answers", async () => {
+  const connects = new Map<number, number>();
+  const countingNet: Network = {
+    listen: (o) => denoNet.listen(o),
+    connect: (o) => {
+      connects.set(o.port, (connects.get(o.port) ?? 0) + 1);
+      return denoNet.connect(o);
+    },
+  };
+  // A peer stuck behind a healed partition: it accepts, but nothing it sends arrives.
+  const mute = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const muteConns: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const c of mute) muteConns.push(c);
+  })();
+  const b = TcpTransport.listen({
+    id: 2,
+    listenAddr: "127.0.0.1:0",
+    peers: new Map(),
+    onMessage: () => {},
+    silenceMs: 100,
+  });
+  const a = TcpTransport.listen({
+    id: 1,
+    listenAddr: "127.0.0.1:0",
+    peers: new Map([[2, `127.0.0.1:${b.addr.port}`], [3, `127.0.0.1:${mute.addr.port}`]]),
+    onMessage: () => {},
+    net: countingNet,
+    silenceMs: 100,
+  });
+  b.setPeer(1, `127.0.0.1:${a.addr.port}`);
+  const sending = setInterval(() => {
+    a.send([sample(1, 2), sample(2, 3)]);
+    b.send([sample(3, 1)]);
+  }, 20);
+  try {
+    for (let i = 0; i < 200 && (connects.get(mute.addr.port) ?? 0) < 3; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok((connects.get(mute.addr.port) ?? 0) >= 3, "the silent peer's connection is replaced");
+    assert.equal(connects.get(b.addr.port), 1, "the answering peer keeps its connection");
+  } finally {
+    clearInterval(sending);
+    await a.close();
+    await b.close();
+    mute.close();
+    await accepting.catch(() => {});
+    for (const c of muteConns) c.close();
   }
 });
 
