@@ -325,11 +325,13 @@ export class Partition {
    */
   #truncating(cut: () => Promise<boolean>): Promise<void> {
     const run = this.#truncation.then(async () => {
-      if (await cut()) {
+      const changed = await cut();
+      // At once: the replay below yields, and the HW must never sit outside the log.
+      this.#core.clampHighWatermark(this.#offsets());
+      if (changed) {
         // From the newest snapshot at or below the new end, replayed in chunks that yield.
         this.producerState = await this.producerState.reloadAfterTruncation();
       }
-      this.#core.clampHighWatermark(this.#offsets());
     });
     this.#truncation = run.catch(() => {});
     return run;

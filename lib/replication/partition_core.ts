@@ -203,7 +203,15 @@ export class PartitionCore {
         this.#leaderId = me;
         this.#leaderEpoch = state.leaderEpoch;
         this.#epochStart = ctx.log.logEnd;
-        this.#pending = null;
+        // A proposal sent in this leader epoch before a pause in leading (this broker lost
+        // the controller quorum) may have been committed since: it stays pending, and goes
+        // again to learn its fate, unless the image below resolves it.
+        const kept = this.#pending;
+        if (kept !== null && kept.sent.leaderEpoch === state.leaderEpoch) {
+          kept.retryAtMs = ctx.nowMs;
+        } else {
+          this.#pending = null;
+        }
         this.#followers = new Map();
         this.#followerEpochs = new Map();
         for (const id of state.replicas) {
@@ -265,7 +273,11 @@ export class PartitionCore {
     this.#recovery = state.leaderRecoveryState;
     this.#followers = new Map();
     this.#followerEpochs = new Map();
-    this.#pending = null;
+    // Leadership only held (not lost to another replica): an unresolved proposal of this
+    // epoch stays, for when this node leads again.
+    const held = state.leader === me && this.#pending?.sent.leaderEpoch === state.leaderEpoch &&
+      state.partitionEpoch <= this.#pending.sent.partitionEpoch;
+    if (!held) this.#pending = null;
     if (wasLeader) out.failAcks = ErrorCode.NOT_LEADER_OR_FOLLOWER;
     if (changed) out.role = { role, leader, leaderEpoch: state.leaderEpoch };
     return out;
@@ -345,7 +357,7 @@ export class PartitionCore {
   /** The controller's answer to `sent` (ignored if it is not the proposal in flight). */
   answered(sent: IsrProposal, answer: IsrAnswer, nowMs: number, log: LogOffsets): CoreOutput {
     const pending = this.#pending;
-    if (this.#role !== "leader" || pending === null || pending.sent !== sent) return {};
+    if (pending === null || pending.sent !== sent) return {};
     if (answer.kind === "unknown") {
       pending.attempts++;
       pending.retryAtMs = nowMs +
@@ -378,7 +390,12 @@ export class PartitionCore {
         out.note = `ISR change to ${sent.newIsr.join(",")} refused (error ${answer.errorCode})`;
         break;
       case ErrorCode.FENCED_LEADER_EPOCH:
-        return this.stepDown("the controller knows a newer leader epoch");
+        if (this.#role === "leader") {
+          return this.stepDown("the controller knows a newer leader epoch");
+        }
+        this.#fencedEpoch = Math.max(this.#fencedEpoch, sent.leaderEpoch);
+        this.#pending = null;
+        return {};
       case ErrorCode.INVALID_UPDATE_VERSION:
       case ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
       case ErrorCode.UNKNOWN_TOPIC_ID:

@@ -253,3 +253,20 @@ Deno.test("PartitionCore: a follower's HW is the leader's, capped at its log end
   core.clampHighWatermark({ ...log, logEnd: 30 });
   assert.equal(core.highWatermark, 30);
 });
+
+Deno.test("PartitionCore: a pause in leading (controller quorum lost) keeps an unresolved ISR addition", () => {
+  // Found by the cluster simulation (seed 199): the expansion request was still in flight
+  // when the leader stopped leading for a moment; the controller committed it after the
+  // leader had led again and forgotten it, so its HW passed the new member.
+  const c = leader();
+  const sent = expandTo3(c);
+  const held = c.core.applyImage(state(), { ...c.ctx(), holdLeadership: true });
+  assert.equal(held.role?.role, "none");
+  const back = c.core.applyImage(state(), c.ctx());
+  assert.equal(back.role?.role, "leader");
+  assert.deepEqual(c.core.maximalIsr, [1, 2, 3], "still counted in the HW");
+  assert.equal(back.propose, sent, "sent again to learn its fate");
+  // An image showing a newer partition epoch resolves it as before.
+  c.core.applyImage(state({ isr: [1, 2, 3], partitionEpoch: 11 }), c.ctx());
+  assert.equal(c.core.pending, null);
+});
