@@ -1,7 +1,8 @@
 /**
  * A real N-node Tidelog cluster for integration and chaos tests: one `deno run main.ts
- * serve` process per node on 127.0.0.1, each with fixed Kafka and Raft ports (chosen
- * once, so a restarted node comes back on the same addresses and data directory).
+ * serve` process per node on 127.0.0.1 (or on the addresses a {@linkcode ClusterNetwork}
+ * gives, e.g. one network namespace per node), each with fixed Kafka and Raft ports
+ * (chosen once, so a restarted node comes back on the same addresses and data directory).
  *
  * ```ts
  * await using cluster = await TestCluster.start();
@@ -25,7 +26,11 @@ import { freePort, NodeProcess } from "./node_process.ts";
 /** One node of a {@linkcode TestCluster}. */
 export interface ClusterNode {
   readonly id: number;
+  /** The Kafka listener's (and advertised) host. @default "127.0.0.1" */
+  readonly kafkaHost: string;
   readonly kafkaPort: number;
+  /** The Raft listener's host. @default "127.0.0.1" */
+  readonly raftHost: string;
   readonly raftPort: number;
   readonly dataDir: string;
   /** The running process; null while the node is down. */
@@ -40,6 +45,20 @@ export interface TestClusterOptions {
   args?: string[];
   /** Parent directory of the nodes' data dirs; default: a fresh temp dir removed on close. */
   dir?: string;
+  /** Where each node listens and how it is run; default: all on 127.0.0.1, run directly. */
+  network?: ClusterNetwork;
+}
+
+/**
+ * The addresses of each node and the command prefix it runs under, for clusters whose
+ * nodes do not all share 127.0.0.1 (see `netns.ts`). The Kafka host must be reachable
+ * from the test process.
+ */
+export interface ClusterNetwork {
+  kafkaHost(id: number): string;
+  raftHost(id: number): string;
+  /** A prefix that execs node `id` (`["ip", "netns", "exec", NS]`); default none. */
+  command?(id: number): string[];
 }
 
 /** Test timings: fence a silent broker and shrink the ISR quickly. */
@@ -63,20 +82,29 @@ export class TestCluster implements AsyncDisposable {
   readonly #dir: string;
   readonly #ownsDir: boolean;
   readonly #args: string[];
+  readonly #network: ClusterNetwork | undefined;
   readonly #last = new Map<number, NodeProcess>();
   /** Every process ever started, so `close()` can drain their output. */
   readonly #all: NodeProcess[] = [];
   readonly #connections = new Set<KafkaConnection>();
   #closed = false;
 
-  private constructor(dir: string, ownsDir: boolean, size: number, args: string[]) {
+  private constructor(
+    dir: string,
+    ownsDir: boolean,
+    size: number,
+    options: { args: string[]; network?: ClusterNetwork | undefined },
+  ) {
     this.#dir = dir;
     this.#ownsDir = ownsDir;
-    this.#args = args;
+    this.#args = options.args;
+    this.#network = options.network;
     const ports = freePorts(2 * size);
     this.nodes = Array.from({ length: size }, (_, i) => ({
       id: i + 1,
+      kafkaHost: options.network?.kafkaHost(i + 1) ?? "127.0.0.1",
       kafkaPort: ports[2 * i]!,
+      raftHost: options.network?.raftHost(i + 1) ?? "127.0.0.1",
       raftPort: ports[2 * i + 1]!,
       dataDir: join(dir, `node-${i + 1}`),
       process: null,
@@ -90,7 +118,10 @@ export class TestCluster implements AsyncDisposable {
       throw new RangeError(`Cannot start a cluster of ${size} nodes: need at least 1`);
     }
     const dir = options.dir ?? await Deno.makeTempDir({ prefix: "tidelog-cluster-" });
-    const cluster = new TestCluster(dir, options.dir === undefined, size, options.args ?? []);
+    const cluster = new TestCluster(dir, options.dir === undefined, size, {
+      args: options.args ?? [],
+      network: options.network,
+    });
     try {
       await Promise.all(cluster.nodes.map((n) => cluster.#launch(n)));
     } catch (err) {
@@ -102,18 +133,20 @@ export class TestCluster implements AsyncDisposable {
 
   /** The `--peers` value: every node's Raft address. */
   get peers(): string {
-    return this.nodes.map((n) => `${n.id}@127.0.0.1:${n.raftPort}`).join(",");
+    return this.nodes.map((n) => `${n.id}@${n.raftHost}:${n.raftPort}`).join(",");
   }
 
   async #launch(node: ClusterNode): Promise<void> {
     if (this.#closed) throw new Error(`Cannot start node ${node.id}: the cluster is closed`);
     const process = await NodeProcess.start({
       dataDir: node.dataDir,
+      host: node.kafkaHost,
       port: node.kafkaPort,
       nodeId: node.id,
+      command: this.#network?.command?.(node.id) ?? [],
       args: [
         "--raft-addr",
-        `127.0.0.1:${node.raftPort}`,
+        `${node.raftHost}:${node.raftPort}`,
         "--peers",
         this.peers,
         ...DEFAULT_ARGS,
@@ -146,15 +179,16 @@ export class TestCluster implements AsyncDisposable {
     return node;
   }
 
-  /** `127.0.0.1:port,...` of the live nodes, or of `ids`. */
+  /** `host:port,...` (Kafka listeners) of the live nodes, or of `ids`. */
   bootstrap(ids?: number[]): string {
     const nodes = ids === undefined ? this.#live() : ids.map((id) => this.node(id));
-    return nodes.map((n) => `127.0.0.1:${n.kafkaPort}`).join(",");
+    return nodes.map((n) => `${n.kafkaHost}:${n.kafkaPort}`).join(",");
   }
 
   /** A new connection to node `id`'s Kafka port (closed by `close()` if still open). */
   async connect(id: number): Promise<KafkaConnection> {
-    const conn = await KafkaConnection.connect("127.0.0.1", this.node(id).kafkaPort);
+    const node = this.node(id);
+    const conn = await KafkaConnection.connect(node.kafkaHost, node.kafkaPort);
     this.#connections.add(conn);
     conn.closed.finally(() => this.#connections.delete(conn));
     return conn;

@@ -1,6 +1,7 @@
 /**
  * Runs a real Tidelog node as a child process (`deno run main.ts serve`) on 127.0.0.1
- * with its own data directory, for integration and crash tests.
+ * (or another address, possibly inside a network namespace) with its own data directory,
+ * for integration and crash tests.
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,17 +16,24 @@ export function freePort(): number {
   return port;
 }
 
-/** Resolves once something accepts TCP connections on `port`, or rejects after `timeoutMs`. */
-export async function waitForPort(port: number, timeoutMs = 30_000): Promise<void> {
+/**
+ * Resolves once something accepts TCP connections on `hostname:port`, or rejects after
+ * `timeoutMs`.
+ */
+export async function waitForPort(
+  port: number,
+  timeoutMs = 30_000,
+  hostname = "127.0.0.1",
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      const c = await Deno.connect({ hostname, port });
       c.close();
       return;
     } catch {
       if (Date.now() > deadline) {
-        throw new Error(`Nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+        throw new Error(`Nothing listens on ${hostname}:${port} after ${timeoutMs} ms`);
       }
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -41,25 +49,38 @@ export class NodeProcess {
   readonly #output: Promise<string>;
   #exited: Promise<Deno.CommandStatus>;
 
-  private constructor(child: Deno.ChildProcess, port: number, dataDir: string) {
+  private constructor(child: Deno.ChildProcess, host: string, port: number, dataDir: string) {
     this.#child = child;
     this.port = port;
     this.dataDir = dataDir;
-    this.bootstrap = `127.0.0.1:${port}`;
+    this.bootstrap = `${host}:${port}`;
     this.#exited = child.status;
     this.#output = new Response(child.stderr).text();
   }
 
   /**
-   * Starts a node; resolves once it accepts connections. `args` are extra flags.
-   * The same `dataDir` and `port` restart a node on its old data.
+   * Starts a node; resolves once it accepts connections. `args` are extra flags; `host`
+   * is the Kafka listen address (default 127.0.0.1; it must be reachable from here), and
+   * `command` a prefix the node runs under (such as `["ip", "netns", "exec", NS]`; it must
+   * exec the node, so that signals reach it). The same `dataDir` and `port` restart a node
+   * on its old data.
    */
   static async start(
-    options: { dataDir: string; port?: number; args?: string[]; nodeId?: number },
+    options: {
+      dataDir: string;
+      port?: number;
+      host?: string;
+      args?: string[];
+      nodeId?: number;
+      command?: string[];
+    },
   ): Promise<NodeProcess> {
     const port = options.port ?? freePort();
-    const child = new Deno.Command(Deno.execPath(), {
+    const host = options.host ?? "127.0.0.1";
+    const [program, ...prefix] = [...(options.command ?? []), Deno.execPath()];
+    const child = new Deno.Command(program!, {
       args: [
+        ...prefix,
         "run",
         "--allow-all",
         MAIN,
@@ -67,7 +88,7 @@ export class NodeProcess {
         "--node-id",
         String(options.nodeId ?? 1),
         "--kafka-addr",
-        `127.0.0.1:${port}`,
+        `${host}:${port}`,
         "--data-dir",
         options.dataDir,
         ...(options.args ?? []),
@@ -76,8 +97,8 @@ export class NodeProcess {
       stdout: "null",
       stderr: "piped",
     }).spawn();
-    const node = new NodeProcess(child, port, options.dataDir);
-    const started = waitForPort(port);
+    const node = new NodeProcess(child, host, port, options.dataDir);
+    const started = waitForPort(port, 30_000, host);
     const died = node.#exited.then((s) => {
       throw new Error(`Node exited with ${s.code} during start-up`);
     });
