@@ -43,6 +43,8 @@ export interface RunOptions {
   logLevel?: "debug" | "info";
   /** Lines of trace in a failure message. @default 250 */
   traceLines?: number;
+  /** How to replay the seed, for the failure message. @default the full profile's test */
+  replay?: string;
 }
 
 /** Runs the simulation of `seed`; throws SimViolation on a broken invariant. */
@@ -60,7 +62,10 @@ export async function runSeed(seed: number, options: RunOptions = {}): Promise<S
         `config: ${JSON.stringify(config)}\n` +
         `after ${sim.scheduler.eventCount} events, ${(sim.now / 1000).toFixed(3)} s virtual\n` +
         `--- trace (last lines) ---\n${sim.formatTrace(options.traceLines ?? 250)}\n` +
-        `replay: CLUSTER_SIM_SEED=${seed} deno test -A tests/sim/cluster_sim_test.ts`,
+        `replay: ${
+          options.replay ??
+            `CLUSTER_SIM_SEED=${seed} CLUSTER_SIM_PROFILE=full deno test -A tests/sim/cluster_sim_test.ts`
+        }`,
     );
   };
   const runChecked = async (untilMs: number, done?: () => boolean) => {
