@@ -32,8 +32,6 @@ import {
   type PartitionRole,
 } from "./partition_core.ts";
 
-export type { PartitionRole } from "./partition_core.ts";
-
 const log = getLogger(["tidelog", "replication"]);
 
 /** Identifies a partition in logs and errors ("orders-3"). */
