@@ -25,6 +25,7 @@ import type { Partition } from "../../../lib/replication/mod.ts";
 import { type ClusterSim, TOPIC } from "./cluster_sim.ts";
 
 const decoder = new TextDecoder();
+const OFFSETS_TOPIC = "__consumer_offsets";
 
 /** The most advanced applied image among the running nodes (Raft makes them prefixes). */
 export function latestImage(sim: ClusterSim): MetadataImage | null {
@@ -222,6 +223,10 @@ export class StepChecker {
         }
         if (p.leaderRecoveryState === 1 && t.name === TOPIC) {
           this.#sim.history.uncleanPartitions.add(i);
+        }
+        if (p.leaderRecoveryState === 1 && t.name === OFFSETS_TOPIC) {
+          this.#sim.history.uncleanOffsetsPartitions.add(i);
+          this.#sim.history.offsetsPartitionCount = t.partitions.length;
         }
         const before = seen.get(key);
         if (before && (p.leaderEpoch < before[0] || p.partitionEpoch < before[1])) {

@@ -24,6 +24,7 @@ import {
 } from "../../../lib/protocol/mod.ts";
 import type { Network, Timers } from "../../../lib/runtime/mod.ts";
 import { sleep } from "../../../lib/runtime/mod.ts";
+import { groupPartition } from "../../../lib/group/group_partition.ts";
 import type { Random } from "../../../lib/util/random.ts";
 import { withTimeout } from "../../../lib/util/timeout.ts";
 import { buildBatch } from "../../unit/log/_batches.ts";
@@ -48,6 +49,9 @@ export class History {
    * acknowledged and read data may be lost there, by design; the checkers skip those.
    */
   readonly uncleanPartitions = new Set<number>();
+  /** The same for `__consumer_offsets`: committed offsets may be lost there. */
+  readonly uncleanOffsetsPartitions = new Set<number>();
+  offsetsPartitionCount = 0;
 
   count(what: string): void {
     this.errors.set(what, (this.errors.get(what) ?? 0) + 1);
@@ -576,6 +580,13 @@ export function checkCommitted(
 ): void {
   const acked = commits.acked.get(group) ?? -1;
   const before = commits.seen.get(group) ?? -1;
+  const unclean = history.offsetsPartitionCount > 0 &&
+    history.uncleanOffsetsPartitions.has(groupPartition(group, history.offsetsPartitionCount));
+  // A coordinator partition that had an unclean election may lose commits, by design.
+  if (unclean) {
+    commits.seen.set(group, seen);
+    return;
+  }
   if (seen < acked) {
     history.violations.push(
       `group ${group}: OffsetFetch returned ${seen} after commit ${acked} was acknowledged (an acknowledged commit lost)`,
