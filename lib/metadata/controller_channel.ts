@@ -262,7 +262,14 @@ export class ControllerChannel {
       try {
         if (store.isController()) {
           try {
-            return await local();
+            // Bounded like a remote call: a proposal this node made as controller can wait
+            // for a quorum that is gone (and a heartbeat loop waits for this answer).
+            return await withTimeout(
+              local(),
+              Math.max(1, deadline - this.#clock.nowMs()),
+              undefined,
+              this.#timers,
+            );
           } catch (err) {
             const mapped = asControllerError(err);
             if (mapped instanceof TidelogError && mapped.code === ErrorCode.NOT_CONTROLLER) {
