@@ -464,7 +464,19 @@ export class CommitHistory {
   readonly acked = new Map<string, number>();
   /** group → the highest offset an OffsetFetch returned. */
   readonly seen = new Map<string, number>();
+  /**
+   * group → offsets whose commit attempt failed or timed out: such an attempt may still be
+   * applied later (a request held in a cut link reaches the coordinator after the retry
+   * was acknowledged), and a simple consumer's commits are last-writer-wins, in Kafka too.
+   */
+  readonly uncertain = new Map<string, Set<number>>();
   commits = 0;
+
+  attemptFailed(group: string, offset: number): void {
+    let s = this.uncertain.get(group);
+    if (s === undefined) this.uncertain.set(group, s = new Set());
+    s.add(offset);
+  }
 }
 
 const COMMIT_PARTITION = 0;
@@ -534,6 +546,7 @@ export async function runCommitter(
         next++;
       } else {
         history.count(`OffsetCommit ${errorName(code)}`);
+        commits.attemptFailed(group, next);
         coordinator = null;
       }
       const seen = await fetchCommitted(env, router, coordinator ?? -1, group);
@@ -542,6 +555,7 @@ export async function runCommitter(
       }
     } catch {
       history.count("OffsetCommit failed");
+      commits.attemptFailed(group, next);
       coordinator = null;
     }
     await sleep(env.timers, 20);
@@ -587,6 +601,8 @@ export function checkCommitted(
     commits.seen.set(group, seen);
     return;
   }
+  // An earlier attempt of this offset landed late: it overwrote later commits.
+  if (commits.uncertain.get(group)?.has(seen)) return;
   if (seen < acked) {
     history.violations.push(
       `group ${group}: OffsetFetch returned ${seen} after commit ${acked} was acknowledged (an acknowledged commit lost)`,
