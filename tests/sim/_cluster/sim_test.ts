@@ -57,7 +57,12 @@ export function simTest(shard: number): void {
             }),
           );
         } catch (err) {
-          failures.push({ seed, message: String((err as Error).message ?? err) });
+          const message = String((err as Error).message ?? err);
+          failures.push({ seed, message });
+          // deno-lint-ignore no-console
+          console.log(
+            `cluster sim: seed ${seed} FAILED: ${message.split("\n").slice(0, 2).join(" | ")}`,
+          );
         }
         if ((i + 1) % 500 === 0 && i + 1 < seeds.length) {
           // deno-lint-ignore no-console
