@@ -105,3 +105,58 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "sim: a replica that led an epoch without appending anything rejoins the ISR as a follower (its epoch cache is trimmed at the log end)",
+  ...opts,
+  fn: async () => {
+    // Replicas [p, q, r], r the controller, preferred-leader elections on. p leads epoch 0;
+    // paused, it loses the lead to q (epoch 1); back, it rejoins q's ISR, and is then cut
+    // from q while q appends epoch-1 records (acks=1) that only r fetches. The preferred
+    // election gives p epoch 2 (p appends nothing; q cannot reach it to truncate), and p
+    // is paused at once: q leads epoch 3. p, resumed, asks OffsetForLeaderEpoch(2); q
+    // answers epoch 1, which p lacks, so p's truncation point is its own log end. Unless
+    // the epoch cache drops epoch 2 there (Kafka's truncateTo → truncateFromEnd), p asks
+    // about epoch 2 forever and never rejoins the ISR (issue 10 §1.2).
+    const s = await Scenario.start({ seed: 3, leaderImbalanceCheckIntervalMs: 300 }, {
+      replicas: (controller) => [...[1, 2, 3].filter((id) => id !== controller), controller],
+    });
+    try {
+      const { sim } = s;
+      const state = () => latestImage(sim)?.topic(TOPIC)?.partitions[0];
+      const machine = (id: number) => sim.machines.find((m) => m.id === id)!;
+      const [p, q] = state()!.replicas.map(machine);
+      const leadsFully = (m: typeof p) => () =>
+        state()?.leader === m!.id && state()?.isr.length === 3;
+      await s.produce(0, 5);
+      await s.runUntil(leadsFully(p), 30_000, "p to lead with a full ISR");
+      sim.disturb("the test's SIGSTOP", [p!.id]);
+      p!.proc!.pause();
+      await s.runUntil(() => state()?.leader === q!.id, 30_000, "q to lead");
+      p!.proc!.resume();
+      await s.runUntil(leadsFully(q), 30_000, "p back in q's ISR");
+      sim.disturb("the test's cut", [p!.id, q!.id]);
+      sim.net.cut(`n${p!.id}`, `n${q!.id}`, KAFKA_PORT);
+      sim.net.cut(`n${q!.id}`, `n${p!.id}`, KAFKA_PORT);
+      const stop = s.acksOneProducer(0);
+      const pPart = () => p!.parts!.replicas.getPartition(TOPIC, 0)!;
+      await s.runUntil(
+        () => pPart().isLeader && pPart().leaderEpochCache.latestEpoch === pPart().leaderEpoch,
+        30_000,
+        "p to lead after the preferred election",
+      );
+      p!.proc!.pause();
+      stop();
+      const qLog = q!.parts!.replicas.getPartition(TOPIC, 0)!.log;
+      const pLog = p!.parts!.replicas.getPartition(TOPIC, 0)!.log;
+      assert.ok(qLog.logEndOffset > pLog.logEndOffset, "q holds epoch-1 records p lacks");
+      await s.runUntil(() => state()?.leader === q!.id, 30_000, "q to lead while p is paused");
+      sim.net.healAll();
+      p!.proc!.resume();
+      await s.runUntil(leadsFully(q), 30_000, "p to rejoin the ISR as q's follower");
+    } finally {
+      s.close();
+    }
+  },
+});

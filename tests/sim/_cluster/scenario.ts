@@ -23,7 +23,11 @@ export class Scenario {
    */
   static async start(
     overrides: Partial<SimConfig> = {},
-    options: { leaderOnController?: boolean } = {},
+    options: {
+      leaderOnController?: boolean;
+      /** The topic's replicas, in preference order, given the controller's id. */
+      replicas?: (controller: number) => number[];
+    } = {},
   ): Promise<Scenario> {
     const config = swarmConfig(1, {
       partitions: 1,
@@ -42,9 +46,14 @@ export class Scenario {
     for (const m of sim.machines) sim.start(m);
     await s.runUntil(() => sim.allUp(), 60_000, "the cluster to start");
     const controller = sim.machines[0]!.parts!.store.controllerId();
+    const others = sim.machines.map((m) => m.id).filter((id) => id !== controller);
     await sim.createTopic(
-      options.leaderOnController && controller !== null
-        ? [controller, ...sim.machines.map((m) => m.id).filter((id) => id !== controller)]
+      controller === null
+        ? undefined
+        : options.replicas
+        ? options.replicas(controller)
+        : options.leaderOnController
+        ? [controller, ...others]
         : undefined,
     );
     return s;
@@ -108,6 +117,29 @@ export class Scenario {
     stop = true;
     await this.run(50);
     env.proc.kill();
+  }
+
+  /**
+   * Starts an acks=1 producer to `partition` that runs until the returned function is
+   * called (what it writes may be lost, by design; the checkers know acks=1).
+   */
+  acksOneProducer(partition: number, name = `a${partition}`): () => void {
+    const sim = this.sim;
+    const env = sim.clientEnv(name);
+    const router = new Router(env);
+    let stop = false;
+    env.proc.schedule(0, () => {
+      runProducer({ ...env, stopped: () => stop }, router, sim.history, {
+        partition,
+        acks: 1,
+        idempotent: false,
+        name,
+        intervalMs: 20,
+      }).catch((err) => sim.history.violations.push(`producer ${name}: ${err}`));
+    });
+    return () => {
+      stop = true;
+    };
   }
 
   /** Waits until every node runs and is unfenced in its own view. */
