@@ -20,6 +20,13 @@ import { type ApiHandler, respond } from "../handler.ts";
 
 /** Connections already watched for a broker (one close hook per connection). */
 const watched = new WeakSet<object>();
+/**
+ * Per controller (simulations run several in one process): each broker's connection that
+ * carried its latest heartbeat. Only its close means the broker may be gone: an older
+ * connection the broker replaced (after a timeout) can close long after, once a held
+ * heartbeat on it is answered, while the new one heartbeats on.
+ */
+const heartbeatConnections = new WeakMap<object, Map<number, object>>();
 
 export const brokerRegistrationHandler: ApiHandler<typeof ApiKey.BrokerRegistration> = {
   apiKey: ApiKey.BrokerRegistration,
@@ -48,10 +55,18 @@ export const brokerHeartbeatHandler: ApiHandler<typeof ApiKey.BrokerHeartbeat> =
   maxVersion: 1,
   async handle(ctx, req) {
     const controller = ctx.services.controller;
-    if (!watched.has(ctx.connection)) {
-      watched.add(ctx.connection);
-      const brokerId = req.brokerId;
-      ctx.connection.onClose(() => controller.connectionLost(brokerId));
+    let latest = heartbeatConnections.get(controller);
+    if (latest === undefined) heartbeatConnections.set(controller, latest = new Map());
+    const brokerId = req.brokerId;
+    const connection = ctx.connection;
+    latest.set(brokerId, connection);
+    if (!watched.has(connection)) {
+      watched.add(connection);
+      connection.onClose(() => {
+        if (latest.get(brokerId) !== connection) return;
+        latest.delete(brokerId);
+        controller.connectionLost(brokerId);
+      });
     }
     try {
       const reply = await controller.heartbeat({
