@@ -54,7 +54,13 @@ async function main(): Promise<number> {
   }
   const signal = await stopSignal;
   log.info("Received {signal}; shutting down", { signal });
-  await node.stop();
+  try {
+    await node.stop();
+  } catch (err) {
+    // Logged by the node: what it had not synced may be lost, as after a crash.
+    write(Deno.stderr, `tidelog: shutdown failed: ${(err as Error).message}`);
+    return 1;
+  }
   return 0;
 }
 

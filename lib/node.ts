@@ -634,7 +634,9 @@ export class Node {
   /**
    * Stops the node: in a cluster, first a controlled shutdown (the controller moves this
    * broker's leaderships to other ISR members, bounded by a timeout), then stops
-   * accepting, closes connections, flushes and closes every log. Idempotent.
+   * accepting, closes connections, flushes and closes every log. Idempotent. Rejects
+   * with the storage failure if the last flush of a log or of the Raft store fails
+   * (everything is closed anyway).
    */
   stop(): Promise<void> {
     this.#stopped ??= (async () => {
@@ -656,9 +658,19 @@ export class Node {
       this.#channel.close();
       this.#controller.close();
       this.#groups.close();
-      await this.#replicas.close();
-      await this.#store.close();
+      // The last fsyncs can fail (a failing disk): close the rest anyway, then report it,
+      // so that the process exits 1 as for any storage failure (Kafka halts then too).
+      let failure: unknown = null;
+      for (const close of [() => this.#replicas.close(), () => this.#store.close()]) {
+        try {
+          await close();
+        } catch (err) {
+          failure ??= err;
+          log.error("Closing the node's storage failed: {error}", { error: err });
+        }
+      }
       this.#lock.close();
+      if (failure !== null) throw failure;
       log.info("Node stopped");
     })();
     return this.#stopped;
