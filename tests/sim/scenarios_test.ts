@@ -160,3 +160,35 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "sim: a SIGTERM while the disk fails every fsync ends the process, without an unhandled rejection",
+  ...opts,
+  fn: async () => {
+    for (const seed of [4, 5, 6]) {
+      const s = await Scenario.start({ seed });
+      const unhandled: string[] = [];
+      const onUnhandled = (e: PromiseRejectionEvent) => {
+        e.preventDefault();
+        unhandled.push(String(e.reason));
+      };
+      globalThis.addEventListener("unhandledrejection", onUnhandled);
+      try {
+        const { sim } = s;
+        await s.produce(0, 5);
+        const m = sim.machines[seed % 3]!;
+        const proc = m.proc;
+        // The last flushes of the shutdown fail (sim seed 1008).
+        sim.setFailingDisk(m, 1);
+        sim.shutdown(m);
+        await s.runUntil(() => proc?.state === "dead", 30_000, "the process to end");
+        await s.run(100);
+        assert.deepEqual(unhandled, [], `seed ${seed}`);
+      } finally {
+        globalThis.removeEventListener("unhandledrejection", onUnhandled);
+        s.close();
+      }
+    }
+  },
+});
