@@ -228,7 +228,10 @@ export class Node {
       if (lost !== this.#quorumLost) {
         this.#quorumLost = lost;
         // The group coordinator follows the offsets partitions this node leads.
-        void this.#replicas.setQuorumLost(lost).then(() => this.#groups.syncPartitions());
+        // A failure to apply the image stops the node (onStorageFailure); nothing to add.
+        this.#replicas.setQuorumLost(lost).then(() => this.#groups.syncPartitions()).catch(
+          (err) => log.debug("Re-applying the image failed: {error}", { error: String(err) }),
+        );
       }
     }, QUORUM_CHECK_MS);
   }

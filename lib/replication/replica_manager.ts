@@ -227,7 +227,12 @@ export class ReplicaManager {
    */
   applyImage(image: MetadataImage): Promise<void> {
     // One at a time: start-up, startLeading and the metadata listener may overlap.
-    const run = this.#applying.then(() => this.#applyImage(image));
+    const run = this.#applying.then(() => this.#applyImage(image)).catch((err) => {
+      // Creating, opening or deleting a partition's files failed: as a failed log dir,
+      // the node stops (Kafka halts); a half-applied image is not served.
+      if (!this.#closed) this.#options.onStorageFailure?.(err as Error);
+      throw err;
+    });
     this.#applying = run.catch(() => {});
     return run;
   }

@@ -9,6 +9,7 @@ import type { MetadataImage } from "../../../lib/metadata/mod.ts";
 import { ErrorCode } from "../../../lib/protocol/mod.ts";
 import { splitBatches, validateBatch } from "../../../lib/protocol/record_batch.ts";
 import { type IsrChange, ReplicaManager } from "../../../lib/replication/mod.ts";
+import { denoFs, type FileSystem } from "../../../lib/runtime/fs.ts";
 import { ManualClock } from "../../../lib/util/clock.ts";
 import { TidelogError } from "../../../lib/util/errors.ts";
 import { onePartitionImage, TEST_TOPIC_ID } from "../../_helpers/images.ts";
@@ -303,4 +304,42 @@ Deno.test("Partition.truncateTo at or past the log end still drops the later lea
     assert.equal(p.log.logEndOffset, 3, "nothing cut");
     assert.equal(p.leaderEpochCache.latestEpoch, 3, "the empty epoch is gone");
   });
+});
+
+Deno.test("ReplicaManager: a partition whose files cannot be made durable is a storage failure (the node stops)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tidelog-rm-" });
+  const failures: Error[] = [];
+  // Every fsync fails, as on a failing disk: opening the new partition's log cannot finish.
+  const failingFs: FileSystem = {
+    ...denoFs,
+    open: async (path, options) => {
+      const h = await denoFs.open(path, options);
+      const fail = () => Promise.reject(new Error("Input/output error (os error 5)"));
+      return new Proxy(h, {
+        get(target, key) {
+          if (key === "sync" || key === "syncData") return fail;
+          const value = Reflect.get(target, key);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+    },
+  };
+  const rm = new ReplicaManager({
+    topicsDir: dir,
+    nodeId: 1,
+    flush: { kind: "always" },
+    clock: new ManualClock(1_000_000),
+    replicaLagTimeMaxMs: 10_000,
+    fs: failingFs,
+    alterIsr: () => Promise.resolve({ errorCode: ErrorCode.NONE }),
+    onStorageFailure: (err) => failures.push(err),
+  });
+  try {
+    await assert.rejects(rm.applyImage(clusterImage()), /Input\/output error/);
+    assert.equal(failures.length, 1, "reported as a storage failure");
+    assert.equal(rm.getPartition("t", 0), undefined);
+  } finally {
+    await rm.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
