@@ -199,6 +199,8 @@ export class ClusterSim {
   #clientsStopped = false;
   #clientHost: SimHost;
   #clientProcs: SimProcess[] = [];
+  /** Set by the heal: from then on a node that exits is restarted (see #superviseRestart). */
+  #healed = false;
   #fsyncSlow = new Map<number, [number, number]>();
   /** Disturbances of machines that are down, ended when they start again. */
   readonly #downs = new Map<number, Disturbance[]>();
@@ -391,6 +393,7 @@ export class ClusterSim {
           m.node = null;
           m.parts = null;
           m.down = "killed";
+          this.#superviseRestart(m);
         },
       }).then(
         (node) => {
@@ -406,9 +409,21 @@ export class ClusterSim {
             m.proc = null;
             m.parts = null;
             m.down = "killed";
+            this.#superviseRestart(m);
           }
         },
       );
+    });
+  }
+
+  /**
+   * After the heal, a node that exits (a storage failure of an fsync issued before the
+   * heal, a failed start) is restarted a second later, as a supervisor (systemd) would.
+   */
+  #superviseRestart(m: Machine): void {
+    if (!this.#healed) return;
+    this.scheduler.schedule(null, 1000, () => {
+      if (m.proc === null && m.down === "killed") this.start(m);
     });
   }
 
@@ -477,6 +492,7 @@ export class ClusterSim {
   /** Heals every fault and restarts or resumes every node. */
   healAll(): void {
     this.note("sim", "heal: cuts, disks, links; resume and restart nodes");
+    this.#healed = true;
     this.net.healAll();
     this.#fsyncSlow.clear();
     this.#fsyncFailRate.clear();
