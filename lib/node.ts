@@ -222,9 +222,17 @@ export class Node {
     // controller has fenced it, or is about to): clients then get NOT_LEADER_OR_FOLLOWER
     // and find the new leader, instead of waiting on one that cannot replicate.
     const { clock } = parts.runtime;
+    // As the controller's tracker: a gap between two checks of over half a session (this
+    // process stalled, or the clock jumped) is no silence of the quorum's; count from
+    // the resume, so that the heartbeats sent since can answer first.
+    let lastCheckMs = clock.nowMs();
+    let resumedMs = lastCheckMs;
     this.#quorumWatch = parts.runtime.timers.setInterval(() => {
+      const now = clock.nowMs();
+      if (now - lastCheckMs > parts.sessionTimeoutMs / 2) resumedMs = now;
+      lastCheckMs = now;
       const sent = this.#lifecycle.lastAckedHeartbeatSentMs;
-      const lost = sent >= 0 && clock.nowMs() - sent > parts.sessionTimeoutMs;
+      const lost = sent >= 0 && now - Math.max(sent, resumedMs) > parts.sessionTimeoutMs;
       if (lost !== this.#quorumLost) {
         this.#quorumLost = lost;
         // The group coordinator follows the offsets partitions this node leads.
