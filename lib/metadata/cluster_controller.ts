@@ -144,6 +144,69 @@ export function planPreferredLeaders(image: MetadataImage): PartitionChangeRecor
   return out;
 }
 
+/** Kafka's ElectionType. */
+export const ElectionType = { PREFERRED: 0, UNCLEAN: 1 } as const;
+
+/**
+ * Plans an ElectLeaders entry for one partition, as Kafka's controller does: PREFERRED
+ * moves leadership to the first replica when it is active and in the ISR; UNCLEAN elects
+ * only a leaderless partition, from the ISR if a member is active, else any active
+ * replica (ISR reset to it, RECOVERING). ELECTION_NOT_NEEDED when the preferred replica
+ * already leads (or, unclean, when there is a leader); PREFERRED_LEADER_NOT_AVAILABLE or
+ * ELIGIBLE_LEADERS_NOT_AVAILABLE when nobody can be elected.
+ */
+export function planElectLeader(
+  image: MetadataImage,
+  topicName: string,
+  partitionId: number,
+  electionType: number,
+): PartitionChangeRecord {
+  const topic = image.topic(topicName);
+  if (!topic) {
+    throw new TidelogError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `No such topic as ${topicName}`);
+  }
+  const p = topic.partitions[partitionId];
+  if (!p) {
+    throw new TidelogError(
+      ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+      `No such partition as ${topicName}-${partitionId}`,
+    );
+  }
+  if (electionType !== ElectionType.PREFERRED && electionType !== ElectionType.UNCLEAN) {
+    throw new TidelogError(ErrorCode.INVALID_REQUEST, `Unknown election type ${electionType}`);
+  }
+  const preferred = p.replicas[0];
+  if (
+    electionType === ElectionType.PREFERRED ? p.leader === preferred : p.leader !== -1
+  ) {
+    throw new TidelogError(
+      ErrorCode.ELECTION_NOT_NEEDED,
+      "Leader election not needed for topic partition.",
+    );
+  }
+  const tp = { topicId: topic.topicId, partitionId };
+  if (electionType === ElectionType.PREFERRED) {
+    if (
+      preferred === undefined || p.leaderRecoveryState !== 0 || !p.isr.includes(preferred) ||
+      !image.isActive(preferred)
+    ) {
+      throw new TidelogError(
+        ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE,
+        `Failed to elect leader for partition ${topicName}-${partitionId} under strategy PreferredReplicaPartitionLeaderElectionStrategy`,
+      );
+    }
+    return { type: "PartitionChange", ...tp, leader: preferred };
+  }
+  const change = buildChange(image, tp, p, { unclean: true });
+  if (!change || change.leader === undefined || change.leader === -1) {
+    throw new TidelogError(
+      ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE,
+      `Failed to elect leader for partition ${topicName}-${partitionId} under strategy UncleanLeaderElectionStrategy`,
+    );
+  }
+  return change;
+}
+
 /** A BrokerRegistration request (Kafka's BrokerRegistrationRequest, the parts we use). */
 export interface RegisterBrokerRequest {
   brokerId: number;

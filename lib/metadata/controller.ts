@@ -8,7 +8,15 @@ import { assert } from "../util/assert.ts";
 import { TidelogError } from "../util/errors.ts";
 import type { MetadataImage, TopicImage } from "./metadata_image.ts";
 import type { MetadataRecord, PartitionRecord } from "./records.ts";
-import { topicCollisionKey, validateTopicConfigs, validateTopicName } from "./topic_config.ts";
+import {
+  BROKER_LOG_CONFIGS,
+  checkBrokerConfigValue,
+  checkTopicConfigValue,
+  TOPIC_CONFIG_DEFS,
+  topicCollisionKey,
+  validateTopicConfigs,
+  validateTopicName,
+} from "./topic_config.ts";
 
 /** Broker-wide defaults the controller applies. */
 export interface ControllerDefaults {
@@ -321,4 +329,172 @@ export function planDeleteTopic(image: MetadataImage, topic: TopicImage): Metada
     fail(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `Topic ${topic.name} does not exist`);
   }
   return [{ type: "RemoveTopic", topicId: topic.topicId }];
+}
+
+/** A config resource as AlterConfigs/IncrementalAlterConfigs name it (Kafka's types). */
+export interface ConfigResource {
+  /** 2 TOPIC, 4 BROKER (others are refused). */
+  readonly resourceType: number;
+  /** The topic; for a broker its id, or "" for the cluster-wide default. */
+  readonly resourceName: string;
+}
+
+/** Kafka's AlterConfigOp.OpType. */
+export const AlterConfigOp = { SET: 0, DELETE: 1, APPEND: 2, SUBTRACT: 3 } as const;
+
+/** One IncrementalAlterConfigs operation. */
+export interface ConfigOperation {
+  readonly name: string;
+  readonly op: number;
+  readonly value: string | null;
+}
+
+const RESOURCE_TOPIC = 2;
+const RESOURCE_BROKER = 4;
+
+/** The current overrides of `resource`, the key checker and the record maker for it. */
+function configTarget(image: MetadataImage, resource: ConfigResource): {
+  current: Readonly<Record<string, string>>;
+  check: (name: string, value: string) => string;
+  isList: (name: string) => boolean;
+  record: (name: string, value: string | null) => MetadataRecord;
+} {
+  if (resource.resourceType === RESOURCE_TOPIC) {
+    const topic = image.topic(resource.resourceName);
+    if (!topic) {
+      fail(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `Topic ${resource.resourceName} does not exist`);
+    }
+    return {
+      current: topic.configs,
+      check: checkTopicConfigValue,
+      isList: (name) => TOPIC_CONFIG_DEFS.get(name)?.type === "list",
+      record: (name, value) => ({ type: "Config", topicId: topic.topicId, name, value }),
+    };
+  }
+  if (resource.resourceType === RESOURCE_BROKER) {
+    const broker = resource.resourceName;
+    if (broker !== "" && !/^\d+$/.test(broker)) {
+      fail(ErrorCode.INVALID_REQUEST, `Illegal broker id ${broker} in a BROKER resource`);
+    }
+    return {
+      current: image.brokerConfigs.get(broker) ?? {},
+      check: checkBrokerConfigValue,
+      isList: (name) => TOPIC_CONFIG_DEFS.get(BROKER_LOG_CONFIGS.get(name) ?? "")?.type === "list",
+      record: (name, value) => ({ type: "Config", broker, name, value }),
+    };
+  }
+  fail(ErrorCode.INVALID_REQUEST, `Unsupported resource type ${resource.resourceType}`);
+}
+
+/** The records that turn `current` overrides into `next`. */
+function configDiff(
+  current: Readonly<Record<string, string>>,
+  next: Readonly<Record<string, string>>,
+  record: (name: string, value: string | null) => MetadataRecord,
+): MetadataRecord[] {
+  const out: MetadataRecord[] = [];
+  for (const name of Object.keys(current)) if (!(name in next)) out.push(record(name, null));
+  for (const [name, value] of Object.entries(next)) {
+    if (current[name] !== value) out.push(record(name, value));
+  }
+  return out;
+}
+
+/**
+ * Plans IncrementalAlterConfigs for one resource: SET, DELETE, APPEND and SUBTRACT (the
+ * last two only on list configs), as Kafka's ConfigurationControlManager does.
+ */
+export function planIncrementalAlterConfigs(
+  image: MetadataImage,
+  resource: ConfigResource,
+  ops: readonly ConfigOperation[],
+): MetadataRecord[] {
+  const target = configTarget(image, resource);
+  const seen = new Set<string>();
+  for (const o of ops) {
+    if (seen.has(o.name)) {
+      fail(ErrorCode.INVALID_REQUEST, `Error due to duplicate config keys: ${o.name}`);
+    }
+    seen.add(o.name);
+  }
+  const next: Record<string, string> = { ...target.current };
+  for (const o of ops) {
+    switch (o.op) {
+      case AlterConfigOp.SET:
+        if (o.value === null) {
+          fail(ErrorCode.INVALID_REQUEST, `Null value not supported for: ${o.name}`);
+        }
+        next[o.name] = target.check(o.name, o.value);
+        break;
+      case AlterConfigOp.DELETE:
+        target.check(o.name, effectiveOrDefault(target.current[o.name], o.name, resource));
+        delete next[o.name];
+        break;
+      case AlterConfigOp.APPEND:
+      case AlterConfigOp.SUBTRACT: {
+        const verb = o.op === AlterConfigOp.APPEND ? "append" : "subtract";
+        if (!target.isList(o.name)) {
+          target.check(o.name, effectiveOrDefault(undefined, o.name, resource));
+          fail(
+            ErrorCode.INVALID_CONFIG,
+            `Config value ${verb} is not allowed for config key: ${o.name}`,
+          );
+        }
+        const base = (next[o.name] ?? effectiveOrDefault(undefined, o.name, resource))
+          .split(",").map((s) => s.trim()).filter((s) => s !== "");
+        const items = (o.value ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
+        const merged = o.op === AlterConfigOp.APPEND
+          ? [...base, ...items.filter((i) => !base.includes(i))]
+          : base.filter((b) => !items.includes(b));
+        next[o.name] = target.check(o.name, merged.join(","));
+        break;
+      }
+      default:
+        fail(ErrorCode.INVALID_REQUEST, `Unknown alter config operation ${o.op} for ${o.name}`);
+    }
+  }
+  return configDiff(target.current, next, target.record);
+}
+
+/** A key's static default (to check that a DELETE or list op names a real key). */
+function effectiveOrDefault(
+  current: string | undefined,
+  name: string,
+  resource: ConfigResource,
+): string {
+  if (current !== undefined) return current;
+  const topicKey = resource.resourceType === RESOURCE_BROKER ? BROKER_LOG_CONFIGS.get(name) : name;
+  const d = TOPIC_CONFIG_DEFS.get(topicKey ?? "");
+  if (!d) {
+    fail(
+      ErrorCode.INVALID_CONFIG,
+      resource.resourceType === RESOURCE_BROKER
+        ? `Cannot update these configs dynamically: Set(${name})`
+        : `Unknown topic config name: ${name}`,
+    );
+  }
+  return d.defaultValue;
+}
+
+/**
+ * Plans the legacy AlterConfigs for one resource: the listed configs replace every
+ * override of the resource (unlisted ones revert to their defaults).
+ */
+export function planAlterConfigs(
+  image: MetadataImage,
+  resource: ConfigResource,
+  configs: readonly { name: string; value: string | null }[],
+): MetadataRecord[] {
+  const target = configTarget(image, resource);
+  const next: Record<string, string> = {};
+  for (const c of configs) {
+    if (c.name in next) {
+      fail(ErrorCode.INVALID_REQUEST, `Error due to duplicate config keys: ${c.name}`);
+    }
+    if (c.value === null) {
+      fail(ErrorCode.INVALID_REQUEST, `Null value not supported for: ${c.name}`);
+    }
+    next[c.name] = target.check(c.name, c.value);
+  }
+  return configDiff(target.current, next, target.record);
 }

@@ -6,6 +6,7 @@
  */
 import { assert, unreachable } from "../util/assert.ts";
 import { crc32c } from "../util/crc32c.ts";
+import { type BrokerConfigLayers, NO_BROKER_CONFIGS } from "./topic_config.ts";
 import type {
   BrokerEndpoint,
   LeaderRecoveryState,
@@ -66,6 +67,8 @@ export interface MetadataImageState {
   readonly topicsById: ReadonlyMap<string, TopicImage>;
   readonly brokers?: ReadonlyMap<number, BrokerRegistration>;
   readonly nextProducerId?: number;
+  /** Dynamic broker configs by broker id string ("" = cluster default), by key. */
+  readonly brokerConfigs?: ReadonlyMap<string, Readonly<Record<string, string>>>;
 }
 
 const SNAPSHOT_MAGIC = 0x544c4d53; // "TLMS"
@@ -85,6 +88,8 @@ export class MetadataImage {
   readonly brokers: ReadonlyMap<number, BrokerRegistration>;
   /** The first producer id not yet reserved by any broker (ProducerIds records). */
   readonly nextProducerId: number;
+  /** Dynamic broker configs by broker id string ("" = cluster-wide default), by key. */
+  readonly brokerConfigs: ReadonlyMap<string, Readonly<Record<string, string>>>;
 
   constructor(state: MetadataImageState) {
     this.offset = state.offset;
@@ -93,6 +98,16 @@ export class MetadataImage {
     this.topicsByName = new Map([...state.topicsById.values()].map((t) => [t.name, t]));
     this.brokers = state.brokers ?? new Map();
     this.nextProducerId = state.nextProducerId ?? 0;
+    this.brokerConfigs = state.brokerConfigs ?? new Map();
+  }
+
+  /** The dynamic broker configs in effect on `brokerId` (its own over the cluster's). */
+  brokerConfigLayers(brokerId: number): BrokerConfigLayers {
+    if (this.brokerConfigs.size === 0) return NO_BROKER_CONFIGS;
+    return {
+      broker: this.brokerConfigs.get(String(brokerId)) ?? {},
+      cluster: this.brokerConfigs.get("") ?? {},
+    };
   }
 
   static readonly EMPTY: MetadataImage = new MetadataImage({
@@ -107,6 +122,7 @@ export class MetadataImage {
     let brokers = this.brokers;
     let clusterId = this.clusterId;
     let nextProducerId = this.nextProducerId;
+    let brokerConfigs = this.brokerConfigs;
     const offset = this.offset + 1;
     switch (record.type) {
       case "Cluster":
@@ -149,12 +165,22 @@ export class MetadataImage {
         break;
       }
       case "Config": {
-        const topic = topics.get(record.topicId);
+        if (record.broker !== undefined) {
+          const configs = { ...brokerConfigs.get(record.broker) };
+          if (record.value === null) delete configs[record.name];
+          else configs[record.name] = record.value;
+          const next = new Map(brokerConfigs);
+          if (Object.keys(configs).length === 0) next.delete(record.broker);
+          else next.set(record.broker, configs);
+          brokerConfigs = next;
+          break;
+        }
+        const topic = topics.get(record.topicId ?? "");
         assert(topic, `Config record for unknown topic id ${record.topicId}`);
         const configs = { ...topic.configs };
         if (record.value === null) delete configs[record.name];
         else configs[record.name] = record.value;
-        topics = new Map(topics).set(record.topicId, { ...topic, configs });
+        topics = new Map(topics).set(topic.topicId, { ...topic, configs });
         break;
       }
       case "ProducerIds":
@@ -205,7 +231,14 @@ export class MetadataImage {
       default:
         unreachable(record);
     }
-    return new MetadataImage({ offset, clusterId, topicsById: topics, brokers, nextProducerId });
+    return new MetadataImage({
+      offset,
+      clusterId,
+      topicsById: topics,
+      brokers,
+      nextProducerId,
+      brokerConfigs,
+    });
   }
 
   /** The image after all of `records`, in order. */
@@ -331,6 +364,8 @@ export interface CanonicalImage {
     configs: [string, string][];
     partitions: PartitionState[];
   }[];
+  /** Dynamic broker configs by broker id string ("" = cluster default); absent when none. */
+  brokerConfigs?: [string, [string, string][]][];
 }
 
 function compareStrings(a: string, b: string): number {
@@ -360,6 +395,15 @@ export function canonicalImage(image: MetadataImage): CanonicalImage {
         configs: Object.entries(t.configs).sort((a, b) => compareStrings(a[0], b[0])),
         partitions: t.partitions.map(copyPartition),
       })),
+    // Absent when empty, so images without broker configs encode as they always did.
+    ...(image.brokerConfigs.size === 0 ? {} : {
+      brokerConfigs: [...image.brokerConfigs].sort((a, b) => compareStrings(a[0], b[0])).map((
+        [broker, configs],
+      ): [string, [string, string][]] => [
+        broker,
+        Object.entries(configs).sort((a, b) => compareStrings(a[0], b[0])),
+      ]),
+    }),
   };
 }
 
@@ -482,7 +526,18 @@ function fromCanonical(json: unknown): MetadataImage {
     });
     topics.set(topicId, { name: str(t.name, "topic name"), topicId, configs, partitions });
   }
+  const brokerConfigs = new Map<string, Record<string, string>>();
+  for (const raw of o.brokerConfigs === undefined ? [] : arr(o.brokerConfigs, "brokerConfigs")) {
+    const [broker, entries] = arr(raw, "broker configs");
+    const configs: Record<string, string> = {};
+    for (const kv of arr(entries, "broker config entries")) {
+      const [k, v] = arr(kv, "broker config");
+      configs[str(k, "broker config name")] = str(v, "broker config value");
+    }
+    brokerConfigs.set(str(broker, "broker config resource"), configs);
+  }
   return new MetadataImage({
+    brokerConfigs,
     offset: int(o.offset, "offset"),
     clusterId: o.clusterId === null ? null : str(o.clusterId, "clusterId"),
     topicsById: topics,

@@ -57,10 +57,17 @@ export interface RemoveTopicRecord {
   readonly topicId: string;
 }
 
-/** Sets (value) or clears (null) one topic config override. */
+/**
+ * Sets (value) or clears (null) one config: a topic's override (`topicId`), or a dynamic
+ * broker config (`broker`: the broker id, or "" for the cluster-wide default) as Kafka's
+ * ConfigRecord with resource type BROKER.
+ */
 export interface ConfigRecord {
   readonly type: "Config";
-  readonly topicId: string;
+  /** The topic's id; absent for a broker config. */
+  readonly topicId?: string;
+  /** A broker config: the broker id as a decimal string, or "" for the cluster default. */
+  readonly broker?: string;
   readonly name: string;
   readonly value: string | null;
 }

@@ -1,115 +1,465 @@
 /**
- * Topic-level configuration: the keys Tidelog honours, their Kafka defaults, and
- * validation with Kafka's error semantics (unknown key or bad value → INVALID_CONFIG).
+ * Topic-level configuration: every standard Kafka topic config key with Kafka's default
+ * (4.x, KRaft), its dynamic broker-level synonym (`log.retention.ms` for `retention.ms`),
+ * and validation with Kafka's error semantics (unknown key or bad value → INVALID_CONFIG).
+ * A value resolves as Kafka's does: the topic's override, else this broker's dynamic
+ * value of the synonym, else the cluster-wide dynamic default, else the static default.
+ *
+ * Keys Tidelog does not act on yet (compaction, tiered storage, throttles) are stored and
+ * reported like the rest; values that would promise a behaviour it lacks (compaction,
+ * broker-side recompression, remote storage) are refused with INVALID_CONFIG.
  */
 import { ErrorCode } from "../protocol/error_codes.ts";
 import { TidelogError } from "../util/errors.ts";
 
+/** Kafka's ConfigDef types, as DescribeConfigs v3+ reports them. */
+export type ConfigType = "boolean" | "string" | "int" | "short" | "long" | "double" | "list";
+
 /** How a config value is parsed and checked. */
-interface ConfigDef {
-  readonly type: "long" | "int" | "string" | "list";
+export interface ConfigDef {
+  readonly type: ConfigType;
   readonly defaultValue: string;
-  readonly validate: (value: string) => string | undefined; // error text, or undefined
+  /** Error text for a bad value, or undefined. */
+  readonly validate: (value: string) => string | undefined;
   readonly doc: string;
+  /** The broker-level key whose dynamic value is this topic config's default. */
+  readonly brokerKey?: string;
 }
 
-function longAtLeast(min: number): (v: string) => string | undefined {
+const INT64_MAX = 9223372036854775807n;
+const INT64_MIN = -9223372036854775808n;
+const LONG_MAX = "9223372036854775807";
+
+function integer(min: bigint, lo: bigint, hi: bigint): (v: string) => string | undefined {
   return (v) => {
-    if (!/^-?\d+$/.test(v)) return `must be an integer, got "${v}"`;
-    const n = Number(v);
-    if (!Number.isSafeInteger(n)) return `is out of range`;
-    return n < min ? `must be at least ${min}` : undefined;
+    if (!/^[+-]?\d+$/.test(v)) return `Not a number of type ${hi === INT64_MAX ? "LONG" : "INT"}`;
+    const n = BigInt(v);
+    if (n < lo || n > hi) return "is out of range";
+    return n < min ? `Value must be at least ${min}` : undefined;
+  };
+}
+const long = (min: number) => integer(BigInt(min), INT64_MIN, INT64_MAX);
+const int = (min: number) => integer(BigInt(min), -2147483648n, 2147483647n);
+
+function boolean(v: string): string | undefined {
+  return /^(true|false)$/i.test(v) ? undefined : "Expected value to be either true or false";
+}
+
+function ratio(v: string): string | undefined {
+  const n = Number(v);
+  if (v === "" || !Number.isFinite(n)) return "Not a number of type DOUBLE";
+  return n < 0 || n > 1 ? "Value must be between 0 and 1" : undefined;
+}
+
+function oneOf(allowed: readonly string[], supported = allowed): (v: string) => string | undefined {
+  return (v) => {
+    if (!allowed.includes(v)) return `String must be one of: ${allowed.join(", ")}`;
+    return supported.includes(v) ? undefined : `${v} is not supported by Tidelog yet`;
   };
 }
 
-function oneOf(...allowed: string[]): (v: string) => string | undefined {
-  return (v) => allowed.includes(v) ? undefined : `must be one of ${allowed.join(", ")}`;
+function listOf(allowed: readonly string[], supported: readonly string[]) {
+  return (v: string): string | undefined => {
+    const items = v.split(",").map((s) => s.trim());
+    for (const item of items) {
+      if (!allowed.includes(item)) return `Invalid value ${item}: must be one of ${allowed}`;
+    }
+    const unsupported = items.find((i) => !supported.includes(i));
+    return unsupported === undefined
+      ? undefined
+      : `${unsupported} is not supported by Tidelog yet (log compaction is not implemented)`;
+  };
 }
 
-/** Kafka's defaults (KRaft broker, 3.x/4.x) for every topic config we support. */
+/** A throttled-replicas list: empty, `*`, or `partition:broker` pairs. */
+function replicaList(v: string): string | undefined {
+  if (v.trim() === "" || v.trim() === "*") return undefined;
+  return v.split(",").every((s) => /^\s*\d+:\d+\s*$/.test(s))
+    ? undefined
+    : "must be a list of [partitionId]:[brokerId] or the wildcard '*'";
+}
+
+function def(
+  type: ConfigType,
+  defaultValue: string,
+  validate: (v: string) => string | undefined,
+  doc: string,
+  brokerKey?: string,
+): ConfigDef {
+  return { type, defaultValue, validate, doc, brokerKey };
+}
+
+const CLEANUP_POLICIES = ["compact", "delete"] as const;
+const COMPRESSION_TYPES = ["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
+
+/** Every standard Kafka topic config (Kafka 4.1's LogConfig), sorted as Kafka lists them. */
 export const TOPIC_CONFIG_DEFS: ReadonlyMap<string, ConfigDef> = new Map<string, ConfigDef>([
-  ["cleanup.policy", {
-    type: "list",
-    defaultValue: "delete",
-    // Log compaction is not implemented; accepting "compact" would silently keep everything.
-    validate: oneOf("delete"),
-    doc: "Retention policy: only delete is supported",
-  }],
-  ["retention.ms", {
-    type: "long",
-    defaultValue: "604800000",
-    validate: longAtLeast(-1),
-    doc: "How long segments are kept before deletion (-1: forever)",
-  }],
-  ["retention.bytes", {
-    type: "long",
-    defaultValue: "-1",
-    validate: longAtLeast(-1),
-    doc: "Partition size above which old segments are deleted (-1: no limit)",
-  }],
-  ["segment.bytes", {
-    type: "int",
-    defaultValue: "1073741824",
-    validate: longAtLeast(14),
-    doc: "Segment file size at which a new segment is rolled",
-  }],
-  ["segment.ms", {
-    type: "long",
-    defaultValue: "604800000",
-    validate: longAtLeast(1),
-    doc: "Age at which the active segment is rolled",
-  }],
-  ["segment.index.bytes", {
-    type: "int",
-    defaultValue: "10485760",
-    validate: longAtLeast(4),
-    doc: "Accepted for compatibility; index files grow as needed",
-  }],
-  ["index.interval.bytes", {
-    type: "int",
-    defaultValue: "4096",
-    validate: longAtLeast(0),
-    doc: "Bytes between offset index entries",
-  }],
-  ["message.timestamp.type", {
-    type: "string",
-    defaultValue: "CreateTime",
-    validate: oneOf("CreateTime", "LogAppendTime"),
-    doc: "Whether record timestamps are the producer's or the broker's append time",
-  }],
-  ["max.message.bytes", {
-    type: "int",
-    defaultValue: "1048588",
-    validate: longAtLeast(0),
-    doc: "Largest record batch accepted",
-  }],
-  ["min.insync.replicas", {
-    type: "int",
-    defaultValue: "1",
-    validate: longAtLeast(1),
-    doc: "Replicas that must acknowledge an acks=all write",
-  }],
-  ["compression.type", {
-    type: "string",
-    defaultValue: "producer",
-    // Batches are stored as the producer sent them; recompression is not implemented.
-    validate: oneOf("producer"),
-    doc: "Only producer (store batches as sent) is supported",
-  }],
+  [
+    "cleanup.policy",
+    def(
+      "list",
+      "delete",
+      listOf(CLEANUP_POLICIES, ["delete"]),
+      "Retention policy of old log segments: delete (compact is not implemented yet)",
+      "log.cleanup.policy",
+    ),
+  ],
+  [
+    "compression.gzip.level",
+    def("int", "-1", int(-1), "Compression level when compression.type is gzip"),
+  ],
+  [
+    "compression.lz4.level",
+    def("int", "9", int(1), "Compression level when compression.type is lz4"),
+  ],
+  [
+    "compression.type",
+    def(
+      "string",
+      "producer",
+      oneOf(COMPRESSION_TYPES, ["producer"]),
+      "Codec of stored batches: producer keeps the producer's (recompression is not implemented)",
+      "compression.type",
+    ),
+  ],
+  [
+    "compression.zstd.level",
+    def("int", "3", int(-131072), "Compression level when compression.type is zstd"),
+  ],
+  [
+    "delete.retention.ms",
+    def(
+      "long",
+      "86400000",
+      long(0),
+      "How long tombstones are kept on compacted topics",
+      "log.cleaner.delete.retention.ms",
+    ),
+  ],
+  [
+    "file.delete.delay.ms",
+    def(
+      "long",
+      "60000",
+      long(0),
+      "Delay before a deleted segment's files are removed",
+      "log.segment.delete.delay.ms",
+    ),
+  ],
+  [
+    "flush.messages",
+    def(
+      "long",
+      LONG_MAX,
+      long(1),
+      "Accepted for compatibility: Tidelog fsyncs before acknowledging (see --flush)",
+      "log.flush.interval.messages",
+    ),
+  ],
+  [
+    "flush.ms",
+    def(
+      "long",
+      LONG_MAX,
+      long(0),
+      "Accepted for compatibility: Tidelog fsyncs before acknowledging (see --flush)",
+      "log.flush.interval.ms",
+    ),
+  ],
+  [
+    "follower.replication.throttled.replicas",
+    def(
+      "list",
+      "",
+      replicaList,
+      "Replicas whose follower fetches are throttled (throttling is not implemented)",
+    ),
+  ],
+  [
+    "index.interval.bytes",
+    def("int", "4096", int(0), "Bytes between offset index entries", "log.index.interval.bytes"),
+  ],
+  [
+    "leader.replication.throttled.replicas",
+    def(
+      "list",
+      "",
+      replicaList,
+      "Replicas whose leader side is throttled (throttling is not implemented)",
+    ),
+  ],
+  [
+    "local.retention.bytes",
+    def(
+      "long",
+      "-2",
+      long(-2),
+      "Local retention with tiered storage (not implemented)",
+      "log.local.retention.bytes",
+    ),
+  ],
+  [
+    "local.retention.ms",
+    def(
+      "long",
+      "-2",
+      long(-2),
+      "Local retention with tiered storage (not implemented)",
+      "log.local.retention.ms",
+    ),
+  ],
+  [
+    "max.compaction.lag.ms",
+    def(
+      "long",
+      LONG_MAX,
+      long(1),
+      "Longest time a record stays uncompacted",
+      "log.cleaner.max.compaction.lag.ms",
+    ),
+  ],
+  [
+    "max.message.bytes",
+    def("int", "1048588", int(0), "Largest record batch accepted", "message.max.bytes"),
+  ],
+  [
+    "message.timestamp.after.max.ms",
+    def(
+      "long",
+      "3600000",
+      long(0),
+      "Accepted for compatibility; timestamps are not checked against the broker's clock",
+      "log.message.timestamp.after.max.ms",
+    ),
+  ],
+  [
+    "message.timestamp.before.max.ms",
+    def(
+      "long",
+      LONG_MAX,
+      long(0),
+      "Accepted for compatibility; timestamps are not checked against the broker's clock",
+      "log.message.timestamp.before.max.ms",
+    ),
+  ],
+  [
+    "message.timestamp.type",
+    def(
+      "string",
+      "CreateTime",
+      oneOf(["CreateTime", "LogAppendTime"]),
+      "Whether record timestamps are the producer's or the broker's append time",
+      "log.message.timestamp.type",
+    ),
+  ],
+  [
+    "min.cleanable.dirty.ratio",
+    def(
+      "double",
+      "0.5",
+      ratio,
+      "Dirty ratio above which a compacted log is cleaned",
+      "log.cleaner.min.cleanable.ratio",
+    ),
+  ],
+  [
+    "min.compaction.lag.ms",
+    def(
+      "long",
+      "0",
+      long(0),
+      "Shortest time a record stays uncompacted",
+      "log.cleaner.min.compaction.lag.ms",
+    ),
+  ],
+  [
+    "min.insync.replicas",
+    def(
+      "int",
+      "1",
+      int(1),
+      "Replicas that must acknowledge an acks=all write",
+      "min.insync.replicas",
+    ),
+  ],
+  [
+    "preallocate",
+    def(
+      "boolean",
+      "false",
+      boolean,
+      "Accepted for compatibility; segments are not preallocated",
+      "log.preallocate",
+    ),
+  ],
+  ["remote.log.copy.disable", def("boolean", "false", boolean, "Tiered storage (not implemented)")],
+  [
+    "remote.log.delete.on.disable",
+    def("boolean", "false", boolean, "Tiered storage (not implemented)"),
+  ],
+  [
+    "remote.storage.enable",
+    def(
+      "boolean",
+      "false",
+      (v) =>
+        boolean(v) ??
+          (/^true$/i.test(v)
+            ? "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage."
+            : undefined),
+      "Tiered storage (not implemented)",
+    ),
+  ],
+  [
+    "retention.bytes",
+    def(
+      "long",
+      "-1",
+      long(-1),
+      "Partition size above which old segments are deleted (-1: no limit)",
+      "log.retention.bytes",
+    ),
+  ],
+  [
+    "retention.ms",
+    def(
+      "long",
+      "604800000",
+      long(-1),
+      "How long segments are kept before deletion (-1: forever)",
+      "log.retention.ms",
+    ),
+  ],
+  [
+    "segment.bytes",
+    def(
+      "int",
+      "1073741824",
+      int(14),
+      "Segment file size at which a new segment is rolled",
+      "log.segment.bytes",
+    ),
+  ],
+  [
+    "segment.index.bytes",
+    def(
+      "int",
+      "10485760",
+      int(4),
+      "Accepted for compatibility; index files grow as needed",
+      "log.index.size.max.bytes",
+    ),
+  ],
+  [
+    "segment.jitter.ms",
+    def(
+      "long",
+      "0",
+      long(0),
+      "Accepted for compatibility; segments roll without jitter",
+      "log.roll.jitter.ms",
+    ),
+  ],
+  [
+    "segment.ms",
+    def("long", "604800000", long(1), "Age at which the active segment is rolled", "log.roll.ms"),
+  ],
+  [
+    "unclean.leader.election.enable",
+    def(
+      "boolean",
+      "false",
+      boolean,
+      "Whether a replica outside the ISR may become leader when no ISR member is left (may lose data)",
+      "unclean.leader.election.enable",
+    ),
+  ],
 ]);
 
-/** The value of `name` for a topic whose explicit overrides are `configs`. */
-export function topicConfigValue(configs: Readonly<Record<string, string>>, name: string): string {
+/** Broker-level dynamic configs (Kafka's DynamicLogConfig), by broker key: the topic key. */
+export const BROKER_LOG_CONFIGS: ReadonlyMap<string, string> = new Map(
+  [...TOPIC_CONFIG_DEFS].filter(([, d]) => d.brokerKey !== undefined).map(([k, d]) => [
+    d.brokerKey!,
+    k,
+  ]),
+);
+
+/**
+ * Dynamic broker configs in effect for one broker: its own (`kafka-configs --entity-name
+ * N`) over the cluster-wide defaults (`--entity-default`), by broker key.
+ */
+export interface BrokerConfigLayers {
+  readonly broker: Readonly<Record<string, string>>;
+  readonly cluster: Readonly<Record<string, string>>;
+}
+
+export const NO_BROKER_CONFIGS: BrokerConfigLayers = Object.freeze({ broker: {}, cluster: {} });
+
+/** Where a topic config's effective value comes from (Kafka's ConfigSource names). */
+export type TopicConfigSource =
+  | "TOPIC_CONFIG"
+  | "DYNAMIC_BROKER_CONFIG"
+  | "DYNAMIC_DEFAULT_BROKER_CONFIG"
+  | "DEFAULT_CONFIG";
+
+/** The value of `name` for a topic with overrides `configs`, and its source. */
+export function resolveTopicConfig(
+  configs: Readonly<Record<string, string>>,
+  name: string,
+  brokers: BrokerConfigLayers = NO_BROKER_CONFIGS,
+): { value: string; source: TopicConfigSource } {
   const explicit = configs[name];
-  if (explicit !== undefined) return explicit;
-  const def = TOPIC_CONFIG_DEFS.get(name);
-  if (!def) throw new RangeError(`Unknown topic config "${name}"`);
-  return def.defaultValue;
+  if (explicit !== undefined) return { value: explicit, source: "TOPIC_CONFIG" };
+  const d = TOPIC_CONFIG_DEFS.get(name);
+  if (!d) throw new RangeError(`Unknown topic config "${name}"`);
+  if (d.brokerKey !== undefined) {
+    const own = brokers.broker[d.brokerKey];
+    if (own !== undefined) return { value: own, source: "DYNAMIC_BROKER_CONFIG" };
+    const cluster = brokers.cluster[d.brokerKey];
+    if (cluster !== undefined) return { value: cluster, source: "DYNAMIC_DEFAULT_BROKER_CONFIG" };
+  }
+  return { value: d.defaultValue, source: "DEFAULT_CONFIG" };
+}
+
+/** The effective value of `name` (see {@linkcode resolveTopicConfig}). */
+export function topicConfigValue(
+  configs: Readonly<Record<string, string>>,
+  name: string,
+  brokers: BrokerConfigLayers = NO_BROKER_CONFIGS,
+): string {
+  return resolveTopicConfig(configs, name, brokers).value;
 }
 
 /** A numeric config value (validated on the way in, so parsing cannot fail here). */
-export function topicConfigNumber(configs: Readonly<Record<string, string>>, name: string): number {
-  return Number(topicConfigValue(configs, name));
+export function topicConfigNumber(
+  configs: Readonly<Record<string, string>>,
+  name: string,
+  brokers: BrokerConfigLayers = NO_BROKER_CONFIGS,
+): number {
+  return Number(topicConfigValue(configs, name, brokers));
+}
+
+function invalid(message: string): never {
+  throw new TidelogError(ErrorCode.INVALID_CONFIG, message);
+}
+
+/** The checked, normalised form of a value for `name` (trimmed; booleans lower-cased). */
+export function checkTopicConfigValue(name: string, value: string): string {
+  const d = TOPIC_CONFIG_DEFS.get(name);
+  if (!d) invalid(`Unknown topic config name: ${name}`);
+  const v = d.type === "boolean" ? value.trim().toLowerCase() : value.trim();
+  const problem = d.validate(v);
+  if (problem) invalid(`Invalid value ${value} for configuration ${name}: ${problem}`);
+  return d.type === "list" ? v.split(",").map((s) => s.trim()).join(",") : v;
+}
+
+/** Checks a value for a dynamic broker config, by broker key. */
+export function checkBrokerConfigValue(name: string, value: string): string {
+  const topicKey = BROKER_LOG_CONFIGS.get(name);
+  if (topicKey === undefined) {
+    invalid(`Cannot update these configs dynamically: Set(${name})`);
+  }
+  return checkTopicConfigValue(topicKey, value);
 }
 
 /**
@@ -121,25 +471,10 @@ export function validateTopicConfigs(
 ): Record<string, string> {
   const out: Record<string, string> = {};
   for (const { name, value } of entries) {
-    const def = TOPIC_CONFIG_DEFS.get(name);
-    if (!def) {
-      throw new TidelogError(ErrorCode.INVALID_CONFIG, `Unknown topic config name: ${name}`);
-    }
-    if (name in out) throw new TidelogError(ErrorCode.INVALID_CONFIG, `Duplicate config: ${name}`);
-    if (value === null) {
-      throw new TidelogError(
-        ErrorCode.INVALID_CONFIG,
-        `Null value not supported for topic configs: ${name}`,
-      );
-    }
-    const problem = def.validate(value.trim());
-    if (problem) {
-      throw new TidelogError(
-        ErrorCode.INVALID_CONFIG,
-        `Invalid value ${value} for configuration ${name}: ${problem}`,
-      );
-    }
-    out[name] = value.trim();
+    if (!TOPIC_CONFIG_DEFS.has(name)) invalid(`Unknown topic config name: ${name}`);
+    if (name in out) invalid(`Duplicate config: ${name}`);
+    if (value === null) invalid(`Null value not supported for topic configs: ${name}`);
+    out[name] = checkTopicConfigValue(name, value);
   }
   return out;
 }

@@ -71,6 +71,8 @@ export class Partition {
   #appendWake: TimerHandle | undefined;
   #truncation: Promise<void> = Promise.resolve();
   #closed = false;
+  /** Leader: each follower's log start offset from its last fetch (DeleteRecords). */
+  readonly #followerLogStart = new Map<number, number>();
 
   constructor(
     init: {
@@ -195,11 +197,32 @@ export class Partition {
     return out.role;
   }
 
-  /** Leader: a follower fetched at `fetchOffset` (everything below is durable there). */
-  onFollowerFetch(replicaId: number, fetchOffset: number): void {
+  /**
+   * Leader: a follower fetched at `fetchOffset` (everything below is durable there),
+   * reporting `logStartOffset` (-1 when unknown).
+   */
+  onFollowerFetch(replicaId: number, fetchOffset: number, logStartOffset = -1): void {
+    if (logStartOffset >= 0 && this.#followerLogStart.get(replicaId) !== logStartOffset) {
+      this.#followerLogStart.set(replicaId, logStartOffset);
+      this.#wake();
+    }
     this.#act(
       this.#core.followerFetched(replicaId, fetchOffset, this.#clock.nowMs(), this.#offsets()),
     );
+  }
+
+  /**
+   * Leader: the smallest log start offset over this replica and the other replicas on
+   * live brokers (-1 for one that has not reported it yet): Kafka's lowWatermarkIfLeader,
+   * which DeleteRecords waits on.
+   */
+  lowWatermark(isLive: (brokerId: number) => boolean, selfId: number): number {
+    let low = this.log.logStartOffset;
+    for (const r of this.replicas) {
+      if (r === selfId || !isLive(r)) continue;
+      low = Math.min(low, this.#followerLogStart.get(r) ?? -1);
+    }
+    return low;
   }
 
   /** Periodic ISR checks (shrink, expand, re-send an unanswered proposal). */

@@ -382,7 +382,8 @@ class ReplicaFetcher {
     if (response.errorCode !== ErrorCode.NONE) {
       throw new Error(`Fetch failed with error code ${response.errorCode}`);
     }
-    const appended: { s: FetchState; hw: number; durable: Promise<void> }[] = [];
+    const appended: { s: FetchState; hw: number; leaderStart: number; durable: Promise<void> }[] =
+      [];
     const restarts: { s: FetchState; offset: number }[] = [];
     for (const t of response.responses) {
       for (const r of t.partitions) {
@@ -403,7 +404,14 @@ class ReplicaFetcher {
         }
         try {
           const durable = this.#append(s, r.records ?? new Uint8Array(0));
-          if (durable !== null) appended.push({ s, hw: Number(r.highWatermark), durable });
+          if (durable !== null) {
+            appended.push({
+              s,
+              hw: Number(r.highWatermark),
+              leaderStart: Number(r.logStartOffset),
+              durable,
+            });
+          }
         } catch (err) {
           this.#partitionFailed(s, "Append", err);
         }
@@ -411,11 +419,27 @@ class ReplicaFetcher {
     }
     // Report nothing before what was appended is durable (or has failed).
     const settled = await Promise.allSettled(appended.map((a) => a.durable));
+    const starts: { s: FetchState; offset: number }[] = [];
     settled.forEach((result, i) => {
-      const { s, hw } = appended[i]!;
+      const { s, hw, leaderStart } = appended[i]!;
       if (result.status === "rejected") this.#partitionFailed(s, "fsync", result.reason);
-      else if (this.#current(s)) s.partition.setFollowerHighWatermark(hw);
+      else if (this.#current(s)) {
+        s.partition.setFollowerHighWatermark(hw);
+        // The leader moved its log start (DeleteRecords, retention): follow it, never past
+        // what this replica knows is committed (Kafka's maybeIncrementLogStartOffset).
+        const offset = Math.min(leaderStart, s.partition.highWatermark);
+        if (offset > s.partition.log.logStartOffset) starts.push({ s, offset });
+      }
     });
+    for (const { s, offset } of starts) {
+      if (!this.#current(s)) continue;
+      try {
+        await s.partition.log.advanceLogStartOffset(offset);
+        s.partition.leaderEpochCache.truncateFromStart(s.partition.log.logStartOffset);
+      } catch (err) {
+        this.#partitionFailed(s, "Log start advance", err);
+      }
+    }
     for (const { s, offset } of restarts) {
       if (!this.#current(s)) continue;
       log.warn(

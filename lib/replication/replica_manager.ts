@@ -12,7 +12,12 @@ import type {
   PartitionState,
   TopicImage,
 } from "../metadata/mod.ts";
-import { topicConfigNumber, topicConfigValue } from "../metadata/mod.ts";
+import {
+  type BrokerConfigLayers,
+  NO_BROKER_CONFIGS,
+  topicConfigNumber,
+  topicConfigValue,
+} from "../metadata/mod.ts";
 import { ErrorCode } from "../protocol/error_codes.ts";
 import { type BatchHeader, splitBatches, validateBatch } from "../protocol/record_batch.ts";
 import { PartitionProducerState } from "../producer/mod.ts";
@@ -93,15 +98,19 @@ export interface LeaderAppendResult {
 }
 
 /** Derives a partition's log settings from its topic's configs. */
-export function logConfigFor(topic: TopicImage, flush: FlushPolicy): LogConfig {
-  const c = topic.configs;
+export function logConfigFor(
+  topic: TopicImage,
+  flush: FlushPolicy,
+  brokers: BrokerConfigLayers = NO_BROKER_CONFIGS,
+): LogConfig {
+  const n = (name: string) => topicConfigNumber(topic.configs, name, brokers);
   return {
     ...DEFAULT_LOG_CONFIG,
-    segmentBytes: topicConfigNumber(c, "segment.bytes"),
-    segmentMs: topicConfigNumber(c, "segment.ms"),
-    indexIntervalBytes: topicConfigNumber(c, "index.interval.bytes"),
-    retentionMs: topicConfigNumber(c, "retention.ms"),
-    retentionBytes: topicConfigNumber(c, "retention.bytes"),
+    segmentBytes: n("segment.bytes"),
+    segmentMs: n("segment.ms"),
+    indexIntervalBytes: n("index.interval.bytes"),
+    retentionMs: n("retention.ms"),
+    retentionBytes: n("retention.bytes"),
     flush,
   };
 }
@@ -150,8 +159,30 @@ export class ReplicaManager {
    * Leader: a follower fetched `partition` at `fetchOffset` (its durable end). Moves the
    * high watermark and proposes an ISR expansion if the follower has caught up.
    */
-  onFollowerFetch(partition: Partition, replicaId: number, fetchOffset: number): void {
-    partition.onFollowerFetch(replicaId, fetchOffset);
+  onFollowerFetch(
+    partition: Partition,
+    replicaId: number,
+    fetchOffset: number,
+    logStartOffset = -1,
+  ): void {
+    partition.onFollowerFetch(replicaId, fetchOffset, logStartOffset);
+  }
+
+  /**
+   * Moves the log start of a partition this node leads to `offset` (DeleteRecords): the
+   * segments wholly below it are deleted and followers follow through Fetch. The caller
+   * checked `offset` against the high watermark.
+   */
+  async deleteRecordsBefore(partition: Partition, offset: number): Promise<void> {
+    if (offset <= partition.log.logStartOffset) return;
+    await partition.log.advanceLogStartOffset(offset);
+    if (!partition.closed) {
+      partition.leaderEpochCache.truncateFromStart(partition.log.logStartOffset);
+    }
+    log.info("DeleteRecords moved the log start of {partition} to {start}", {
+      partition: partition.name,
+      start: partition.log.logStartOffset,
+    });
   }
 
   #checkIsrs(): void {
@@ -240,6 +271,7 @@ export class ReplicaManager {
   async #applyImage(image: MetadataImage): Promise<void> {
     const first = this.#image === null;
     this.#image = image;
+    const layers = image.brokerConfigLayers(this.#options.nodeId);
     await ensureDir(this.#fs, this.#options.topicsDir);
     const wanted = new Map<string, { topic: TopicImage; partitionId: number }>();
     for (const topic of image.topicsById.values()) {
@@ -265,18 +297,22 @@ export class ReplicaManager {
       const existing = this.#partitions.get(name);
       const state = topic.partitions[partitionId]!;
       if (existing) {
-        existing.log.updateConfig(logConfigFor(topic, this.#options.flush));
+        existing.log.updateConfig(logConfigFor(topic, this.#options.flush, layers));
         await this.#applyRole(existing, state);
         continue;
       }
       const dir = join(this.#options.topicsDir, name);
       await this.#claimDirectory(dir, topic.topicId);
-      const partitionLog = await PartitionLog.open(dir, logConfigFor(topic, this.#options.flush), {
-        clock: this.#clock,
-        timers: this.#timers,
-        fs: this.#fs,
-        name,
-      });
+      const partitionLog = await PartitionLog.open(
+        dir,
+        logConfigFor(topic, this.#options.flush, layers),
+        {
+          clock: this.#clock,
+          timers: this.#timers,
+          fs: this.#fs,
+          name,
+        },
+      );
       const producerState = await PartitionProducerState.load(partitionLog, {
         clock: this.#clock,
         fs: this.#fs,
@@ -423,7 +459,8 @@ export class ReplicaManager {
         `Unknown topic of ${partition.name}`,
       );
     }
-    const maxMessageBytes = topicConfigNumber(topic.configs, "max.message.bytes");
+    const layers = this.#image?.brokerConfigLayers(this.#options.nodeId);
+    const maxMessageBytes = topicConfigNumber(topic.configs, "max.message.bytes", layers);
     const batches = splitBatches(records);
     const headers: BatchHeader[] = [];
     for (const batch of batches) {
@@ -445,7 +482,7 @@ export class ReplicaManager {
       }
     }
     const logAppendTime =
-      topicConfigValue(topic.configs, "message.timestamp.type") === "LogAppendTime";
+      topicConfigValue(topic.configs, "message.timestamp.type", layers) === "LogAppendTime";
     const duplicate = partition.producerState.check(headers);
     if (duplicate !== null) {
       log.debug("Duplicate batch of producer {producerId} for {partition} at offset {offset}", {

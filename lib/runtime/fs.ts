@@ -136,3 +136,12 @@ export async function ensureDir(fs: FileSystem, path: string): Promise<void> {
     await syncDir(fs, parent);
   }
 }
+
+/** Total and free bytes of the file system holding `path` (DescribeLogDirs v4). */
+export async function diskSpace(
+  path: string,
+): Promise<{ totalBytes: number; usableBytes: number }> {
+  const { statfs } = await import("node:fs/promises");
+  const s = await statfs(path);
+  return { totalBytes: s.blocks * s.bsize, usableBytes: s.bavail * s.bsize };
+}

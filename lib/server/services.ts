@@ -30,6 +30,12 @@ export interface BrokerConfig {
   maxRequestBytes: number;
   /** `offsets.topic.replication.factor`: min(3, Raft voters). */
   offsetsTopicReplicationFactor: number;
+  /** `listeners`: the Kafka listen address, host:port. */
+  listenAddress: string;
+  /** `log.dirs`: the one directory holding the partition logs. */
+  logDir: string;
+  /** `controller.quorum.voters`: id@host:port of every Raft voter. */
+  quorumVoters: string;
 }
 
 /** Everything a handler can reach. */

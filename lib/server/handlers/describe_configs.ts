@@ -1,30 +1,68 @@
 /**
  * DescribeConfigs (key 32): v0-4.
  *
- * Behaviour: topic resources (type 2) list every supported topic config with its
- * effective value, marking explicit overrides (DYNAMIC_TOPIC_CONFIG) and defaults
- * (DEFAULT_CONFIG); broker resources (type 4, this node's id or "" for the defaults)
- * list the broker settings as read-only static configs. `configurationKeys` filters.
+ * Behaviour: topic resources (type 2) list every Kafka topic config with its effective
+ * value and source (the topic's override, a dynamic broker config or cluster default, or
+ * the static default); broker resources (type 4) list, for this node's id, its static
+ * settings (read-only) and the dynamic log configs, and for "" the cluster-wide dynamic
+ * defaults that are set. `configurationKeys` filters; synonyms only when asked.
  * Unknown topics get UNKNOWN_TOPIC_OR_PARTITION; another broker's id, broker loggers
  * and other resource types get INVALID_REQUEST.
  *
- * Version notes: v0 reports isDefault; v1+ config sources and synonyms (the override
- * and the default); v3+ types and documentation.
+ * Version notes: v0 reports isDefault; v1+ config sources and synonyms (every layer
+ * that has a value, highest first); v3+ types and documentation.
  */
 import { ApiKey, type DescribeConfigsRequest, ErrorCode } from "../../protocol/mod.ts";
 import { type ApiHandler, respond } from "../handler.ts";
 import type { BrokerServices } from "../services.ts";
-import { ConfigSource, describeTopicConfigs } from "./topic_configs.ts";
+import {
+  type ConfigEntry,
+  ConfigSource,
+  ConfigType,
+  describeBrokerLogConfigs,
+  describeTopicConfigs,
+} from "./topic_configs.ts";
 
 const ResourceType = { TOPIC: 2, BROKER: 4 } as const;
-const STATIC_BROKER_CONFIG = 4;
-const ConfigType = { BOOLEAN: 1, INT: 3 } as const;
 
-function brokerConfigs(services: BrokerServices) {
+/** This node's static settings, under Kafka's broker config names. */
+function staticBrokerConfigs(services: BrokerServices): ConfigEntry[] {
   const c = services.config;
   const entries: [string, string, number, string][] = [
     ["broker.id", String(c.nodeId), ConfigType.INT, "This node's id"],
     ["node.id", String(c.nodeId), ConfigType.INT, "This node's id"],
+    [
+      "process.roles",
+      "broker,controller",
+      ConfigType.LIST,
+      "Every node is broker and Raft voter or observer",
+    ],
+    [
+      "log.dirs",
+      c.logDir,
+      ConfigType.STRING,
+      "Where partition logs are stored (--data-dir)/topics",
+    ],
+    ["log.dir", c.logDir, ConfigType.STRING, "Where partition logs are stored (--data-dir)/topics"],
+    [
+      "listeners",
+      `PLAINTEXT://${c.listenAddress}`,
+      ConfigType.LIST,
+      "The Kafka listener (--kafka-addr)",
+    ],
+    [
+      "advertised.listeners",
+      `PLAINTEXT://${c.advertisedHost}:${c.advertisedPort}`,
+      ConfigType.LIST,
+      "What Metadata returns for this node (--advertised-addr)",
+    ],
+    ["controller.quorum.voters", c.quorumVoters, ConfigType.LIST, "The Raft voters (--peers)"],
+    [
+      "inter.broker.protocol.version",
+      "4.1-IV1",
+      ConfigType.STRING,
+      "The Kafka protocol level spoken between nodes",
+    ],
     [
       "auto.create.topics.enable",
       String(c.autoCreateTopics),
@@ -44,22 +82,30 @@ function brokerConfigs(services: BrokerServices) {
       "Replication factor of auto-created topics",
     ],
     [
+      "offsets.topic.replication.factor",
+      String(c.offsetsTopicReplicationFactor),
+      ConfigType.SHORT,
+      "Replication factor of __consumer_offsets",
+    ],
+    ["offsets.topic.num.partitions", "50", ConfigType.INT, "Partitions of __consumer_offsets"],
+    [
       "socket.request.max.bytes",
       String(c.maxRequestBytes),
       ConfigType.INT,
       "Largest request frame accepted",
     ],
+    ["delete.topic.enable", "true", ConfigType.BOOLEAN, "Topics can be deleted"],
   ];
   return entries.map(([name, value, configType, documentation]) => ({
     name,
     value,
     readOnly: true,
     isDefault: false,
-    configSource: STATIC_BROKER_CONFIG,
+    configSource: ConfigSource.STATIC_BROKER_CONFIG,
     isSensitive: false,
     configType,
     documentation,
-    synonyms: [{ name, value, source: STATIC_BROKER_CONFIG }],
+    synonyms: [{ name, value, source: ConfigSource.STATIC_BROKER_CONFIG }],
   }));
 }
 
@@ -86,21 +132,10 @@ export const describeConfigsHandler: ApiHandler<typeof ApiKey.DescribeConfigs> =
             `Topic ${r.resourceName} does not exist`,
           );
         }
-        configs = describeTopicConfigs(topic.configs).map((c) => ({
-          ...c,
-          synonyms: req.includeSynonyms
-            ? [
-              ...(c.isDefault
-                ? []
-                : [{ name: c.name, value: c.value, source: ConfigSource.DYNAMIC_TOPIC_CONFIG }]),
-              {
-                name: c.name,
-                value: c.isDefault ? c.value : null,
-                source: ConfigSource.DEFAULT_CONFIG,
-              },
-            ]
-            : [],
-        }));
+        configs = describeTopicConfigs(
+          topic.configs,
+          services.metadata.image.brokerConfigLayers(services.config.nodeId),
+        );
       } else if (r.resourceType === ResourceType.BROKER) {
         if (r.resourceName !== "" && r.resourceName !== String(services.config.nodeId)) {
           return failure(
@@ -108,10 +143,10 @@ export const describeConfigsHandler: ApiHandler<typeof ApiKey.DescribeConfigs> =
             `Unexpected broker id, expected ${services.config.nodeId} or empty string, but received ${r.resourceName}`,
           );
         }
-        configs = brokerConfigs(services).map((c) => ({
-          ...c,
-          synonyms: req.includeSynonyms ? c.synonyms : [],
-        }));
+        const layers = services.metadata.image.brokerConfigLayers(services.config.nodeId);
+        configs = r.resourceName === ""
+          ? describeBrokerLogConfigs(layers, true)
+          : [...staticBrokerConfigs(services), ...describeBrokerLogConfigs(layers, false)];
       } else {
         return failure(ErrorCode.INVALID_REQUEST, `Unsupported resource type ${r.resourceType}`);
       }
@@ -123,6 +158,7 @@ export const describeConfigsHandler: ApiHandler<typeof ApiKey.DescribeConfigs> =
         errorMessage: null,
         configs: selected.map((c) => ({
           ...c,
+          synonyms: req.includeSynonyms ? c.synonyms : [],
           documentation: req.includeDocumentation ? c.documentation : null,
         })),
       };

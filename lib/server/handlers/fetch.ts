@@ -101,7 +101,12 @@ function resolveTargets(
       ) {
         // A fetch offset past our log end is answered OFFSET_OUT_OF_RANGE below (the
         // follower truncates again); it says nothing about the follower's progress.
-        services.replicas.onFollowerFetch(partition, replicaId, Number(p.fetchOffset));
+        services.replicas.onFollowerFetch(
+          partition,
+          replicaId,
+          Number(p.fetchOffset),
+          Number(p.logStartOffset),
+        );
       }
       targets.push({
         topicIndex,

@@ -1,6 +1,14 @@
 /** Every served Kafka API, one file each; ApiVersions is derived from this list. */
 import type { AnyApiHandler } from "../handler.ts";
+import { alterConfigsHandler, incrementalAlterConfigsHandler } from "./alter_configs.ts";
 import { apiVersionsHandler } from "./api_versions.ts";
+import { createAclsHandler, deleteAclsHandler, describeAclsHandler } from "./acls.ts";
+import { deleteRecordsHandler } from "./delete_records.ts";
+import { describeLogDirsHandler } from "./describe_log_dirs.ts";
+import { describeProducersHandler } from "./describe_producers.ts";
+import { describeTopicPartitionsHandler } from "./describe_topic_partitions.ts";
+import { electLeadersHandler } from "./elect_leaders.ts";
+import { listPartitionReassignmentsHandler } from "./list_partition_reassignments.ts";
 import {
   allocateProducerIdsHandler,
   alterPartitionHandler,
@@ -44,7 +52,18 @@ export function allHandlers(
     createTopicsHandler,
     deleteTopicsHandler,
     describeConfigsHandler,
+    alterConfigsHandler,
+    incrementalAlterConfigsHandler,
     createPartitionsHandler,
+    deleteRecordsHandler,
+    describeLogDirsHandler,
+    describeProducersHandler,
+    describeTopicPartitionsHandler,
+    electLeadersHandler,
+    listPartitionReassignmentsHandler,
+    describeAclsHandler,
+    createAclsHandler,
+    deleteAclsHandler,
     describeClusterHandler,
     describeQuorumHandler,
     initProducerIdHandler,

@@ -114,9 +114,16 @@ export const produceHandler: ApiHandler<typeof ApiKey.Produce> = {
           continue;
         }
         try {
-          const topic = services.metadata.image.topicsById.get(partition.topicId);
+          const image = services.metadata.image;
+          const topic = image.topicsById.get(partition.topicId);
           const isrSize = partition.isr.length;
-          const minIsr = topic ? topicConfigNumber(topic.configs, "min.insync.replicas") : 1;
+          const minIsr = topic
+            ? topicConfigNumber(
+              topic.configs,
+              "min.insync.replicas",
+              image.brokerConfigLayers(services.config.nodeId),
+            )
+            : 1;
           if (acks === -1 && isrSize < minIsr) {
             throw new TidelogError(
               ErrorCode.NOT_ENOUGH_REPLICAS,
