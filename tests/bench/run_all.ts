@@ -15,6 +15,10 @@ const runs: { label: string; args: string[] }[] = [
     args: ["run", "--allow-all", here("./cluster_bench.ts")],
   },
   { label: "protocol codec", args: ["bench", "--allow-all", here("./codec_bench.ts")] },
+  {
+    label: "Tidelog beside Apache Kafka (Kafka's perf-test tools)",
+    args: ["run", "--allow-all", here("./kafka_side_by_side.ts")],
+  },
 ];
 
 let failed = 0;
