@@ -6,11 +6,12 @@
  *
  * In CI (CI=true) a missing `java` or `mvn` fails the test; elsewhere it is skipped.
  */
-import { dirname, fromFileUrl, join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { run } from "./run.ts";
 
 const IN_CI = Deno.env.get("CI") === "true";
-export const JAVA_MODULE = join(dirname(fromFileUrl(import.meta.url)), "..", "interop", "java");
+export const JAVA_MODULE = join(dirname(fileURLToPath(import.meta.url)), "..", "interop", "java");
 const TARGET = join(JAVA_MODULE, "target");
 
 function available(cmd: string, args: string[]): boolean {
@@ -84,6 +85,22 @@ export interface JavaRunOptions {
   jvmArgs?: string[];
 }
 
+/** The `java` arguments that run `mainClass` on the module's class path `cp`. */
+function javaArgs(cp: string, mainClass: string, args: string[], jvmArgs: string[] = []): string[] {
+  return [
+    "-Xshare:auto",
+    "-XX:TieredStopAtLevel=1",
+    "-Xss1m",
+    "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+    "-Dorg.slf4j.simpleLogger.logFile=System.err",
+    ...jvmArgs,
+    "-cp",
+    cp,
+    mainClass,
+    ...args,
+  ];
+}
+
 /** Runs `mainClass` with `args` on the module's class path (Kafka tools or our programs). */
 export async function runJava(
   mainClass: string,
@@ -91,18 +108,30 @@ export async function runJava(
   options: JavaRunOptions = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const cp = await javaClasspath();
-  return await run("java", [
-    "-Xshare:auto",
-    "-XX:TieredStopAtLevel=1",
-    "-Xss1m",
-    "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-    "-Dorg.slf4j.simpleLogger.logFile=System.err",
-    ...(options.jvmArgs ?? []),
-    "-cp",
-    cp,
-    mainClass,
-    ...args,
-  ], { stdin: options.stdin, timeoutMs: options.timeoutMs ?? 180_000, allowFailure: options.allowFailure });
+  return await run("java", javaArgs(cp, mainClass, args, options.jvmArgs), {
+    stdin: options.stdin,
+    timeoutMs: options.timeoutMs ?? 180_000,
+    allowFailure: options.allowFailure,
+  });
+}
+
+/**
+ * Starts `mainClass` with stdin, stdout and stderr piped, for programs a test talks to while
+ * they run (read their stdout lines, answer on stdin). The caller must consume stdout and
+ * stderr and close stdin (or kill the child) so that it exits.
+ */
+export async function spawnJava(
+  mainClass: string,
+  args: string[],
+  options: { jvmArgs?: string[] } = {},
+): Promise<Deno.ChildProcess> {
+  const cp = await javaClasspath();
+  return new Deno.Command("java", {
+    args: javaArgs(cp, mainClass, args, options.jvmArgs),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
 }
 
 /** Kafka's command-line tools by script name (Kafka 4.1's classes behind its bin/*.sh). */
