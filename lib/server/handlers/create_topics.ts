@@ -61,7 +61,10 @@ export const createTopicsHandler: ApiHandler<typeof ApiKey.CreateTopics> = {
           errorMessage: null,
           numPartitions: plan.numPartitions,
           replicationFactor: plan.replicationFactor,
-          configs: describeTopicConfigs(plan.configs),
+          configs: describeTopicConfigs(
+            plan.configs,
+            ctx.services.metadata.image.brokerConfigLayers(ctx.services.config.nodeId),
+          ).map(({ synonyms: _, ...c }) => c),
         });
       } catch (err) {
         if (!(err instanceof TidelogError)) throw err;
