@@ -327,7 +327,12 @@ export class ControllerService {
             clusterId: this.#o.clusterIdForNewCluster,
           });
           return {
-            records: [{ type: "Cluster", clusterId: this.#o.clusterIdForNewCluster }],
+            records: [
+              { type: "Cluster", clusterId: this.#o.clusterIdForNewCluster },
+              // As Kafka 4.1 formats a cluster (it needs a cluster-level min ISR for
+              // KIP-966): the default of 1, reported as a cluster-wide dynamic config.
+              { type: "Config", broker: "", name: "min.insync.replicas", value: "1" },
+            ],
             result: undefined,
           };
         }

@@ -58,7 +58,9 @@ export const createPartitionsHandler: ApiHandler<typeof ApiKey.CreatePartitions>
         results.push({ name: t.name, errorCode: ErrorCode.NONE, errorMessage: null });
       } catch (err) {
         if (!(err instanceof TidelogError)) throw err;
-        results.push({ name: t.name, errorCode: err.code, errorMessage: err.message });
+        // Kafka's controller gives no message for a missing topic.
+        const message = err.code === ErrorCode.UNKNOWN_TOPIC_OR_PARTITION ? null : err.message;
+        results.push({ name: t.name, errorCode: err.code, errorMessage: message });
       }
     }
     return respond({ results });

@@ -42,7 +42,7 @@ export const createTopicsHandler: ApiHandler<typeof ApiKey.CreateTopics> = {
         topicId: ZERO_UUID,
         numPartitions: -1,
         replicationFactor: -1,
-        configs: null,
+        configs: [],
       };
       if (duplicates.has(t.name)) {
         topics.push({

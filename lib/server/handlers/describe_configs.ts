@@ -127,10 +127,8 @@ export const describeConfigsHandler: ApiHandler<typeof ApiKey.DescribeConfigs> =
       if (r.resourceType === ResourceType.TOPIC) {
         const topic = services.metadata.image.topic(r.resourceName);
         if (!topic) {
-          return failure(
-            ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-            `Topic ${r.resourceName} does not exist`,
-          );
+          // Kafka's ConfigHelper answers an empty message here.
+          return failure(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "");
         }
         configs = describeTopicConfigs(
           topic.configs,

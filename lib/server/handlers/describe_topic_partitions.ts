@@ -18,12 +18,10 @@ import {
   ZERO_UUID,
 } from "../../protocol/mod.ts";
 import { type ApiHandler, respond } from "../handler.ts";
-import { leaderForClients } from "./metadata.ts";
+import { ALL_TOPIC_OPERATIONS, leaderForClients } from "./metadata.ts";
 
 /** Kafka's max.request.partition.size.limit default. */
 const MAX_PARTITIONS_PER_RESPONSE = 2000;
-/** "Not requested" for authorized operations (Kafka's Integer.MIN_VALUE). */
-const OPERATIONS_NOT_REQUESTED = -2147483648;
 
 export const describeTopicPartitionsHandler: ApiHandler<typeof ApiKey.DescribeTopicPartitions> = {
   apiKey: ApiKey.DescribeTopicPartitions,
@@ -51,7 +49,7 @@ export const describeTopicPartitionsHandler: ApiHandler<typeof ApiKey.DescribeTo
           topicId: ZERO_UUID,
           isInternal: false,
           partitions: [],
-          topicAuthorizedOperations: OPERATIONS_NOT_REQUESTED,
+          topicAuthorizedOperations: ALL_TOPIC_OPERATIONS,
         });
         continue;
       }
@@ -83,7 +81,7 @@ export const describeTopicPartitionsHandler: ApiHandler<typeof ApiKey.DescribeTo
         topicId: topic.topicId,
         isInternal: name === OFFSETS_TOPIC,
         partitions,
-        topicAuthorizedOperations: OPERATIONS_NOT_REQUESTED,
+        topicAuthorizedOperations: ALL_TOPIC_OPERATIONS,
       });
       if (index < topic.partitions.length) {
         nextCursor = { topicName: name, partitionIndex: index };
@@ -99,7 +97,7 @@ export const describeTopicPartitionsHandler: ApiHandler<typeof ApiKey.DescribeTo
       topicId: ZERO_UUID,
       isInternal: false,
       partitions: [],
-      topicAuthorizedOperations: OPERATIONS_NOT_REQUESTED,
+      topicAuthorizedOperations: ALL_TOPIC_OPERATIONS,
     })),
     nextCursor: null,
   }),

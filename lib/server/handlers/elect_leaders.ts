@@ -7,7 +7,7 @@
  * from any active replica. Results per partition: NONE, ELECTION_NOT_NEEDED,
  * PREFERRED_LEADER_NOT_AVAILABLE, ELIGIBLE_LEADERS_NOT_AVAILABLE or
  * UNKNOWN_TOPIC_OR_PARTITION; with a null list, partitions that needed no election are
- * left out, as Kafka does. A node that is not the controller forwards the request.
+ * left out (their topics are listed with no results), as Kafka does. A node that is not the controller forwards the request.
  *
  * Version notes: v0 has no election type (preferred); v1+ adds the top-level error code;
  * v2+ is flexible.
@@ -78,9 +78,11 @@ export const electLeadersHandler: ApiHandler<typeof ApiKey.ElectLeaders> = {
       }
       return { records, result: undefined };
     });
-    const replicaElectionResults = [...results]
-      .filter(([, partitionResult]) => !electAll || partitionResult.length > 0)
-      .map(([topic, partitionResult]) => ({ topic, partitionResult }));
+    // With a null list every topic is listed, even with no partition that needed electing.
+    const replicaElectionResults = [...results].map(([topic, partitionResult]) => ({
+      topic,
+      partitionResult,
+    }));
     return respond({ errorCode: ErrorCode.NONE, replicaElectionResults });
   },
   errorResponse: (req, code) => ({

@@ -185,7 +185,12 @@ function readAll(
       return { ...base, ...marks, errorCode: ErrorCode.NONE, records };
     } catch (err) {
       errors++;
-      return { ...base, ...marks, errorCode: errorCodeOf(err), records: EMPTY };
+      // Consumers get Kafka's unknown marks with an error; followers get ours, which tell
+      // them where the leader's log starts (an out-of-range follower restarts there).
+      const errorMarks = t.toLogEnd
+        ? marks
+        : { highWatermark: -1n, lastStableOffset: -1n, logStartOffset: -1n };
+      return { ...base, ...errorMarks, errorCode: errorCodeOf(err), records: EMPTY };
     }
   });
   return { entries, bytes, errors };

@@ -62,17 +62,27 @@ export function controllerIdOf(services: BrokerServices): number {
   return services.metadata.controllerId() ?? -1;
 }
 
+/**
+ * Every topic operation (READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS,
+ * ALTER_CONFIGS as a bit set): with no authorizer all are allowed, as Kafka reports them
+ * (always in DescribeTopicPartitions, in Metadata when asked).
+ */
+export const ALL_TOPIC_OPERATIONS = 3576;
+
 /** A Metadata topic entry for an existing topic. */
 function describeTopicWith(
   services: BrokerServices,
   topic: TopicImage,
   live: ReadonlySet<number>,
+  withOperations: boolean,
 ) {
   return {
     errorCode: ErrorCode.NONE,
     name: topic.name,
     topicId: topic.topicId,
     isInternal: topic.name === OFFSETS_TOPIC,
+    // Asked for (v8+): with no authorizer every operation is allowed.
+    ...(withOperations ? { topicAuthorizedOperations: ALL_TOPIC_OPERATIONS } : {}),
     partitions: topic.partitions.map((p, partitionIndex) => {
       const leader = leaderForClients(services, p.leader);
       return {
@@ -103,7 +113,8 @@ export const metadataHandler: ApiHandler<typeof ApiKey.Metadata> = {
     const all = req.topics === null || (version === 0 && req.topics.length === 0);
     const topics = [];
     const live = new Set(services.metadata.image.liveBrokers());
-    const describeTopic = (t: TopicImage) => describeTopicWith(services, t, live);
+    const withOperations = version >= 8 && req.includeTopicAuthorizedOperations;
+    const describeTopic = (t: TopicImage) => describeTopicWith(services, t, live, withOperations);
     if (all) {
       for (const t of services.metadata.image.topicsByName.values()) topics.push(describeTopic(t));
     } else {

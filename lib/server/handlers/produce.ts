@@ -152,7 +152,11 @@ export const produceHandler: ApiHandler<typeof ApiKey.Produce> = {
             code: err.code,
             message: err.message,
           });
-          partitionResponses.push(errorEntry(p.index, err.code, err.message));
+          // Kafka answers with a message only for record validation errors
+          // (LogAppendResult.hasCustomErrorMessage); the rest is in our log line.
+          const custom = err.code === ErrorCode.INVALID_RECORD ||
+            err.code === ErrorCode.INVALID_TIMESTAMP;
+          partitionResponses.push(errorEntry(p.index, err.code, custom ? err.message : null));
           failed = true;
         }
       }

@@ -332,6 +332,33 @@ export async function runProducer(
   }
 }
 
+/**
+ * The partition's log start as its leader answers ListOffsets EARLIEST (what a consumer
+ * asks after OFFSET_OUT_OF_RANGE: as Kafka, the Fetch error itself carries no offsets);
+ * -1 if the answer does not come.
+ */
+async function earliestOffset(
+  router: Router,
+  leader: number,
+  topic: string,
+  partition: number,
+): Promise<number> {
+  try {
+    const res = await router.request(leader, ApiKey.ListOffsets, 7, {
+      replicaId: -1,
+      isolationLevel: 0,
+      topics: [{
+        name: topic,
+        partitions: [{ partitionIndex: partition, currentLeaderEpoch: -1, timestamp: -2n }],
+      }],
+    }, 3000);
+    const p = res.topics[0]?.partitions[0];
+    return p && p.errorCode === ErrorCode.NONE ? Number(p.offset) : -1;
+  } catch {
+    return -1;
+  }
+}
+
 /** A reader of one partition from offset 0, recording what it reads. */
 export async function runReader(
   env: ClientEnv,
@@ -371,14 +398,16 @@ export async function runReader(
     if (p.errorCode !== ErrorCode.NONE) {
       history.count(`Fetch ${errorName(p.errorCode)}`);
       if (p.errorCode === ErrorCode.OFFSET_OUT_OF_RANGE) {
-        const start = Number(p.logStartOffset);
-        if (start >= 0 && next < start) {
+        const start = await earliestOffset(router, route.leader, env.topic, partition);
+        if (start < 0) {
+          // No answer: try the fetch again.
+        } else if (next < start) {
           // Retention deleted what we had not read yet: go on from the log start.
           next = start;
         } else if (next > 0 && !history.uncleanPartitions.has(partition)) {
           // Past the leader's end: what we read (below a high watermark) is gone.
           history.violations.push(
-            `reader of partition ${partition} at ${next} got OFFSET_OUT_OF_RANGE from ${route.leader} (log start ${p.logStartOffset})`,
+            `reader of partition ${partition} at ${next} got OFFSET_OUT_OF_RANGE from ${route.leader} (log start ${start})`,
           );
         }
       }
@@ -439,9 +468,12 @@ export async function readToHighWatermark(
     } catch {
       return null;
     }
-    if (p?.errorCode === ErrorCode.OFFSET_OUT_OF_RANGE && Number(p.logStartOffset) > next) {
-      next = logStart = Number(p.logStartOffset);
-      continue;
+    if (p?.errorCode === ErrorCode.OFFSET_OUT_OF_RANGE) {
+      const start = await earliestOffset(router, route.leader, env.topic, partition);
+      if (start > next) {
+        next = logStart = start;
+        continue;
+      }
     }
     if (!p || p.errorCode !== ErrorCode.NONE) return null;
     hw = Number(p.highWatermark);
