@@ -479,13 +479,6 @@ const OLD_VERSIONS: Intentional[] = [
       "its CONTROLLER listener",
   },
 ];
-const MIN_ISR: Intentional[] = [{
-  path:
-    /min\.insync\.replicas\]?\.configSource$|^results\[\w*\]\.configs\[min\.insync\.replicas\]$/,
-  why: "Kafka 4.1 enables eligible leader replicas (KIP-966) and so writes a cluster-wide " +
-    "dynamic min.insync.replicas=1 at bootstrap (source 3); Tidelog has no ELR and reports " +
-    "the static default (source 5), with the same value",
-}];
 
 /** The script. Order matters: later cases use what earlier ones created. */
 const CASES: Case[] = [
@@ -527,7 +520,6 @@ const CASES: Case[] = [
   {
     name: "CreateTopics: ok (1 partition; 3 partitions with config overrides)",
     apis: [ApiKey.CreateTopics, ApiKey.Metadata],
-    intentional: MIN_ISR,
     run: async (s) => ({
       a: await createTopic(s, TOPIC_A, 1, 1),
       b: await createTopic(s, TOPIC_B, 3, 1, {
@@ -539,7 +531,6 @@ const CASES: Case[] = [
   {
     name: "CreateTopics: -1 partitions and replication factor take the broker defaults",
     apis: [ApiKey.CreateTopics, ApiKey.Metadata],
-    intentional: MIN_ISR,
     run: (s) => createTopic(s, "diff-defaults", -1, -1),
   },
   {
@@ -826,7 +817,6 @@ const CASES: Case[] = [
   {
     name: "DescribeConfigs: a topic with overrides (every config name, value and source)",
     apis: [ApiKey.DescribeConfigs],
-    intentional: MIN_ISR,
     run: (s) => describeTopicConfigs(s, TOPIC_B),
   },
   {
@@ -837,7 +827,6 @@ const CASES: Case[] = [
   {
     name: 'DescribeConfigs: the cluster-wide dynamic broker defaults (BROKER "")',
     apis: [ApiKey.DescribeConfigs],
-    intentional: MIN_ISR,
     run: (s) =>
       s.request(ApiKey.DescribeConfigs, {
         resources: [{ resourceType: 4, resourceName: "", configurationKeys: null }],
@@ -914,7 +903,6 @@ const CASES: Case[] = [
   {
     name: "IncrementalAlterConfigs: SET and DELETE on a topic, then DescribeConfigs",
     apis: [ApiKey.IncrementalAlterConfigs, ApiKey.DescribeConfigs],
-    intentional: MIN_ISR,
     run: async (s) => ({
       alter: await s.request(ApiKey.IncrementalAlterConfigs, {
         resources: [{
@@ -959,7 +947,6 @@ const CASES: Case[] = [
   {
     name: "AlterConfigs: replaces a topic's overrides, then DescribeConfigs; a bad value",
     apis: [ApiKey.AlterConfigs, ApiKey.DescribeConfigs],
-    intentional: MIN_ISR,
     run: async (s) => {
       const alter = (key: string, value: string) =>
         s.request(ApiKey.AlterConfigs, {
