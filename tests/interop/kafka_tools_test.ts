@@ -56,7 +56,9 @@ async function toolsScenario(t: Deno.TestContext, cluster: TestCluster, size: nu
     assert.match(
       described,
       new RegExp(
-        `Topic: ${topic}\\tTopicId: \\S+\\tPartitionCount: 4\\tReplicationFactor: ${rf}\\tConfigs: retention.ms=3600000`,
+        // Kafka 4.1 formats a cluster-wide min.insync.replicas=1 (KIP-966), which the
+        // tool lists among the non-default configs.
+        `Topic: ${topic}\\tTopicId: \\S+\\tPartitionCount: 4\\tReplicationFactor: ${rf}\\tConfigs: min.insync.replicas=1,retention.ms=3600000`,
       ),
     );
     for (let p = 0; p < 4; p++) {
