@@ -30,6 +30,7 @@ import {
 import type { Clock } from "./util/clock.ts";
 import { Random } from "./util/random.ts";
 import { getLogger } from "./util/log.ts";
+import { crc32cImplementation } from "./util/crc32c.ts";
 
 const log = getLogger(["tidelog", "node"]);
 
@@ -516,6 +517,13 @@ export class Node {
           dir: options.dataDir,
         },
       );
+      const crc = crc32cImplementation();
+      if (!crc.native) {
+        log.warn(
+          "CRC32C runs in TypeScript, about 15x slower on large batches: the native module did not load ({reason})",
+          { reason: crc.reason },
+        );
+      }
       const node = new Node({
         listener,
         store,

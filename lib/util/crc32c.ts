@@ -1,9 +1,13 @@
 /**
  * CRC32C (Castagnoli), as Kafka record batches and our own on-disk frames use it.
  *
- * Slicing-by-16 over one flat table: 16 bytes per step with independent lookups. Every
- * produced batch is checked once on arrival, so this is on the produce hot path
- * (measured here: about 1.5 GB/s, against 1.1 GB/s for slicing-by-8).
+ * Every produced batch is checked once on arrival, so this is on the produce hot path:
+ * with 1 KiB records the TypeScript version took half of the broker's CPU. Inputs of
+ * {@linkcode NATIVE_MIN_BYTES} or more go to the SSE4.2 instruction through
+ * `@node-rs/crc32` (a Node-API module; measured here: 28 GB/s on 64 KiB against 1.6 GB/s),
+ * when it loads (it needs `--allow-ffi`, `--allow-env` and `--allow-read`); otherwise,
+ * and for short inputs where the call costs more than it saves, slicing-by-16 over one
+ * flat table in TypeScript.
  */
 
 const POLY = 0x82f63b78;
@@ -41,6 +45,13 @@ function word(d: Uint8Array, i: number): number {
  * ```
  */
 export function crc32c(data: Uint8Array, crc = 0): number {
+  return native !== null && data.length >= NATIVE_MIN_BYTES
+    ? native(data, crc)
+    : crc32cPortable(data, crc);
+}
+
+/** The TypeScript implementation, whatever {@linkcode crc32cImplementation} says. */
+export function crc32cPortable(data: Uint8Array, crc = 0): number {
   let c = ~crc >>> 0;
   let i = 0;
   const n = data.length;
@@ -60,4 +71,38 @@ export function crc32c(data: Uint8Array, crc = 0): number {
   }
   while (i < n) c = T[(c ^ data[i++]!) & 0xff]! ^ (c >>> 8);
   return ~c >>> 0;
+}
+
+/** Below this many bytes the TypeScript loop beats a Node-API call (measured here). */
+export const NATIVE_MIN_BYTES = 256;
+
+type NativeCrc32c = (input: Uint8Array, initialState?: number) => number;
+
+async function loadNative(): Promise<NativeCrc32c | null> {
+  try {
+    const mod = await import("@node-rs/crc32");
+    const f = mod.crc32c as unknown as NativeCrc32c;
+    // Trust it only if it agrees with the definition, on an unaligned view, continued.
+    const probe = new Uint8Array(1031).map((_, i) => (i * 131 + 7) & 0xff).subarray(3);
+    if (
+      f(probe.subarray(0, 500), f(new Uint8Array(0))) !== crc32cPortable(probe.subarray(0, 500))
+    ) {
+      throw new Error("it disagrees with the TypeScript implementation");
+    }
+    if (f(probe.subarray(500), f(probe.subarray(0, 500))) !== crc32cPortable(probe)) {
+      throw new Error("it disagrees with the TypeScript implementation when continued");
+    }
+    return f;
+  } catch (err) {
+    nativeError = err instanceof Error ? err.message : String(err);
+    return null;
+  }
+}
+
+let nativeError: string | null = null;
+const native: NativeCrc32c | null = await loadNative();
+
+/** Which implementation {@linkcode crc32c} uses for long inputs, and why not native. */
+export function crc32cImplementation(): { native: boolean; reason: string | null } {
+  return { native: native !== null, reason: nativeError };
 }
