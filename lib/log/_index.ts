@@ -52,6 +52,21 @@ export class OffsetIndex {
     return found < 0 ? 0 : this.#pos[found]!;
   }
 
+  /** The largest entry position that is <= `position`, else 0. */
+  floorPosition(position: number): number {
+    let lo = 0;
+    let hi = this.#n - 1;
+    let found = 0;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.#pos[mid]! <= position) {
+        found = this.#pos[mid]!;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return found;
+  }
+
   /** Drops every entry at or after `position`. */
   truncateToPosition(position: number): void {
     while (this.#n > 0 && this.#pos[this.#n - 1]! >= position) this.#n--;

@@ -53,6 +53,7 @@
 export {
   type AppendOptions,
   type AppendResult,
+  LogSlice,
   type LogStats,
   type OpenLogOptions,
   PartitionLog,

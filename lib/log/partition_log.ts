@@ -23,7 +23,7 @@ import { readCheckpoint, writeCheckpoint } from "./_checkpoint.ts";
 import { findRecord } from "./_records.ts";
 import { type LogConfig, validateLogConfig } from "./config.ts";
 import { KafkaStorageError, LogClosedError, LogTruncatedError } from "./errors.ts";
-import { LogSegment, segmentFileName } from "./segment.ts";
+import { LogSegment, segmentFileName, type SegmentRange } from "./segment.ts";
 
 const log = getLogger(["tidelog", "log"]);
 
@@ -65,6 +65,53 @@ export interface ReadResult {
    */
   records: Uint8Array;
 }
+
+/**
+ * Whole batches of a partition log located by {@linkcode PartitionLog.slice} and read only
+ * when copied out: a fetch response copies them from the file straight into the response
+ * frame, once. The bytes may change when the log is truncated, so copy them in the same
+ * synchronous step as the slice was taken; a slice used later throws rather than give
+ * other bytes.
+ */
+export class LogSlice {
+  readonly #segment: LogSegment | null;
+  readonly #position: number;
+  readonly #generation: number;
+  /** The number of bytes. */
+  readonly byteLength: number;
+
+  constructor(segment: LogSegment | null, range: SegmentRange) {
+    this.#segment = segment;
+    this.#position = range.position;
+    this.byteLength = range.length;
+    this.#generation = segment?.generation ?? 0;
+  }
+
+  /** Copies the bytes into `target`, which must be exactly {@linkcode byteLength} long. */
+  copyTo(target: Uint8Array): void {
+    if (target.length !== this.byteLength) {
+      throw new RangeError(`A slice of ${this.byteLength} bytes cannot fill ${target.length}`);
+    }
+    if (this.byteLength === 0) return;
+    const seg = this.#segment!;
+    if (seg.generation !== this.#generation) {
+      throw new LogClosedError(
+        `Cannot read ${seg.logPath} at ${this.#position}: truncated or closed since located`,
+      );
+    }
+    seg.readInto(this.#position, target);
+  }
+
+  /** The bytes, read now into a new array. */
+  bytes(): Uint8Array {
+    if (this.byteLength === 0) return EMPTY;
+    const out = new Uint8Array(this.byteLength);
+    this.copyTo(out);
+    return out;
+  }
+}
+
+const EMPTY_SLICE = new LogSlice(null, { position: 0, length: 0 });
 
 /** Counters for tests and metrics. */
 export interface LogStats {
@@ -506,6 +553,16 @@ export class PartitionLog {
    * @throws {OffsetOutOfRangeError} if offset < logStartOffset or offset > logEndOffset
    */
   read(offset: number, maxBytes: number, options: ReadOptions = {}): ReadResult {
+    return { records: this.slice(offset, maxBytes, options).bytes() };
+  }
+
+  /**
+   * Like {@linkcode read}, but locates the batches without reading them: the returned
+   * {@linkcode LogSlice} copies them out later, in the same synchronous step.
+   *
+   * @throws {OffsetOutOfRangeError} if offset < logStartOffset or offset > logEndOffset
+   */
+  slice(offset: number, maxBytes: number, options: ReadOptions = {}): LogSlice {
     this.#checkOpen("read");
     const end = this.logEndOffset;
     if (!(offset >= this.#logStart && offset <= end)) {
@@ -514,14 +571,14 @@ export class PartitionLog {
       );
     }
     const maxOffset = Math.min(options.maxOffset ?? end, end);
-    if (offset >= maxOffset) return { records: EMPTY };
+    if (offset >= maxOffset) return EMPTY_SLICE;
     const minOne = options.minOneMessage ?? false;
     for (let i = this.#segmentIndexFor(offset); i < this.#segments.length; i++) {
       const seg = this.#segments[i]!;
-      const records = seg.read(Math.max(offset, seg.baseOffset), maxBytes, maxOffset, minOne);
-      if (records !== null) return { records };
+      const range = seg.range(Math.max(offset, seg.baseOffset), maxBytes, maxOffset, minOne);
+      if (range !== null) return new LogSlice(seg, range);
     }
-    return { records: EMPTY };
+    return EMPTY_SLICE;
   }
 
   /**

@@ -24,7 +24,7 @@ const MIN_BATCH_LENGTH = BATCH_HEADER_SIZE - BATCH_LOG_OVERHEAD;
 /** Read size while scanning a segment during recovery. */
 const SCAN_WINDOW = 8 * 1024 * 1024;
 /** Read size while walking batch headers from an index entry. */
-const LOOKUP_WINDOW = 16 * 1024;
+const LOOKUP_WINDOW = 8 * 1024;
 
 /** `<base offset, 20 digits>.<ext>`, as Kafka names segment files. */
 export function segmentFileName(baseOffset: number, ext: "log" | "index" | "timeindex"): string {
@@ -45,6 +45,12 @@ export interface ScanResult {
 export interface BatchLocation {
   position: number;
   header: BatchHeader;
+}
+
+/** A byte range of a segment file that holds whole batches. */
+export interface SegmentRange {
+  position: number;
+  length: number;
 }
 
 /** The fields of a batch the segment tracks when it is appended. */
@@ -76,6 +82,8 @@ export class LogSegment {
   /** Position of the last offset index entry (0 if none: the first batch is implicit). */
   #lastIndexedPos = 0;
   #closed = false;
+  /** Advances whenever bytes already in the file may change or go: truncation, close. */
+  #generation = 0;
 
   private constructor(
     fs: FileSystem,
@@ -144,6 +152,14 @@ export class LogSegment {
     return this.#maxTimestampBatch;
   }
 
+  /**
+   * Changes when the file is truncated or closed: a {@linkcode SegmentRange} located
+   * before then may no longer hold the batches it did.
+   */
+  get generation(): number {
+    return this.#generation;
+  }
+
   get file(): FileHandle {
     return this.#file;
   }
@@ -199,7 +215,14 @@ export class LogSegment {
   /** Reads exactly `length` bytes at `position` (throws if the file is shorter). */
   readAt(position: number, length: number): Uint8Array {
     const out = new Uint8Array(length);
-    if (length === 0) return out;
+    this.readInto(position, out);
+    return out;
+  }
+
+  /** Fills `out` with the bytes at `position` (throws if the file is shorter). */
+  readInto(position: number, out: Uint8Array): void {
+    const length = out.length;
+    if (length === 0) return;
     if (this.#handlePos !== position) {
       this.#file.seekSync(position, Deno.SeekMode.Start);
       this.#handlePos = position;
@@ -216,7 +239,6 @@ export class LogSegment {
       done += n;
       this.#handlePos += n;
     }
-    return out;
   }
 
   /**
@@ -250,34 +272,71 @@ export class LogSegment {
   }
 
   /**
-   * Whole batches from the one containing `offset`: at most `maxBytes` (but the first
-   * batch even if larger when `minOneMessage`), none with a base offset >= `maxOffset`.
-   * Returns null when the segment holds no batch containing `offset` or later.
+   * Where the whole batches from the one containing `offset` lie in the file: at most
+   * `maxBytes` (but the first batch even if larger when `minOneMessage`), none with a
+   * base offset >= `maxOffset`. Null when the segment holds no batch containing `offset`
+   * or later. Finds both ends from the offset index and a few batch headers, without
+   * reading the batches themselves.
    */
+  range(
+    offset: number,
+    maxBytes: number,
+    maxOffset: number,
+    minOneMessage: boolean,
+  ): SegmentRange | null {
+    const loc = this.locate(offset);
+    if (loc === null) return null;
+    const first = loc.header;
+    const start = loc.position;
+    if (first.baseOffset >= maxOffset) return { position: start, length: 0 };
+    if (first.sizeInBytes > maxBytes) {
+      return { position: start, length: minOneMessage ? first.sizeInBytes : 0 };
+    }
+    const cut = this.#positionOfFirstBatchFrom(maxOffset);
+    const end = start + maxBytes >= cut ? cut : this.#boundaryAtOrBefore(start, start + maxBytes);
+    return { position: start, length: end - start };
+  }
+
+  /** Bytes of {@linkcode range}, read now. */
   read(
     offset: number,
     maxBytes: number,
     maxOffset: number,
     minOneMessage: boolean,
   ): Uint8Array | null {
-    const loc = this.locate(offset);
-    if (loc === null) return null;
-    const first = loc.header;
-    if (first.baseOffset >= maxOffset) return new Uint8Array(0);
-    if (first.sizeInBytes > maxBytes) {
-      return minOneMessage ? this.readAt(loc.position, first.sizeInBytes) : new Uint8Array(0);
+    const r = this.range(offset, maxBytes, maxOffset, minOneMessage);
+    return r === null ? null : this.readAt(r.position, r.length);
+  }
+
+  /** Position of the first batch whose base offset is >= `offset` (the size if none). */
+  #positionOfFirstBatchFrom(offset: number): number {
+    const loc = offset >= this.#nextOffset ? null : this.locate(offset);
+    if (loc === null) return this.#size;
+    return loc.header.baseOffset >= offset ? loc.position : loc.position + loc.header.sizeInBytes;
+  }
+
+  /**
+   * The last batch boundary at or before `limit`, not before `start` (itself a
+   * boundary): walks batch lengths from the closest offset index entry, so it reads at
+   * most about one index interval of headers.
+   */
+  #boundaryAtOrBefore(start: number, limit: number): number {
+    if (limit >= this.#size) return this.#size;
+    let pos = Math.max(start, this.offsetIndex.floorPosition(limit));
+    let window: Uint8Array = new Uint8Array(0);
+    let windowStart = 0;
+    for (;;) {
+      if (pos + BATCH_LOG_OVERHEAD > windowStart + window.length) {
+        window = this.readAt(pos, Math.min(LOOKUP_WINDOW, this.#size - pos));
+        windowStart = pos;
+      }
+      const at = pos - windowStart;
+      const size = new DataView(window.buffer, window.byteOffset).getInt32(at + 8) +
+        BATCH_LOG_OVERHEAD;
+      assert(size >= BATCH_HEADER_SIZE, `Bad batch length at ${pos} in ${this.logPath}`);
+      if (pos + size > limit) return pos;
+      pos += size;
     }
-    const limit = Math.min(maxBytes, this.#size - loc.position);
-    const buf = this.readAt(loc.position, limit);
-    const v = new DataView(buf.buffer);
-    let p = 0;
-    while (p + BATCH_LOG_OVERHEAD <= buf.length) {
-      if (Number(v.getBigInt64(p)) >= maxOffset) break;
-      const size = v.getInt32(p + 8) + BATCH_LOG_OVERHEAD;
-      if (p + size > buf.length) break;
-      p += size;
-    }
-    return p === buf.length ? buf : buf.subarray(0, p);
   }
 
   /**
@@ -424,6 +483,7 @@ export class LogSegment {
    * counters from what remains.
    */
   truncateToPosition(position: number, indexIntervalBytes: number): void {
+    this.#generation++;
     this.#file.truncateSync(position);
     this.#handlePos = -1;
     this.recover(indexIntervalBytes, false);
@@ -433,6 +493,7 @@ export class LogSegment {
 
   close(): void {
     if (this.#closed) return;
+    this.#generation++;
     this.#closed = true;
     this.#file.close();
   }

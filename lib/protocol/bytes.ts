@@ -267,6 +267,17 @@ export class ByteReader {
   }
 }
 
+/**
+ * Bytes an encoder copies straight into its output when it finishes, rather than holding
+ * them in memory first: e.g. record batches located in a log file, read once into the
+ * response frame.
+ */
+export interface BytesSource {
+  readonly byteLength: number;
+  /** Fills `target` (exactly `byteLength` long). */
+  copyTo(target: Uint8Array): void;
+}
+
 /** Byte arrays at least this long are kept by reference until {@linkcode ByteWriter.finish}. */
 const LARGE = 1024;
 
@@ -276,7 +287,7 @@ const LARGE = 1024;
  * byte exactly once into the exact-sized result.
  */
 export class ByteWriter {
-  #chunks: Uint8Array[] = [];
+  #chunks: (Uint8Array | BytesSource)[] = [];
   #chunkBytes = 0;
   #buf: Uint8Array;
   #view: DataView;
@@ -397,9 +408,12 @@ export class ByteWriter {
     uuidToBytes(v, this.#buf, p);
   }
 
-  /** Raw bytes, without a length. Large arrays are kept by reference, not copied. */
-  raw(b: Uint8Array): void {
-    if (b.byteLength >= LARGE) {
+  /**
+   * Raw bytes, without a length. Large arrays are kept by reference, not copied; a
+   * {@linkcode BytesSource} is asked for its bytes only in {@linkcode finish}.
+   */
+  raw(b: Uint8Array | BytesSource): void {
+    if (!(b instanceof Uint8Array) || b.byteLength >= LARGE) {
       this.#flush();
       this.#chunks.push(b);
       this.#chunkBytes += b.byteLength;
@@ -445,32 +459,38 @@ export class ByteWriter {
   }
 
   /** int32 length + bytes, or -1 for null. */
-  bytes(v: Uint8Array | null): void {
+  bytes(v: Uint8Array | BytesSource | null): void {
     if (v === null) return this.int32(-1);
     this.int32(v.byteLength);
     this.raw(v);
   }
 
   /** Unsigned varint length + 1, then bytes; 0 for null. */
-  compactBytes(v: Uint8Array | null): void {
+  compactBytes(v: Uint8Array | BytesSource | null): void {
     if (v === null) return this.uvarint(0);
     this.uvarint(v.byteLength + 1);
     this.raw(v);
   }
 
-  /** All bytes written, in one exact-sized array (each byte copied once). */
-  finish(): Uint8Array {
+  /**
+   * All bytes written, in one exact-sized array (each byte copied once), from `alloc`
+   * when given (e.g. a pool of reusable buffers; every byte of it is overwritten).
+   */
+  finish(alloc?: (size: number) => Uint8Array): Uint8Array {
     this.#flush();
     const chunks = this.#chunks;
     if (chunks.length === 1) {
       // Our own scratch chunk: hand it out without copying (never a caller's array).
       const only = chunks[0]!;
-      if (only.buffer === this.#buf.buffer && only.byteOffset === 0) return only;
+      if (only instanceof Uint8Array && only.buffer === this.#buf.buffer && only.byteOffset === 0) {
+        return only;
+      }
     }
-    const out = new Uint8Array(this.#chunkBytes);
+    const out = alloc ? alloc(this.#chunkBytes) : new Uint8Array(this.#chunkBytes);
     let o = 0;
     for (const c of chunks) {
-      out.set(c, o);
+      if (c instanceof Uint8Array) out.set(c, o);
+      else c.copyTo(out.subarray(o, o + c.byteLength));
       o += c.byteLength;
     }
     return out;

@@ -7,7 +7,13 @@
  * @module
  */
 
-import { ByteReader, ByteWriter, ProtocolDecodeError, ZERO_UUID } from "./bytes.ts";
+import {
+  ByteReader,
+  type BytesSource,
+  ByteWriter,
+  ProtocolDecodeError,
+  ZERO_UUID,
+} from "./bytes.ts";
 import { inVersions } from "./schema.ts";
 import type { DefaultValue, FieldSchema, MessageSchema, UnknownTaggedField } from "./schema.ts";
 
@@ -15,8 +21,8 @@ import type { DefaultValue, FieldSchema, MessageSchema, UnknownTaggedField } fro
  * The encoder's input: every field optional at every depth (a missing field takes its
  * default).
  */
-export type DeepPartial<T> = T extends
-  Uint8Array | bigint | number | string | boolean | null | undefined ? T
+export type DeepPartial<T> = T extends Uint8Array ? T | BytesSource
+  : T extends bigint | number | string | boolean | null | undefined ? T
   : T extends readonly (infer U)[] ? readonly DeepPartial<U>[]
   : { [K in keyof T]?: DeepPartial<T[K]> };
 
@@ -166,12 +172,12 @@ function bytesCodec(compact: boolean, nullable: boolean): TypeCodec {
   return compact
     ? {
       read: (r) => r.compactBytes(nullable),
-      write: (w, v) => w.compactBytes(v as Uint8Array | null),
+      write: (w, v) => w.compactBytes(v as Uint8Array | BytesSource | null),
       minSize: 1,
     }
     : {
       read: (r) => r.bytes(nullable),
-      write: (w, v) => w.bytes(v as Uint8Array | null),
+      write: (w, v) => w.bytes(v as Uint8Array | BytesSource | null),
       minSize: 4,
     };
 }

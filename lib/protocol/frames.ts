@@ -24,8 +24,8 @@ function requireResponse(apiKey: number): MessageSchema {
 }
 
 /** Writes the int32 size prefix of a frame built with a 4-byte placeholder. */
-function sealFrame(w: ByteWriter): Uint8Array {
-  const out = w.finish();
+function sealFrame(w: ByteWriter, alloc?: (size: number) => Uint8Array): Uint8Array {
+  const out = w.finish(alloc);
   new DataView(out.buffer, out.byteOffset, out.byteLength).setInt32(0, out.byteLength - 4);
   return out;
 }
@@ -86,7 +86,8 @@ export function encodeResponseBody<K extends keyof ResponseTypes>(
 
 /**
  * Encodes a whole response frame: int32 size, the response header this API version
- * needs, and the body. Missing fields take their defaults.
+ * needs, and the body. Missing fields take their defaults. `alloc` provides the frame's
+ * buffer when given (see {@linkcode ByteWriter.finish}).
  *
  * @throws {RangeError} For an unknown API key or a version outside the schema's range.
  * @throws {TypeError} If a field is null where that version does not allow null.
@@ -104,13 +105,14 @@ export function encodeResponseFrame<K extends keyof ResponseTypes>(
   apiVersion: number,
   correlationId: number,
   body: DeepPartial<ResponseTypes[K]>,
+  alloc?: (size: number) => Uint8Array,
 ): Uint8Array {
   const s = requireResponse(apiKey);
   const w = new ByteWriter();
   w.int32(0);
   writeResponseHeader(w, apiKey, apiVersion, correlationId);
   encodeMessage(s, apiVersion, body as object, w);
-  return sealFrame(w);
+  return sealFrame(w, alloc);
 }
 
 /**

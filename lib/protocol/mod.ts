@@ -45,6 +45,7 @@ export {
 } from "./api.ts";
 export {
   ByteReader,
+  type BytesSource,
   ByteWriter,
   ProtocolDecodeError,
   uuidToBytes,

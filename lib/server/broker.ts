@@ -14,6 +14,7 @@ import {
   type RequestHeader,
 } from "../protocol/mod.ts";
 import { ApiKey } from "../protocol/mod.ts";
+import { BufferPool } from "../util/buffer_pool.ts";
 import { errorCodeOf, TidelogError } from "../util/errors.ts";
 import {
   type AnyApiHandler,
@@ -34,10 +35,21 @@ export type FrameOutcome =
 export class Broker {
   readonly services: BrokerServices;
   readonly #handlers = new Map<number, AnyApiHandler>();
+  /** Large response frames (fetches) come from here and go back once written. */
+  readonly #frames = new BufferPool();
+  readonly #allocFrame = (size: number) => this.#frames.acquire(size);
 
   constructor(services: BrokerServices, handlers: readonly AnyApiHandler[]) {
     this.services = services;
     for (const h of handlers) this.#handlers.set(h.apiKey, h);
+  }
+
+  /**
+   * Takes back a response frame once it has been written: the next large response may
+   * reuse its memory. Nothing may refer to `frame` afterwards.
+   */
+  releaseFrame(frame: Uint8Array): void {
+    this.#frames.release(frame);
   }
 
   /** The served version range of every API, for ApiVersions. */
@@ -118,15 +130,27 @@ export class Broker {
       const reply = await handler.handle(ctx, request);
       if (reply.kind === "silent") return { kind: "respond", frame: Promise.resolve(null) };
       if (reply.kind === "close") return reply;
+      const encode = (body: unknown) =>
+        encodeResponseFrame(
+          header.apiKey as never,
+          version,
+          header.correlationId,
+          body as never,
+          this.#allocFrame,
+        );
+      const fail = (err: unknown) =>
+        encode(this.#failure(handler, request, version, err, log, name));
+      if (reply.kind === "respondWhenReady") {
+        // Built and encoded in one step: log slices are copied before the log can change.
+        return {
+          kind: "respond",
+          frame: reply.ready.then(() => encode(reply.build())).catch(fail),
+        };
+      }
       const response = Promise.resolve(reply.response).catch((err) =>
         this.#failure(handler, request, version, err, log, name)
       );
-      return {
-        kind: "respond",
-        frame: response.then((body) =>
-          encodeResponseFrame(header.apiKey as never, version, header.correlationId, body as never)
-        ),
-      };
+      return { kind: "respond", frame: response.then(encode) };
     } catch (err) {
       return this.#respond(
         header.apiKey,

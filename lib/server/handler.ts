@@ -15,6 +15,12 @@ export type ApiKeyWithSchema = keyof RequestTypes & keyof ResponseTypes;
 export type Reply<R> =
   /** Send this response (possibly later) in order. */
   | { kind: "respond"; response: R | Promise<R> }
+  /**
+   * Once `ready` resolves, build the response and encode it in one synchronous step:
+   * for responses that carry log slices, whose bytes must be copied before the log can
+   * change.
+   */
+  | { kind: "respondWhenReady"; ready: Promise<void>; build: () => R }
   /** Send nothing (acks=0 produce). */
   | { kind: "silent" }
   /** Close the connection after earlier responses are written (acks=0 produce failed). */

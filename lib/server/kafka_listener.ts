@@ -219,6 +219,7 @@ class Connection {
       try {
         let written = 0;
         while (written < bytes.length) written += await this.#conn.write(bytes.subarray(written));
+        this.#broker.releaseFrame(bytes);
       } catch (err) {
         if (!isDisconnect(err)) this.#log.warn("Write failed: {error}", { error: err });
         this.close();

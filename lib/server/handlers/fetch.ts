@@ -35,6 +35,7 @@ import {
 import type { DeepPartial } from "../../protocol/mod.ts";
 import type { Partition } from "../../replication/mod.ts";
 import { errorCodeOf } from "../../util/errors.ts";
+import type { LogSlice } from "../../log/mod.ts";
 import { type ApiHandler, respond } from "../handler.ts";
 import type { Timers } from "../../runtime/timers.ts";
 import type { BrokerServices } from "../services.ts";
@@ -171,17 +172,19 @@ function readAll(
       logStartOffset: BigInt(p.log.logStartOffset),
     };
     try {
-      let records: Uint8Array = EMPTY;
+      let records: LogSlice | Uint8Array = EMPTY;
       if (t.fetchOffset < readEnd && t.fetchOffset >= p.log.logStartOffset) {
         const limit = Math.max(0, Math.min(t.partitionMaxBytes, remaining));
-        records =
-          p.log.read(t.fetchOffset, limit, { maxOffset: readEnd, minOneMessage: bytes === 0 })
-            .records;
+        // Located now, copied from the file into the response frame when it is encoded.
+        records = p.log.slice(t.fetchOffset, limit, {
+          maxOffset: readEnd,
+          minOneMessage: bytes === 0,
+        });
       } else if (t.fetchOffset > p.log.logEndOffset || t.fetchOffset < p.log.logStartOffset) {
-        p.log.read(t.fetchOffset, 0); // throws OffsetOutOfRangeError with the details
+        p.log.slice(t.fetchOffset, 0); // throws OffsetOutOfRangeError with the details
       }
-      bytes += records.length;
-      remaining -= records.length;
+      bytes += records.byteLength;
+      remaining -= records.byteLength;
       return { ...base, ...marks, errorCode: ErrorCode.NONE, records };
     } catch (err) {
       errors++;
@@ -239,16 +242,20 @@ export const fetchHandler: ApiHandler<typeof ApiKey.Fetch> = {
     const { responses, targets } = resolveTargets(ctx.services, req, version, replicaId);
     const maxBytes = Math.max(0, req.maxBytes);
     const first = readAll(targets, maxBytes);
+    // The slices are read again when the response is built: the log may change between
+    // now and the encoding, and locating them costs a few header reads.
+    const build = () =>
+      assemble(ctx.services, responses, targets, readAll(targets, maxBytes).entries);
     if (
       first.bytes >= req.minBytes || first.errors > 0 || req.maxWaitMs <= 0 || targets.length === 0
     ) {
-      return respond(assemble(ctx.services, responses, targets, first.entries));
+      return { kind: "respondWhenReady", ready: Promise.resolve(), build };
     }
-    return respond(
-      longPoll(ctx.services.timers, targets, req, maxBytes).then((entries) =>
-        assemble(ctx.services, responses, targets, entries)
-      ),
-    );
+    return {
+      kind: "respondWhenReady",
+      ready: longPoll(ctx.services.timers, targets, req, maxBytes),
+      build,
+    };
   },
   errorResponse: (req, code) => ({
     errorCode: code,
@@ -267,15 +274,15 @@ export const fetchHandler: ApiHandler<typeof ApiKey.Fetch> = {
 };
 
 /**
- * Waits until the requested partitions hold at least `minBytes` readable bytes or
- * `maxWaitMs` passes, re-reading only when a high watermark moves.
+ * Resolves once the requested partitions hold at least `minBytes` readable bytes, or
+ * `maxWaitMs` passes, or a partition fails; re-counts only when a high watermark moves.
  */
 function longPoll(
   timers: Timers,
   targets: FetchTarget[],
   req: FetchRequest,
   maxBytes: number,
-): Promise<PartitionData[]> {
+): Promise<void> {
   return new Promise((resolve) => {
     const cancels: (() => void)[] = [];
     let done = false;
@@ -284,7 +291,7 @@ function longPoll(
       done = true;
       timers.clearTimeout(timer);
       for (const c of cancels) c();
-      resolve(readAll(targets, maxBytes).entries);
+      resolve();
     };
     const arm = () => {
       for (const c of cancels.splice(0)) c();

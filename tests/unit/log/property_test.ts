@@ -33,6 +33,57 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   },
 );
 
+/** A bounded read, as fractions of the log's offsets and a byte budget. */
+interface Query {
+  at: number;
+  maxBytes: number;
+  until: number;
+  minOne: boolean;
+}
+
+const queryArb: fc.Arbitrary<Query> = fc.record({
+  at: fc.double({ min: 0, max: 1, noNaN: true }),
+  maxBytes: fc.integer({ min: 0, max: 30_000 }),
+  until: fc.double({ min: 0, max: 1.2, noNaN: true }),
+  minOne: fc.boolean(),
+});
+
+/**
+ * A read bounded by bytes and by offset returns whole batches: those of the unbounded
+ * read of the same segment, from the batch holding the offset, below the offset bound,
+ * as many as fit in the budget (the first one anyway with minOneMessage).
+ */
+function checkBoundedRead(
+  plog: PartitionLog,
+  model: { bytes: Uint8Array; base: number; last: number }[],
+  q: Query,
+): void {
+  const end = plog.logEndOffset;
+  if (end === 0) return;
+  const offset = Math.min(end - 1, Math.floor(q.at * end));
+  const maxOffset = Math.floor(q.until * end);
+  const got = plog.read(offset, q.maxBytes, { maxOffset, minOneMessage: q.minOne }).records;
+  // The rest of the segment, whole batches, from the one holding `offset`.
+  const rest = plog.read(offset, 1 << 30).records;
+  const firstIndex = model.findIndex((m) => m.last >= offset);
+  const expected: Uint8Array[] = [];
+  let taken = 0;
+  for (let i = firstIndex, at = 0; i < model.length && at < rest.length; i++) {
+    const m = model[i]!;
+    if (m.base >= maxOffset) break;
+    const fits = taken + m.bytes.length <= q.maxBytes || (q.minOne && expected.length === 0);
+    if (!fits) break;
+    expected.push(m.bytes);
+    taken += m.bytes.length;
+    at += m.bytes.length;
+  }
+  assert.deepEqual(got, concat(expected), `read(${offset}, ${q.maxBytes}, <${maxOffset})`);
+  assert.deepEqual(
+    plog.slice(offset, q.maxBytes, { maxOffset, minOneMessage: q.minOne }).bytes(),
+    got,
+  );
+}
+
 const seedEnv = Deno.env.get("LOG_PROP_SEED");
 
 Deno.test("PartitionLog property: random appends, truncations and reopens read back byte-exact", async () => {
@@ -42,7 +93,8 @@ Deno.test("PartitionLog property: random appends, truncations and reopens read b
       fc.array(opArb, { minLength: 1, maxLength: 25 }),
       fc.integer({ min: 1024, max: 20_000 }),
       fc.integer({ min: 0, max: 5000 }),
-      async (ops, segmentBytes, indexIntervalBytes) => {
+      fc.array(queryArb, { maxLength: 12 }),
+      async (ops, segmentBytes, indexIntervalBytes, queries) => {
         const config = testConfig({ segmentBytes, indexIntervalBytes });
         await withTempDir(async (dir) => {
           let plog: PartitionLog = await openLog(dir, config);
@@ -79,6 +131,7 @@ Deno.test("PartitionLog property: random appends, truncations and reopens read b
             for (const m of model) {
               assert.deepEqual(plog.read(m.last, 1, { minOneMessage: true }).records, m.bytes);
             }
+            for (const q of queries) checkBoundedRead(plog, model, q);
           } finally {
             await plog.close();
           }

@@ -54,9 +54,9 @@ async function longPoll(
   } as unknown as BrokerServices;
   const ctx = { header: { apiVersion: 11 }, services } as unknown as RequestContext;
   const reply = await fetchHandler.handle(ctx, REQUEST);
-  assert.equal(reply.kind, "respond");
+  if (reply.kind !== "respondWhenReady") throw new Error(`Unexpected reply ${reply.kind}`);
   // Wrapped: an async function returning the promise itself would wait for it.
-  return { response: Promise.resolve((reply as unknown as { response: FetchResponse }).response) };
+  return { response: reply.ready.then(() => reply.build() as unknown as FetchResponse) };
 }
 
 for (
