@@ -15,7 +15,7 @@ import {
   readBatchHeader,
 } from "../protocol/mod.ts";
 import { denoFs, type FileSystem, syncDir } from "../runtime/fs.ts";
-import { sleep, systemTimers, type Timers } from "../runtime/timers.ts";
+import { systemTimers, type Timers, yieldToEventLoop } from "../runtime/timers.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import { getLogger } from "../util/log.ts";
 import { type DuplicateBatch, ProducerStateManager } from "./producer_state.ts";
@@ -534,7 +534,7 @@ async function replayLog(
   const pause = async (): Promise<boolean> => {
     chunkBytes = 0;
     chunkBatches = 0;
-    await sleep(pace.timers, 0);
+    await yieldToEventLoop(pace.timers);
     if (plog.incarnation !== incarnation || offset > plog.logEndOffset) return false;
     if (last !== null && last.lastOffset >= plog.logStartOffset) {
       const now = batchIdentityAt(plog, last.lastOffset);

@@ -16,7 +16,7 @@ import { ErrorCode } from "../protocol/error_codes.ts";
 import type { BatchHeader } from "../protocol/record_batch.ts";
 import type { PartitionProducerState } from "../producer/mod.ts";
 import type { FileSystem } from "../runtime/fs.ts";
-import { systemTimers, type TimerHandle, type Timers } from "../runtime/timers.ts";
+import { systemTimers, type Timers } from "../runtime/timers.ts";
 import type { Clock } from "../util/clock.ts";
 import { TidelogError } from "../util/errors.ts";
 import { getLogger } from "../util/log.ts";
@@ -68,7 +68,7 @@ export class Partition {
   #hooks: PartitionHooks | null = null;
   #waiters = new Set<() => void>();
   #ackWaiters: AckWaiter[] = [];
-  #appendWake: TimerHandle | undefined;
+  #appendWakePending = false;
   #truncation: Promise<void> = Promise.resolve();
   #closed = false;
   /** Leader: each follower's log start offset from its last fetch (DeleteRecords). */
@@ -280,11 +280,12 @@ export class Partition {
     // Followers long-polling for new data wake on the next macrotask, so that appends of
     // pipelined requests arriving together go out in one fetch response (and one fsync on
     // each follower). The HW moves once the data is durable.
-    if (this.#appendWake === undefined) {
-      this.#appendWake = this.#timers.setTimeout(() => {
-        this.#appendWake = undefined;
+    if (!this.#appendWakePending) {
+      this.#appendWakePending = true;
+      this.#timers.setImmediate(() => {
+        this.#appendWakePending = false;
         this.#wake();
-      }, 0);
+      });
     }
     // A failed fsync stops the node (ReplicaManager's storage failure hook) and rejects
     // the ack waiters through waitForHighWatermark, so this background wake-up may drop it.
@@ -417,7 +418,6 @@ export class Partition {
   /** Wakes all waiters and stops accepting new ones (the log is closed by the owner). */
   markClosed(): void {
     this.#closed = true;
-    this.#timers.clearTimeout(this.#appendWake);
     this.#failAckWaiters(
       new TidelogError(ErrorCode.NOT_LEADER_OR_FOLLOWER, `${this.name} is closed here`),
     );

@@ -26,7 +26,7 @@ export {
   syncDir,
 } from "./fs.ts";
 export { type Conn, denoNet, type Listener, type NetAddr, type Network } from "./net.ts";
-export { sleep, systemTimers, type TimerHandle, type Timers } from "./timers.ts";
+export { sleep, systemTimers, type TimerHandle, type Timers, yieldToEventLoop } from "./timers.ts";
 
 /** A process's contact with the world. */
 export interface Runtime {

@@ -216,6 +216,7 @@ export class SimProcess {
       clearTimeout: (h) => this.#clearTimer(h),
       setInterval: (fn, ms) => this.#setTimer(fn, ms, true),
       clearInterval: (h) => this.#clearTimer(h),
+      setImmediate: (fn) => void this.#setTimer(fn, 0, false),
     };
   }
 

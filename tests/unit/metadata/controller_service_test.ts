@@ -40,6 +40,9 @@ class ManualTimers implements Timers {
   clearInterval(handle: TimerHandle | undefined): void {
     if (typeof handle === "number") this.#intervals.delete(handle);
   }
+  setImmediate(fn: () => void): void {
+    systemTimers.setImmediate(fn);
+  }
   /** Runs every interval once (the fencing check, here). */
   fire(): void {
     for (const fn of [...this.#intervals.values()]) fn();

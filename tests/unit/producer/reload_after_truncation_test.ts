@@ -105,9 +105,9 @@ Deno.test("reloadAfterTruncation() replays in chunks that yield to the event loo
     let yields = 0;
     const timers: Timers = {
       ...systemTimers,
-      setTimeout: (fn, ms) => {
+      setImmediate: (fn) => {
         yields++;
-        return systemTimers.setTimeout(fn, ms);
+        systemTimers.setImmediate(fn);
       },
     };
     const options: PartitionProducerStateOptions = { clock, timers, replayChunkBatches: 100 };
