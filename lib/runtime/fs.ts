@@ -74,6 +74,13 @@ export interface FileSystem {
   writeFileSync(path: string, data: Uint8Array): void;
   writeTextFile(path: string, text: string): Promise<void>;
   writeTextFileSync(path: string, text: string): void;
+  /**
+   * File descriptors this process has open and may open at most (`ulimit -n`), where the
+   * platform tells (Linux); absent or null elsewhere. Every partition keeps its active
+   * segment open, so a node refuses to open more partitions than this allows instead of
+   * failing part-way (Deno panics when `open` meets EMFILE).
+   */
+  descriptors?(): { open: number; limit: number } | null;
 }
 
 /** Deno's own file system. */
@@ -97,7 +104,22 @@ export const denoFs: FileSystem = {
   writeFileSync: (path, data) => Deno.writeFileSync(path, data),
   writeTextFile: (path, text) => Deno.writeTextFile(path, text),
   writeTextFileSync: (path, text) => Deno.writeTextFileSync(path, text),
+  descriptors: linuxDescriptors,
 };
+
+/** Open descriptors and the soft limit, from /proc/self (Linux); null elsewhere. */
+function linuxDescriptors(): { open: number; limit: number } | null {
+  try {
+    const limits = Deno.readTextFileSync("/proc/self/limits");
+    const m = limits.match(/^Max open files\s+(\d+|unlimited)/m);
+    if (!m || m[1] === "unlimited") return null;
+    let open = 0;
+    for (const _ of Deno.readDirSync("/proc/self/fd")) open++;
+    return { open, limit: Number(m[1]) };
+  } catch {
+    return null;
+  }
+}
 
 /** fsyncs a directory, so that entries created, renamed or removed in it are durable. */
 export async function syncDir(fs: FileSystem, path: string): Promise<void> {

@@ -15,6 +15,7 @@ import {
 } from "../protocol/mod.ts";
 import { ApiKey } from "../protocol/mod.ts";
 import { BufferPool } from "../util/buffer_pool.ts";
+import type { FrameAllocator } from "./frame_reader.ts";
 import { errorCodeOf, TidelogError } from "../util/errors.ts";
 import {
   type AnyApiHandler,
@@ -35,9 +36,17 @@ export type FrameOutcome =
 export class Broker {
   readonly services: BrokerServices;
   readonly #handlers = new Map<number, AnyApiHandler>();
-  /** Large response frames (fetches) come from here and go back once written. */
+  /**
+   * Large response frames (fetches) and Produce request frames come from here, and go back
+   * once written, or once the produce took effect (its batches are in the log file).
+   */
   readonly #frames = new BufferPool();
   readonly #allocFrame = (size: number) => this.#frames.acquire(size);
+  /** For the listener's frame reader: Produce requests are read into pooled buffers. */
+  readonly requestFrames: FrameAllocator = {
+    pooled: (apiKey) => apiKey === ApiKey.Produce,
+    acquire: (size) => this.#frames.acquire(size),
+  };
 
   constructor(services: BrokerServices, handlers: readonly AnyApiHandler[]) {
     this.services = services;
@@ -45,8 +54,10 @@ export class Broker {
   }
 
   /**
-   * Takes back a response frame once it has been written: the next large response may
-   * reuse its memory. Nothing may refer to `frame` afterwards.
+   * Takes back a response frame once it has been written, or a Produce request frame once
+   * {@linkcode handleFrame} resolved for it (a produce's batches are copied to the log
+   * before that, and nothing keeps them): the next large frame may reuse its memory.
+   * Nothing may refer to `frame` afterwards; other arrays are ignored.
    */
   releaseFrame(frame: Uint8Array): void {
     this.#frames.release(frame);

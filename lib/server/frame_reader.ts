@@ -21,17 +21,30 @@ const CHUNK = 64 * 1024;
 /** apiKey + apiVersion + correlationId: the smallest possible request header. */
 const MIN_FRAME = 8;
 
+/** Where large frames of some request types get their memory (see the constructor). */
+export interface FrameAllocator {
+  /** Whether frames of this API key come from {@linkcode acquire}. */
+  pooled(apiKey: number): boolean;
+  acquire(size: number): Uint8Array;
+}
+
 /** Reads whole frames from a {@linkcode ByteSource}. */
 export class FrameReader {
   readonly #source: ByteSource;
   readonly #maxFrameBytes: number;
+  readonly #allocator: FrameAllocator | null;
   #buf = new Uint8Array(CHUNK);
   #start = 0;
   #end = 0;
 
-  constructor(source: ByteSource, maxFrameBytes: number) {
+  /**
+   * `allocator`: frames of the API keys it names come from its buffers (e.g. a pool the
+   * caller gives them back to once the request took effect); others are fresh arrays.
+   */
+  constructor(source: ByteSource, maxFrameBytes: number, allocator: FrameAllocator | null = null) {
     this.#source = source;
     this.#maxFrameBytes = maxFrameBytes;
+    this.#allocator = allocator;
   }
 
   /** Bytes buffered but not yet returned. */
@@ -54,7 +67,8 @@ export class FrameReader {
   }
 
   /**
-   * The next frame's payload (without the size prefix), a fresh array the caller owns;
+   * The next frame's payload (without the size prefix), an array the caller owns (fresh,
+   * or from the allocator);
    * null at a clean end of stream. Throws {@linkcode FrameError} on a bad size or a
    * stream that ends inside a frame.
    */
@@ -72,8 +86,23 @@ export class FrameReader {
     if (size > this.#maxFrameBytes) {
       throw new FrameError(`Frame size ${size} exceeds the limit of ${this.#maxFrameBytes} bytes`);
     }
+    let frame: Uint8Array;
+    if (this.#allocator !== null) {
+      // The API key (the frame's first two bytes) decides where its memory comes from.
+      while (this.#available < 6) {
+        if (!(await this.#fill())) {
+          throw new FrameError(
+            `Stream ended inside a frame (${this.#available - 4} of ${size} bytes)`,
+          );
+        }
+      }
+      const p = this.#start + 4;
+      const apiKey = (this.#buf[p]! << 8) | this.#buf[p + 1]!;
+      frame = this.#allocator.pooled(apiKey) ? this.#allocator.acquire(size) : new Uint8Array(size);
+    } else {
+      frame = new Uint8Array(size);
+    }
     this.#start += 4;
-    const frame = new Uint8Array(size);
     let have = Math.min(size, this.#available);
     frame.set(this.#buf.subarray(this.#start, this.#start + have));
     this.#start += have;

@@ -126,7 +126,7 @@ class Connection {
     this.#log = log.with({ conn: id, remote: `${remote.hostname}:${remote.port}` });
     this.#clientHost = `/${remote.hostname}`;
     this.#log.debug("Connection opened");
-    const reader = new FrameReader(conn, maxRequestBytes);
+    const reader = new FrameReader(conn, maxRequestBytes, broker.requestFrames);
     this.done = Promise.all([this.#readLoop(reader), this.#writeLoop()]).then(() => {
       this.close();
       this.#log.debug("Connection closed");
@@ -165,6 +165,10 @@ class Connection {
           this.#clientHost,
           this.#hooks,
         );
+        // A produce has taken effect: its frame's memory may serve the next one.
+        if (this.#broker.requestFrames.pooled((frame[0]! << 8) | frame[1]!)) {
+          this.#broker.releaseFrame(frame);
+        }
         if (outcome.kind === "close") {
           this.#log.warn("Closing connection: {reason}", { reason: outcome.reason });
           this.#enqueue(Promise.resolve(null));

@@ -310,6 +310,23 @@ export class KafkaReference implements AsyncDisposable {
     }
   }
 
+  /** The operating-system process id of node `id`'s JVM. */
+  pid(id: number): number {
+    const r = this.#running.get(id);
+    if (r === undefined) throw new Error(`Node ${id} is not running`);
+    return r.child.pid;
+  }
+
+  /**
+   * Stops every node gracefully (SIGTERM) and starts them again on the same data; resolves
+   * once the cluster answers with every broker, as after {@linkcode KafkaReference.start}.
+   */
+  async restart(timeoutMs = 300_000): Promise<void> {
+    await this.#killAll("SIGTERM");
+    for (const n of this.nodes) this.#launch(n);
+    await this.#waitReady(timeoutMs);
+  }
+
   /** Kills node `id` (SIGKILL: a crash) and waits for its JVM to exit. */
   async kill(id: number): Promise<void> {
     this.node(id);

@@ -4,10 +4,17 @@
 export async function run(
   cmd: string,
   args: string[],
-  options: { stdin?: Uint8Array | string; timeoutMs?: number; allowFailure?: boolean } = {},
+  options: {
+    stdin?: Uint8Array | string;
+    timeoutMs?: number;
+    allowFailure?: boolean;
+    /** Working directory. */
+    cwd?: string;
+  } = {},
 ): Promise<{ code: number; stdout: string; stderr: string; stdoutBytes: Uint8Array }> {
   const child = new Deno.Command(cmd, {
     args,
+    ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",

@@ -6,6 +6,7 @@
  * Run: deno run -A tests/bench/tools/cpu_profile.ts [--inspect 127.0.0.1:9229]
  *      [--seconds 5] [--out profile.cpuprofile] [--top 40] [--interval-us 200]
  * or summarise a saved profile: ... --in profile.cpuprofile
+ * A process started with `--inspect-wait` is let go once the profiler runs (start-up).
  */
 import { parseArgs } from "node:util";
 
@@ -59,6 +60,7 @@ async function capture(): Promise<Profile> {
   await call("Profiler.enable");
   await call("Profiler.setSamplingInterval", { interval: Number(values["interval-us"]) });
   await call("Profiler.start");
+  await call("Runtime.runIfWaitingForDebugger");
   await new Promise((r) => setTimeout(r, Number(values.seconds) * 1000));
   const { profile } = await call("Profiler.stop") as { profile: Profile };
   ws.close();

@@ -343,3 +343,30 @@ Deno.test("ReplicaManager: a partition whose files cannot be made durable is a s
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("ReplicaManager refuses partitions that would not fit in the file descriptor limit, opening none", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tidelog-rm-" });
+  let limit = 600;
+  const fs: FileSystem = { ...denoFs, descriptors: () => ({ open: 100, limit }) };
+  const failures: Error[] = [];
+  const rm = new ReplicaManager({
+    topicsDir: dir,
+    nodeId: 1,
+    flush: { kind: "always" },
+    clock: new ManualClock(1),
+    fs,
+    onStorageFailure: (err) => failures.push(err),
+  });
+  try {
+    // 100 open + 1 partition + the reserve of 512 > 600: refused before anything opens.
+    await assert.rejects(rm.applyImage(clusterImage()), /ulimit -n/);
+    assert.equal(rm.getPartition("t", 0), undefined);
+    assert.equal(failures.length, 1, "a storage failure: the node stops with the message");
+    limit = 700;
+    await rm.applyImage(clusterImage());
+    assert.equal(rm.getPartition("t", 0)?.role, "leader");
+  } finally {
+    await rm.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

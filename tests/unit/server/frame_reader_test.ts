@@ -43,6 +43,35 @@ Deno.test("FrameReader.next() reassembles frames from any chunking (property)", 
   );
 });
 
+Deno.test("FrameReader.next() takes frames of the API keys its allocator names from it (property)", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.uint8Array({ minLength: 8, maxLength: 200_000 }), { maxLength: 6 }),
+      fc.array(fc.integer({ min: 1, max: 100_000 }), { minLength: 1, maxLength: 5 }),
+      async (payloads, sizes) => {
+        const acquired: Uint8Array[] = [];
+        const reader = new FrameReader(chunked(frames(payloads), sizes), 1 << 20, {
+          pooled: (apiKey) => apiKey % 2 === 0,
+          acquire: (size) => {
+            // Stale bytes, as a reused buffer has: every one must be overwritten.
+            const b = new Uint8Array(new ArrayBuffer(size + 16), 0, size).fill(0xee);
+            acquired.push(b);
+            return b;
+          },
+        });
+        for (const p of payloads) {
+          const frame = await reader.next();
+          assert.deepEqual(frame, p);
+          const pooled = ((p[0]! << 8) | p[1]!) % 2 === 0;
+          assert.equal(acquired.includes(frame!), pooled);
+        }
+        assert.equal(await reader.next(), null);
+      },
+    ),
+    { numRuns: 50 },
+  );
+});
+
 Deno.test("FrameReader.next() rejects bad sizes and truncated streams", async (t) => {
   const cases: [string, Uint8Array, RegExp][] = [
     [
