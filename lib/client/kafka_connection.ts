@@ -14,6 +14,7 @@ import { type Conn, denoNet, type Network } from "../runtime/net.ts";
 import { systemTimers, type Timers } from "../runtime/timers.ts";
 import { TimeoutError } from "../util/timeout.ts";
 import { FrameReader } from "../server/frame_reader.ts";
+import type { BufferPool } from "../util/buffer_pool.ts";
 
 type Key = keyof RequestTypes & keyof ResponseTypes;
 
@@ -21,8 +22,16 @@ interface Waiter {
   correlationId: number;
   apiKey: number;
   version: number;
-  resolve: (body: unknown) => void;
+  /** Resolved with the body and the frame it was decoded from. */
+  resolve: (body: unknown, frame: Uint8Array) => void;
   reject: (err: Error) => void;
+}
+
+/** A response decoded from a pooled frame: call `release` once done with its bytes. */
+export interface LoanedResponse<R> {
+  response: R;
+  /** Gives the frame back to the pool; the response's byte fields must not be used after. */
+  release(): void;
 }
 
 /** One TCP connection to a Kafka broker. */
@@ -36,10 +45,19 @@ export class KafkaConnection {
   #readLoop: Promise<void>;
   #writeChain: Promise<void> = Promise.resolve();
 
-  private constructor(conn: Conn, clientId: string) {
+  readonly #responseBuffers: BufferPool | null;
+
+  private constructor(conn: Conn, clientId: string, responseBuffers: BufferPool | null) {
     this.#conn = conn;
     this.#clientId = clientId;
-    this.#reader = new FrameReader(conn, 1 << 30);
+    this.#responseBuffers = responseBuffers;
+    this.#reader = new FrameReader(
+      conn,
+      1 << 30,
+      responseBuffers === null
+        ? null
+        : { pooled: () => true, acquire: (size) => responseBuffers.acquire(size) },
+    );
     this.#readLoop = this.#read();
   }
 
@@ -52,7 +70,16 @@ export class KafkaConnection {
     hostname: string,
     port: number,
     clientId = "tidelog-client",
-    options: { net?: Network; timeoutMs?: number; timers?: Timers } = {},
+    options: {
+      net?: Network;
+      timeoutMs?: number;
+      timers?: Timers;
+      /**
+       * Large responses are read into buffers of this pool; {@linkcode requestLoaned}
+       * gives them back (a follower's fetch responses, megabytes each).
+       */
+      responseBuffers?: BufferPool;
+    } = {},
   ): Promise<KafkaConnection> {
     const net = options.net ?? denoNet;
     let conn: Conn;
@@ -75,7 +102,7 @@ export class KafkaConnection {
       }
     }
     conn.setNoDelay(true);
-    return new KafkaConnection(conn, clientId);
+    return new KafkaConnection(conn, clientId, options.responseBuffers ?? null);
   }
 
   async #read(): Promise<void> {
@@ -97,7 +124,7 @@ export class KafkaConnection {
               `Correlation id ${correlationId} does not match ${waiter.correlationId}`,
             );
           }
-          waiter.resolve(body);
+          waiter.resolve(body, frame);
         } catch (err) {
           waiter.reject(err as Error);
         }
@@ -115,6 +142,15 @@ export class KafkaConnection {
     version: number,
     body: DeepPartial<RequestTypes[K]>,
   ): Promise<ResponseTypes[K]> {
+    return this.#request(apiKey, version, body);
+  }
+
+  #request<K extends Key>(
+    apiKey: K,
+    version: number,
+    body: DeepPartial<RequestTypes[K]>,
+    onFrame?: (frame: Uint8Array) => void,
+  ): Promise<ResponseTypes[K]> {
     const correlationId = this.#nextCorrelationId++;
     const frame = encodeRequestFrame(
       apiKey,
@@ -127,11 +163,30 @@ export class KafkaConnection {
       correlationId,
       apiKey,
       version,
-      resolve: resolve as (b: unknown) => void,
+      resolve: (b: unknown, frame: Uint8Array) => {
+        onFrame?.(frame);
+        resolve(b as ResponseTypes[K]);
+      },
       reject,
     });
     this.#write(frame).catch(reject);
     return promise;
+  }
+
+  /**
+   * Like {@linkcode request}, for a connection with `responseBuffers`: the response comes
+   * with `release`, which hands its frame back to the pool once the caller is done with
+   * the response's bytes (never call it while any of them is still in use).
+   */
+  async requestLoaned<K extends Key>(
+    apiKey: K,
+    version: number,
+    body: DeepPartial<RequestTypes[K]>,
+  ): Promise<LoanedResponse<ResponseTypes[K]>> {
+    let frame: Uint8Array | undefined;
+    const response = await this.#request(apiKey, version, body, (f) => (frame = f));
+    const pool = this.#responseBuffers;
+    return { response, release: () => frame && pool?.release(frame) };
   }
 
   /** Sends a request that gets no response (acks=0 produce). */

@@ -31,6 +31,7 @@ import { ApiKey, ErrorCode } from "../protocol/mod.ts";
 import { type BatchHeader, splitBatches, validateBatch } from "../protocol/record_batch.ts";
 import { denoNet, type Network } from "../runtime/net.ts";
 import { systemTimers, type Timers } from "../runtime/timers.ts";
+import { BufferPool } from "../util/buffer_pool.ts";
 import type { Clock } from "../util/clock.ts";
 import { getLogger } from "../util/log.ts";
 import { withTimeout } from "../util/timeout.ts";
@@ -129,6 +130,8 @@ class ReplicaFetcher {
   readonly #timers: Timers;
   readonly #net: Network;
   readonly #states = new Map<Partition, FetchState>();
+  /** Fetch responses (one in flight at a time) are read into reused buffers. */
+  readonly #responseBuffers = new BufferPool(FETCH_MAX_BYTES * 2);
   #conn: KafkaConnection | null = null;
   #closed = false;
   #wake: (() => void) | null = null;
@@ -190,7 +193,12 @@ class ReplicaFetcher {
       endpoint.host,
       endpoint.port,
       `tidelog-replica-${this.#o.nodeId}`,
-      { net: this.#net, timeoutMs: CONNECT_TIMEOUT_MS, timers: this.#timers },
+      {
+        net: this.#net,
+        timeoutMs: CONNECT_TIMEOUT_MS,
+        timers: this.#timers,
+        responseBuffers: this.#responseBuffers,
+      },
     );
     this.#conn = conn;
     void conn.closed.finally(() => {
@@ -353,8 +361,8 @@ class ReplicaFetcher {
   /** One Fetch round for `states`; appends what comes back, durably. */
   async #fetch(conn: KafkaConnection, states: FetchState[]): Promise<void> {
     const byTopic = groupByTopic(states);
-    const response = await withTimeout(
-      conn.request(ApiKey.Fetch, 11, {
+    const { response, release } = await withTimeout(
+      conn.requestLoaned(ApiKey.Fetch, 11, {
         replicaId: this.#o.nodeId,
         maxWaitMs: FETCH_MAX_WAIT_MS,
         minBytes: 1,
@@ -380,6 +388,7 @@ class ReplicaFetcher {
       this.#timers,
     );
     if (response.errorCode !== ErrorCode.NONE) {
+      release();
       throw new Error(`Fetch failed with error code ${response.errorCode}`);
     }
     const appended: { s: FetchState; hw: number; leaderStart: number; durable: Promise<void> }[] =
@@ -417,6 +426,9 @@ class ReplicaFetcher {
         }
       }
     }
+    // Every batch is in the log file now (appends are synchronous writes): the frame's
+    // memory may take the next response.
+    release();
     // Report nothing before what was appended is durable (or has failed).
     const settled = await Promise.allSettled(appended.map((a) => a.durable));
     const starts: { s: FetchState; offset: number }[] = [];

@@ -69,8 +69,16 @@ interface Brokers extends AsyncDisposable {
   restart(): Promise<void>;
 }
 
+/** Tidelog's own defaults, over the test harness's quicker fencing and ISR timings. */
+const TIDELOG_DEFAULTS = [
+  "--broker-session-timeout-ms",
+  "1500",
+  "--replica-lag-time-max-ms",
+  "5000",
+];
+
 async function startTidelog(size: 1 | 3): Promise<Brokers> {
-  const cluster = await TestCluster.start({ size });
+  const cluster = await TestCluster.start({ size, args: TIDELOG_DEFAULTS });
   await cluster.waitForBrokers(size);
   return {
     bootstrap: cluster.bootstrap(),
