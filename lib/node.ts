@@ -665,7 +665,6 @@ export class Node {
       const { clock, timers } = this.#runtime;
       timers.clearInterval(this.#retentionTimer);
       timers.clearInterval(this.#failureWatch);
-      timers.clearInterval(this.#quorumWatch);
       if (this.#clustered) {
         const started = clock.nowMs();
         const done = await this.#lifecycle.controlledShutdown(CONTROLLED_SHUTDOWN_TIMEOUT_MS);
@@ -675,6 +674,11 @@ export class Node {
         });
       }
       if (this.#clustered) await this.#resignController();
+      // Only now: a controlled shutdown cut off from the quorum can last seconds, and a
+      // node that has lost the quorum must stop leading then too (the controller has
+      // fenced it and named new leaders; sim seed 1395 read records from such a leader
+      // that the cluster then lost).
+      timers.clearInterval(this.#quorumWatch);
       await this.#lifecycle.close();
       await this.#listener.close();
       this.#channel.close();

@@ -40,6 +40,7 @@ const { values } = parseArgs({
     scale: { type: "string", default: "1" },
     only: { type: "string" },
     "skip-scale": { type: "boolean", default: false },
+    markdown: { type: "string" },
   },
 });
 const SCALE = Number(values.scale);
@@ -369,6 +370,18 @@ const ceilingSmallName = `rdkafka_performance ceiling (mock broker), 100 B x ${R
 report(ceilingSmallName, ceilingSmall.recordsPerSec, "records/s");
 
 /** One figure of each broker: Tidelog against Kafka, and against the ceiling if given. */
+/** The same rows as a Markdown table, for the README (`--markdown FILE`). */
+const table: string[] = [
+  "| figure | Tidelog | Kafka 4.1 | unit | Tidelog / Kafka | Tidelog / ceiling |",
+  "|---|---:|---:|---|---:|---:|",
+];
+const fmt = (v: number | undefined) =>
+  v === undefined
+    ? ""
+    : v >= 1000
+    ? Math.round(v).toLocaleString("en-US")
+    : String(Math.round(v * 100) / 100);
+
 function row(
   figure: string,
   unit: string,
@@ -378,6 +391,11 @@ function row(
   const t = tidelog ? pick(tidelog) : undefined;
   const k = kafka ? pick(kafka) : undefined;
   if (k !== undefined) report(`kafka ${figure}`, k, unit, against);
+  table.push(
+    `| ${figure} | ${fmt(t)} | ${fmt(k)} | ${unit} | ${
+      t !== undefined && k !== undefined ? (t / k).toFixed(2) : ""
+    } | ${t !== undefined && against ? (t / against.value).toFixed(2) : ""} |`,
+  );
   if (t !== undefined) {
     report(
       `tidelog ${figure}`,
@@ -446,4 +464,16 @@ for (const [i, partitions] of [1000, 10_000].entries()) {
   );
   row(`${partitions} partitions: peak RSS`, "MB", (f) => s(f)?.rssMB);
   row(`${partitions} partitions: start-up after a clean shutdown`, "ms", (f) => s(f)?.restartMs);
+}
+
+if (values.markdown) {
+  const head = [
+    `Machine: loopback TCP ${fmt(tcp)} MB/s, append + fdatasync ${fmt(disk)} MB/s; ` +
+    `generator ceiling (rdkafka_performance against its mock broker): ${
+      fmt(ceiling.mbPerSec)
+    } MB/s ` +
+    `with 1 KiB records, ${fmt(ceilingSmall.recordsPerSec)} records/s with 100 B records.`,
+    "",
+  ];
+  await Deno.writeTextFile(values.markdown, [...head, ...table, ""].join("\n"));
 }

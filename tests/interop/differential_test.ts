@@ -289,10 +289,15 @@ function expectOk(what: string, code: number, side: Side): void {
  * retries (the coordinator or a producer-id block still being set up), for up to 60 s;
  * the final answer is what is compared.
  */
-async function retrying<T>(send: () => Promise<T>, code: (res: T) => number): Promise<T> {
+async function retrying<T>(
+  send: () => Promise<T>,
+  code: (res: T) => number,
+  alsoRetriable: number[] = [],
+): Promise<T> {
   const retriable: number[] = [
     ErrorCode.COORDINATOR_NOT_AVAILABLE,
     ErrorCode.COORDINATOR_LOAD_IN_PROGRESS,
+    ...alsoRetriable,
   ];
   const deadline = Date.now() + 60_000;
   for (;;) {
@@ -662,7 +667,13 @@ const CASES: Case[] = [
     name: "JoinGroup: without a member id (MEMBER_ID_REQUIRED)",
     apis: [ApiKey.JoinGroup],
     run: async (s) => {
-      const res = await s.request(ApiKey.JoinGroup, joinRequest(""));
+      // Kafka may name its coordinator before it has loaded the group's partition, and
+      // then answers NOT_COORDINATOR for a while (under load); clients retry.
+      const res = await retrying(
+        () => s.request(ApiKey.JoinGroup, joinRequest("")),
+        (r) => r.errorCode,
+        [ErrorCode.NOT_COORDINATOR],
+      );
       s.state.set("memberId", res.memberId);
       return res;
     },

@@ -192,3 +192,43 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "sim: a leader in a controlled shutdown that has lost the quorum stops leading within its session (seed 1395)",
+  ...opts,
+  fn: async () => {
+    for (const seed of [1, 2, 3]) {
+      // The leader is not the controller, so its heartbeats need the network.
+      const s = await Scenario.start({ seed }, {
+        replicas: (controller) => {
+          const others = [1, 2, 3].filter((id) => id !== controller);
+          return [others[0]!, controller, others[1]!];
+        },
+      });
+      try {
+        const { sim } = s;
+        await s.produce(0, 5);
+        const leaderId = latestImage(sim)!.topic(TOPIC)!.partitions[0]!.leader;
+        const leader = sim.machines.find((m) => m.id === leaderId)!;
+        const partition = () => leader.parts?.replicas.getPartition(TOPIC, 0);
+        assert.equal(partition()?.isLeader, true);
+        // Nothing it sends arrives: neither its heartbeats nor its shutdown request, so
+        // the controlled shutdown waits out its timeout (5 s) while the controller fences
+        // it and names another leader.
+        sim.disturb("the test's cuts", "all");
+        for (const o of sim.machines) if (o !== leader) sim.net.cut(`n${leader.id}`, `n${o.id}`);
+        const proc = leader.proc;
+        sim.shutdown(leader);
+        await s.runUntil(
+          () => partition()?.isLeader !== true || proc?.state === "dead",
+          4000,
+          "the shutting-down leader to stop leading",
+        );
+        assert.notEqual(proc?.state, "dead", `seed ${seed}: stopped leading only by exiting`);
+      } finally {
+        s.close();
+      }
+    }
+  },
+});
