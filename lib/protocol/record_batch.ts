@@ -117,13 +117,20 @@ function computeCrc(buf: Uint8Array, pos: number, size: number): number {
 }
 
 /**
- * Validates one complete batch occupying exactly `batch` (as a producer sent it): magic 2,
- * consistent lengths, CRC32C, a positive record count that agrees with lastOffsetDelta
- * and, for uncompressed batches, with the records actually present.
+ * Validates one complete batch occupying exactly `batch`: magic 2, consistent lengths,
+ * CRC32C, and for uncompressed batches the records actually present.
+ *
+ * As a producer sent it (`produced`, the default): a positive record count that agrees
+ * with lastOffsetDelta, offset deltas 0..n-1. As a log stores it (`stored`: what a
+ * follower fetches, which compaction may have thinned): any record count from 0, offset
+ * deltas increasing up to lastOffsetDelta.
  *
  * @returns the parsed header
  */
-export function validateBatch(batch: Uint8Array): BatchHeader {
+export function validateBatch(
+  batch: Uint8Array,
+  kind: "produced" | "stored" = "produced",
+): BatchHeader {
   const h = readBatchHeader(batch, 0);
   if (h.magic !== 2) {
     throw new CorruptBatchError(
@@ -137,19 +144,25 @@ export function validateBatch(batch: Uint8Array): BatchHeader {
       } bytes present`,
     );
   }
-  if (h.recordCount <= 0) {
-    throw new CorruptBatchError(`Batch record count ${h.recordCount} must be positive`);
-  }
-  if (h.lastOffsetDelta !== h.recordCount - 1) {
+  if (kind === "produced") {
+    if (h.recordCount <= 0) {
+      throw new CorruptBatchError(`Batch record count ${h.recordCount} must be positive`);
+    }
+    if (h.lastOffsetDelta !== h.recordCount - 1) {
+      throw new CorruptBatchError(
+        `Batch lastOffsetDelta ${h.lastOffsetDelta} does not match record count ${h.recordCount}`,
+      );
+    }
+  } else if (h.recordCount < 0 || h.lastOffsetDelta < 0 || h.recordCount > h.lastOffsetDelta + 1) {
     throw new CorruptBatchError(
-      `Batch lastOffsetDelta ${h.lastOffsetDelta} does not match record count ${h.recordCount}`,
+      `Batch record count ${h.recordCount} does not fit lastOffsetDelta ${h.lastOffsetDelta}`,
     );
   }
   const actual = computeCrc(batch, 0, batch.length);
   if (actual !== h.crc) {
     throw new CorruptBatchError(`Batch CRC mismatch: stored ${h.crc}, computed ${actual}`);
   }
-  if (compressionOf(h) === Compression.NONE) validateUncompressedRecords(batch, h);
+  if (compressionOf(h) === Compression.NONE) validateUncompressedRecords(batch, h, kind);
   else if (compressionOf(h) > Compression.ZSTD) {
     throw new CorruptBatchError(`Unknown compression codec ${compressionOf(h)}`);
   }
@@ -158,11 +171,16 @@ export function validateBatch(batch: Uint8Array): BatchHeader {
 
 /**
  * Walks the length-prefixed records of an uncompressed batch without decoding them:
- * the count must match, each record must fit, offset deltas must run 0..n-1, and the
- * records must fill the batch exactly.
+ * the count must match, each record must fit, offset deltas must run 0..n-1 (produced)
+ * or increase up to lastOffsetDelta (stored), and the records must fill the batch exactly.
  */
-function validateUncompressedRecords(batch: Uint8Array, h: BatchHeader): void {
+function validateUncompressedRecords(
+  batch: Uint8Array,
+  h: BatchHeader,
+  kind: "produced" | "stored",
+): void {
   let pos = BATCH_HEADER_SIZE;
+  let previous = -1;
   for (let i = 0; i < h.recordCount; i++) {
     const [len, afterLen] = readVarint(batch, pos);
     const end = afterLen + len;
@@ -172,9 +190,11 @@ function validateUncompressedRecords(batch: Uint8Array, h: BatchHeader): void {
     // record: attributes int8, timestampDelta varlong, offsetDelta varint, ...
     const [, afterTs] = readVarint(batch, afterLen + 1);
     const [offsetDelta] = readVarint(batch, afterTs);
-    if (offsetDelta !== i) {
-      throw new CorruptBatchError(`Record ${i} has offset delta ${offsetDelta}`);
-    }
+    const fits = kind === "produced"
+      ? offsetDelta === i
+      : offsetDelta > previous && offsetDelta <= h.lastOffsetDelta;
+    if (!fits) throw new CorruptBatchError(`Record ${i} has offset delta ${offsetDelta}`);
+    previous = offsetDelta;
     pos = end;
   }
   if (pos !== batch.length) {

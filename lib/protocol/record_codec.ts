@@ -6,7 +6,13 @@
  */
 import { ByteReader, ByteWriter, ProtocolDecodeError } from "./bytes.ts";
 import { crc32c } from "../util/crc32c.ts";
-import { BATCH_HEADER_SIZE, compressionOf, readBatchHeader } from "./record_batch.ts";
+import { compress, decompress } from "./compression.ts";
+import {
+  BATCH_HEADER_SIZE,
+  type BatchHeader,
+  compressionOf,
+  readBatchHeader,
+} from "./record_batch.ts";
 
 /** One record's content. */
 export interface KafkaRecord {
@@ -126,4 +132,128 @@ export function decodeRecords(bytes: Uint8Array): DecodedRecord[] {
     pos += h.sizeInBytes;
   }
   return out;
+}
+
+/**
+ * One record of a batch as the log cleaner and the compacted-topic checks see it: absolute
+ * offset and timestamp, key and value, and the headers section kept as encoded.
+ */
+export interface BatchRecord {
+  offset: number;
+  timestampMs: number;
+  /** Record attributes (unused by Kafka today; kept). */
+  attributes: number;
+  key: Uint8Array | null;
+  value: Uint8Array | null;
+  /** The encoded headers: varint count, then each header. */
+  headers: Uint8Array;
+}
+
+/** Batch attribute bit: the base timestamp is the delete horizon of its tombstones (KIP-534). */
+export const DELETE_HORIZON_BIT = 0x40;
+
+/**
+ * Every record of one complete batch (decompressed when it is compressed), with absolute
+ * offsets and timestamps (CreateTime: base timestamp + delta; LogAppendTime: the batch's
+ * max timestamp).
+ *
+ * @throws {ProtocolDecodeError} when the records are malformed or cannot be decompressed
+ */
+export function readBatchRecords(
+  batch: Uint8Array,
+): { header: BatchHeader; records: BatchRecord[] } {
+  const h = readBatchHeader(batch, 0);
+  const body = decompress(compressionOf(h), batch.subarray(BATCH_HEADER_SIZE, h.sizeInBytes));
+  const r = new ByteReader(body);
+  const records: BatchRecord[] = [];
+  const logAppendTime = (h.attributes & 0x08) !== 0;
+  for (let i = 0; i < h.recordCount; i++) {
+    const len = r.varint();
+    const start = r.offset;
+    const attributes = r.int8();
+    const tsDelta = Number(r.varlong());
+    const offsetDelta = r.varint();
+    const key = readVarBytes(r);
+    const value = readVarBytes(r);
+    const headersStart = r.offset;
+    const headerCount = r.varint();
+    for (let j = 0; j < headerCount; j++) {
+      readVarBytes(r);
+      readVarBytes(r);
+    }
+    const headers = body.subarray(headersStart, r.offset);
+    if (r.offset !== start + len) {
+      throw new ProtocolDecodeError(`Record ${i} of batch ${h.baseOffset} has a bad length`);
+    }
+    records.push({
+      offset: h.baseOffset + offsetDelta,
+      timestampMs: logAppendTime ? h.maxTimestamp : h.baseTimestamp + tsDelta,
+      attributes,
+      key,
+      value,
+      headers,
+    });
+  }
+  if (r.offset !== body.length) {
+    throw new ProtocolDecodeError(`Batch ${h.baseOffset} has bytes after its records`);
+  }
+  return { header: h, records };
+}
+
+/**
+ * A batch like `template` (same base offset, last offset, leader epoch, codec, timestamp
+ * type, producer fields) holding `records` (a subset of the template's, in order; none is
+ * allowed: an empty batch keeps a producer's last sequence). With `deleteHorizonMs`, the
+ * base timestamp becomes the tombstones' delete horizon (KIP-534); record timestamps
+ * stay what they were. Compressed with the template's codec.
+ */
+export function writeBatch(
+  template: BatchHeader,
+  records: readonly BatchRecord[],
+  options: { deleteHorizonMs?: number } = {},
+): Uint8Array {
+  const logAppendTime = (template.attributes & 0x08) !== 0;
+  const horizon = options.deleteHorizonMs;
+  let attributes = template.attributes;
+  let baseTimestamp = template.baseTimestamp;
+  if (horizon !== undefined) {
+    attributes |= DELETE_HORIZON_BIT;
+    baseTimestamp = horizon;
+  } else if ((attributes & DELETE_HORIZON_BIT) === 0 && records.length > 0 && !logAppendTime) {
+    baseTimestamp = Math.min(...records.map((r) => r.timestampMs));
+  }
+  const body = new ByteWriter(1024);
+  for (const r of records) {
+    const rec = new ByteWriter(64);
+    rec.int8(r.attributes);
+    rec.varlong(BigInt(logAppendTime ? 0 : r.timestampMs - baseTimestamp));
+    rec.varint(r.offset - template.baseOffset);
+    writeVarBytes(rec, r.key);
+    writeVarBytes(rec, r.value);
+    rec.raw(r.headers);
+    const bytes = rec.finish();
+    body.varint(bytes.length);
+    body.raw(bytes);
+  }
+  const recordBytes = compress(compressionOf(template), body.finish());
+  const batch = new Uint8Array(BATCH_HEADER_SIZE + recordBytes.length);
+  const v = new DataView(batch.buffer);
+  const maxTimestamp = logAppendTime || records.length === 0
+    ? template.maxTimestamp
+    : Math.max(...records.map((r) => r.timestampMs));
+  v.setBigInt64(0, BigInt(template.baseOffset));
+  v.setInt32(8, batch.length - 12);
+  v.setInt32(12, template.partitionLeaderEpoch);
+  v.setInt8(16, 2);
+  v.setInt16(21, attributes);
+  v.setInt32(23, template.lastOffsetDelta);
+  v.setBigInt64(27, BigInt(baseTimestamp));
+  v.setBigInt64(35, BigInt(maxTimestamp));
+  v.setBigInt64(43, template.producerId);
+  v.setInt16(51, template.producerEpoch);
+  v.setInt32(53, template.baseSequence);
+  v.setInt32(57, records.length);
+  batch.set(recordBytes, BATCH_HEADER_SIZE);
+  v.setUint32(17, crc32c(batch.subarray(21)));
+  return batch;
 }
