@@ -46,6 +46,12 @@ export interface ServeOptions {
   leaderImbalanceCheckIntervalMs: number;
   /** Kafka `unclean.leader.election.enable`. */
   uncleanLeaderElection: boolean;
+  /** Kafka `log.cleaner.dedupe.buffer.size`: memory of the cleaner's key map. */
+  logCleanerDedupeBufferBytes: number;
+  /** Kafka `log.cleaner.io.max.bytes.per.second`; 0: no limit. */
+  logCleanerIoMaxBytesPerSecond: number;
+  /** Kafka `log.cleaner.backoff.ms`. */
+  logCleanerBackoffMs: number;
 }
 
 /** Options of `tidelog status`. */
@@ -163,6 +169,21 @@ const FLAGS = {
     type: "string",
     help: "BOOL",
     doc: "elect an out-of-sync replica when no ISR member is alive; may lose data (default false)",
+  },
+  "log-cleaner-dedupe-buffer-bytes": {
+    type: "string",
+    help: "N",
+    doc: "memory of the log cleaner's key map (default 134217728)",
+  },
+  "log-cleaner-io-max-bytes-per-second": {
+    type: "string",
+    help: "N",
+    doc: "bytes the log cleaner reads and writes per second at most; 0: no limit (default 0)",
+  },
+  "log-cleaner-backoff-ms": {
+    type: "string",
+    help: "MS",
+    doc: "how long the log cleaner waits when no log needs cleaning (default 15000)",
   },
   "log-level": {
     type: "string",
@@ -398,6 +419,21 @@ export function parseCommandLine(
       uncleanLeaderElection: parseBool(
         "unclean-leader-election",
         get("unclean-leader-election") ?? "false",
+      ),
+      logCleanerDedupeBufferBytes: parseInteger(
+        "log-cleaner-dedupe-buffer-bytes",
+        get("log-cleaner-dedupe-buffer-bytes") ?? String(128 * 1024 * 1024),
+        1024,
+      ),
+      logCleanerIoMaxBytesPerSecond: parseInteger(
+        "log-cleaner-io-max-bytes-per-second",
+        get("log-cleaner-io-max-bytes-per-second") ?? "0",
+        0,
+      ),
+      logCleanerBackoffMs: parseInteger(
+        "log-cleaner-backoff-ms",
+        get("log-cleaner-backoff-ms") ?? "15000",
+        1,
       ),
     },
   };

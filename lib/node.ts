@@ -386,6 +386,11 @@ export class Node {
         alterIsr: (req) =>
           ch.alterPartition({ brokerId: options.nodeId, brokerEpoch: brokerEpoch(), ...req }),
         onStorageFailure: (err) => fatal(err),
+        logCleaner: {
+          dedupeBufferBytes: options.logCleanerDedupeBufferBytes,
+          ioMaxBytesPerSecond: options.logCleanerIoMaxBytesPerSecond,
+          backoffMs: options.logCleanerBackoffMs,
+        },
       });
       deps.observe?.({ store, replicas });
       await replicas.applyImage(store.image);

@@ -1,13 +1,19 @@
 /**
  * The records the coordinator persists in `__consumer_offsets`, and their bytes.
  *
- * Keys follow Kafka's layout (int16 key version, then int16-length strings): version 1 is an
- * offset key (group, topic, partition), version 2 a group metadata key (group). Values use
- * Tidelog's own layout (int16 value version 0, compact strings and bytes, int64 numbers), so
- * that every field round-trips exactly, nulls included. A tombstone has a null value.
+ * Kafka's own layouts (`coordinator/*.json`), so that tools reading the topic decode it:
+ * keys are an int16 key version, then int16-length strings: version 1 an OffsetCommitKey
+ * (group, topic, partition), version 2 a GroupMetadataKey (group). Values are an int16
+ * version and an OffsetCommitValue (version 3, or 1 when the commit carries an expire
+ * timestamp, as Kafka writes them) or a GroupMetadataValue (version 3). A tombstone has a
+ * null value. As in Kafka, a null offset metadata is stored as "" (the coordinator already
+ * commits "" for it), and a group without a protocol type as "" (read back as null).
+ *
+ * Value version 0 is read as Tidelog's earlier layout (compact strings and bytes), which
+ * data directories written before these records followed Kafka's still hold.
  */
 
-import { ByteReader, ByteWriter, ErrorCode } from "../protocol/mod.ts";
+import { ByteReader, ByteWriter, decodeData, encodeData, ErrorCode } from "../protocol/mod.ts";
 import { TidelogError } from "../util/errors.ts";
 
 /** One member as stored in a "group" record (Kafka's GroupMetadataValue member). */
@@ -62,7 +68,12 @@ export class GroupRecordDecodeError extends TidelogError {
 
 const OFFSET_KEY_VERSION = 1;
 const GROUP_KEY_VERSION = 2;
-const VALUE_VERSION = 0;
+/** Tidelog's earlier value layout (read only). */
+const LEGACY_VALUE_VERSION = 0;
+const OFFSET_VALUE_VERSION = 3;
+/** OffsetCommitValue v1: the one with an expire timestamp (and no leader epoch). */
+const OFFSET_VALUE_EXPIRE_VERSION = 1;
+const GROUP_VALUE_VERSION = 3;
 
 /**
  * The key and value bytes of a record as stored in a Kafka record of `__consumer_offsets`
@@ -88,33 +99,40 @@ export function encodeGroupRecord(r: GroupRecord): { key: Uint8Array; value: Uin
   }
   const key = k.finish();
   if (r.kind === "offset-tombstone" || r.kind === "group-tombstone") return { key, value: null };
-  const v = new ByteWriter(128);
-  v.int16(VALUE_VERSION);
+  let version: number;
+  let body: Uint8Array;
   if (r.kind === "offset") {
-    v.int64(BigInt(r.offset));
-    v.int32(r.leaderEpoch);
-    v.compactString(r.metadata);
-    v.int64(BigInt(r.commitTimestampMs));
-    v.bool(r.expireTimestampMs !== null);
-    if (r.expireTimestampMs !== null) v.int64(BigInt(r.expireTimestampMs));
+    version = r.expireTimestampMs === null ? OFFSET_VALUE_VERSION : OFFSET_VALUE_EXPIRE_VERSION;
+    body = encodeData("OffsetCommitValue", version, {
+      offset: BigInt(r.offset),
+      leaderEpoch: r.leaderEpoch,
+      metadata: r.metadata ?? "",
+      commitTimestamp: BigInt(r.commitTimestampMs),
+      expireTimestamp: BigInt(r.expireTimestampMs ?? -1),
+    });
   } else {
-    v.compactString(r.protocolType);
-    v.compactString(r.protocolName);
-    v.int32(r.generationId);
-    v.compactString(r.leaderId);
-    v.int64(BigInt(r.stateTimestampMs));
-    v.uvarint(r.members.length);
-    for (const m of r.members) {
-      v.compactString(m.memberId);
-      v.compactString(m.groupInstanceId);
-      v.compactString(m.clientId);
-      v.compactString(m.clientHost);
-      v.int32(m.rebalanceTimeoutMs);
-      v.int32(m.sessionTimeoutMs);
-      v.compactBytes(m.subscription);
-      v.compactBytes(m.assignment);
-    }
+    version = GROUP_VALUE_VERSION;
+    body = encodeData("GroupMetadataValue", version, {
+      protocolType: r.protocolType ?? "",
+      generation: r.generationId,
+      protocol: r.protocolName,
+      leader: r.leaderId,
+      currentStateTimestamp: BigInt(r.stateTimestampMs),
+      members: r.members.map((m) => ({
+        memberId: m.memberId,
+        groupInstanceId: m.groupInstanceId,
+        clientId: m.clientId,
+        clientHost: m.clientHost,
+        rebalanceTimeout: m.rebalanceTimeoutMs,
+        sessionTimeout: m.sessionTimeoutMs,
+        subscription: m.subscription,
+        assignment: m.assignment,
+      })),
+    });
   }
+  const v = new ByteWriter(body.length + 2);
+  v.int16(version);
+  v.raw(body);
   return { key, value: v.finish() };
 }
 
@@ -156,13 +174,68 @@ function decode(key: Uint8Array, value: Uint8Array | null): GroupRecord {
       ? { kind: "offset-tombstone", groupId, topic, partition }
       : { kind: "group-tombstone", groupId };
   }
-  const v = new ByteReader(value);
-  const valueVersion = v.int16();
-  if (valueVersion !== VALUE_VERSION) {
+  const valueVersion = new ByteReader(value).int16();
+  if (valueVersion === LEGACY_VALUE_VERSION) {
+    return decodeLegacyValue(keyVersion, groupId, topic, partition, value.subarray(2));
+  }
+  const body = value.subarray(2);
+  if (keyVersion === OFFSET_KEY_VERSION) {
+    const o = decodeData("OffsetCommitValue", knownVersion(valueVersion, 1, 4), body);
+    const expire = valueVersion === OFFSET_VALUE_EXPIRE_VERSION
+      ? safe(o.expireTimestamp, "expire timestamp")
+      : -1;
+    return {
+      kind: "offset",
+      groupId,
+      topic,
+      partition,
+      offset: safe(o.offset, "offset"),
+      leaderEpoch: o.leaderEpoch,
+      metadata: o.metadata,
+      commitTimestampMs: safe(o.commitTimestamp, "commit timestamp"),
+      expireTimestampMs: expire >= 0 ? expire : null,
+    };
+  }
+  const g = decodeData("GroupMetadataValue", knownVersion(valueVersion, 1, 4), body);
+  return {
+    kind: "group",
+    groupId,
+    protocolType: g.protocolType === "" ? null : g.protocolType,
+    protocolName: g.protocol,
+    generationId: g.generation,
+    leaderId: g.leader,
+    stateTimestampMs: safe(g.currentStateTimestamp, "state timestamp"),
+    members: g.members.map((m) => ({
+      memberId: m.memberId,
+      groupInstanceId: m.groupInstanceId,
+      clientId: m.clientId,
+      clientHost: m.clientHost,
+      rebalanceTimeoutMs: m.rebalanceTimeout,
+      sessionTimeoutMs: m.sessionTimeout,
+      subscription: m.subscription.slice(),
+      assignment: m.assignment.slice(),
+    })),
+  };
+}
+
+function knownVersion(version: number, min: number, max: number): number {
+  if (version < min || version > max) {
     throw new GroupRecordDecodeError(
-      `Cannot decode group record: unknown value version ${valueVersion}`,
+      `Cannot decode group record: unknown value version ${version}`,
     );
   }
+  return version;
+}
+
+/** A value in Tidelog's earlier layout (value version 0; read only). */
+function decodeLegacyValue(
+  keyVersion: number,
+  groupId: string,
+  topic: string,
+  partition: number,
+  value: Uint8Array,
+): GroupRecord {
+  const v = new ByteReader(value);
   let r: GroupRecord;
   if (keyVersion === OFFSET_KEY_VERSION) {
     const offset = safe(v.int64(), "offset");

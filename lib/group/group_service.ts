@@ -12,6 +12,7 @@
  * yet (it could still be lost).
  */
 import { decodeRecords, encodeRecordBatch, ErrorCode } from "../protocol/mod.ts";
+import { BATCH_HEADER_SIZE, readBatchHeader } from "../protocol/record_batch.ts";
 import type { Partition, ReplicaManager } from "../replication/mod.ts";
 import { systemTimers, type Timers } from "../runtime/timers.ts";
 import type { Clock } from "../util/clock.ts";
@@ -255,12 +256,13 @@ export class GroupService {
         minOneMessage: true,
       });
       if (bytes.length === 0) break;
-      const decoded = decodeRecords(bytes);
-      for (const r of decoded) {
+      for (const r of decodeRecords(bytes)) {
         if (r.offset < offset || r.key === null) continue;
         records.push(decodeGroupRecord(r.key, r.value));
       }
-      offset = decoded.length > 0 ? decoded.at(-1)!.offset + 1 : end;
+      // After the last batch read, not its last record: compaction may have emptied a
+      // batch or removed its last records, and skipped offsets between batches.
+      offset = nextOffsetAfter(bytes);
     }
     this.#core.load(records, this.#clock.nowMs());
     this.#loaded.add(partition.partitionId);
@@ -284,4 +286,16 @@ export class GroupService {
     for (const w of this.#pending.values()) w.reject(failure);
     this.#pending.clear();
   }
+}
+
+/** The offset after the last batch of `bytes` (whole batches, as a log read returns). */
+function nextOffsetAfter(bytes: Uint8Array): number {
+  let pos = 0;
+  let next = 0;
+  while (pos + BATCH_HEADER_SIZE <= bytes.length) {
+    const h = readBatchHeader(bytes, pos);
+    next = h.baseOffset + h.lastOffsetDelta + 1;
+    pos += h.sizeInBytes;
+  }
+  return next;
 }

@@ -5,10 +5,11 @@ export const OFFSETS_TOPIC = "__consumer_offsets";
 /** Kafka's `offsets.topic.num.partitions` default. */
 export const OFFSETS_TOPIC_PARTITIONS = 50;
 /**
- * Configs of the offsets topic. Kafka compacts it; compaction is not implemented, so
- * nothing may be deleted by retention (a reload replays the partition from its start).
+ * Configs of the offsets topic, as Kafka creates it: compacted (a group's latest metadata
+ * and each partition's latest commit are what a reload needs), 100 MiB segments
+ * (`offsets.topic.segment.bytes`).
  */
 export const OFFSETS_TOPIC_CONFIGS: Readonly<Record<string, string>> = {
-  "retention.ms": "-1",
+  "cleanup.policy": "compact",
   "segment.bytes": "104857600",
 };

@@ -18,6 +18,18 @@ export interface LogConfig {
   retentionBytes: number;
   /** fsync policy (`--flush always|interval=MS|never`). */
   flush: FlushPolicy;
+  /** `cleanup.policy` holds `delete`: time and size retention delete old segments. */
+  deletePolicy: boolean;
+  /** `cleanup.policy` holds `compact`: the log cleaner keeps the latest record per key. */
+  compact: boolean;
+  /** Dirty share of the cleanable log above which it is cleaned (`min.cleanable.dirty.ratio`). */
+  minCleanableDirtyRatio: number;
+  /** Records younger than this stay uncompacted (`min.compaction.lag.ms`). */
+  minCompactionLagMs: number;
+  /** A dirty record older than this makes the log cleanable whatever its ratio (`max.compaction.lag.ms`). */
+  maxCompactionLagMs: number;
+  /** How long a tombstone stays once it has been cleaned (`delete.retention.ms`). */
+  deleteRetentionMs: number;
 }
 
 /** Kafka's defaults, with acknowledgements waiting for fsync. */
@@ -28,6 +40,12 @@ export const DEFAULT_LOG_CONFIG: LogConfig = Object.freeze({
   retentionMs: 7 * 24 * 60 * 60 * 1000,
   retentionBytes: -1,
   flush: Object.freeze({ kind: "always" }) as FlushPolicy,
+  deletePolicy: true,
+  compact: false,
+  minCleanableDirtyRatio: 0.5,
+  minCompactionLagMs: 0,
+  maxCompactionLagMs: Number.MAX_SAFE_INTEGER,
+  deleteRetentionMs: 24 * 60 * 60 * 1000,
 });
 
 /** Largest segment: file positions in the offset index are u32, Kafka caps at int32. */
@@ -48,6 +66,12 @@ export function validateLogConfig(config: LogConfig): void {
   }
   if (!(retentionMs >= -1)) throw new RangeError(`Invalid retentionMs ${retentionMs}`);
   if (!(retentionBytes >= -1)) throw new RangeError(`Invalid retentionBytes ${retentionBytes}`);
+  if (!(config.minCleanableDirtyRatio >= 0 && config.minCleanableDirtyRatio <= 1)) {
+    throw new RangeError(`Invalid minCleanableDirtyRatio ${config.minCleanableDirtyRatio}`);
+  }
+  for (const key of ["minCompactionLagMs", "maxCompactionLagMs", "deleteRetentionMs"] as const) {
+    if (!(config[key] >= 0)) throw new RangeError(`Invalid ${key} ${config[key]}`);
+  }
   if (flush.kind === "interval" && !(flush.ms > 0)) {
     throw new RangeError(`Invalid flush interval ${flush.ms}: must be positive`);
   }

@@ -41,6 +41,16 @@ const RECOVERY_POINT_FILE = "recovery-point";
  */
 const INCARNATION_FILE = "log-incarnation";
 const SEGMENT_FILE = /^(\d{20})\.(log|index|timeindex)$/;
+/** A cleaned segment being written (`<base>.cleaned`): discarded if found at open. */
+const CLEANED_FILE = /^(\d{20})\.cleaned$/;
+/**
+ * A cleaned segment ready to replace the segments with base offsets in [base, end)
+ * (`<base>.<end>.swap`): its existence is the commit point of a cleaning, so open
+ * completes the swap.
+ */
+const SWAP_FILE = /^(\d{20})\.(\d{20})\.swap$/;
+/** The first offset the log cleaner has not cleaned yet. */
+const CLEANER_CHECKPOINT_FILE = "cleaner-offset-checkpoint";
 /** Batches of one append smaller than this in total are copied into one write. */
 const CONCAT_LIMIT = 256 * 1024;
 /** Roll before relative offsets in the indexes (u32) could overflow. */
@@ -283,6 +293,7 @@ export class PartitionLog {
     const fs = options.fs ?? denoFs;
     const name = options.name ?? dir.replace(/\/+$/, "").split("/").pop() ?? dir;
     await ensureDir(fs, dir);
+    await finishInterruptedCleaning(fs, dir, name);
 
     const bases = new Set<number>();
     const files: string[] = [];
@@ -327,7 +338,9 @@ export class PartitionLog {
         const prev = segments[segments.length - 2];
         let problem: string | null = null;
         let lost = 0;
-        if (prev !== undefined && prev.nextOffset !== base) {
+        // A compacted segment may end (its last batch cleaned away) before the next starts.
+        if (prev !== undefined && prev.nextOffset < base) prev.nextOffset = base;
+        if (prev !== undefined && prev.nextOffset > base) {
           problem =
             `segment starts at offset ${base} but the previous one ends at ${prev.nextOffset}`;
           segments.pop();
@@ -452,6 +465,103 @@ export class PartitionLog {
     return this.#segments.length;
   }
 
+  // ---- for the log cleaner (lib/log/cleaner) ---------------------------------------
+
+  /** The segments before the active one, oldest first (the cleaner only reads them). */
+  inactiveSegments(): readonly LogSegment[] {
+    this.#checkOpen("clean");
+    return this.#segments.slice(0, -1);
+  }
+
+  /** Whether the log has been closed (or deleted). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The file system the log lives on (the cleaner writes its cleaned segments there). */
+  get fileSystem(): FileSystem {
+    return this.#fs;
+  }
+
+  /** The base offset of the active segment: the cleaner stops below it. */
+  get activeSegmentBase(): number {
+    return this.#active.baseOffset;
+  }
+
+  /** The first offset not cleaned yet (the log start when nothing was cleaned). */
+  get cleanerCheckpoint(): number {
+    const cp = readCheckpoint(this.#fs, this.dir, CLEANER_CHECKPOINT_FILE);
+    const value = typeof cp === "number" ? cp : this.#logStart;
+    return Math.min(Math.max(value, this.#logStart), this.logEndOffset);
+  }
+
+  /**
+   * After a truncation to `end`: offsets appended from there on are dirty again, so the
+   * cleaner checkpoint may not stay above it (Kafka's maybeTruncateCheckpoint).
+   */
+  async #lowerCleanerCheckpoint(end: number): Promise<void> {
+    const cp = readCheckpoint(this.#fs, this.dir, CLEANER_CHECKPOINT_FILE);
+    if (typeof cp === "number" && cp > end) {
+      await writeCheckpoint(this.#fs, this.dir, CLEANER_CHECKPOINT_FILE, end);
+    }
+  }
+
+  /** Records that offsets below `offset` are clean. */
+  async setCleanerCheckpoint(offset: number): Promise<void> {
+    await writeCheckpoint(this.#fs, this.dir, CLEANER_CHECKPOINT_FILE, offset);
+  }
+
+  /**
+   * Replaces the consecutive segments `old` by the cleaned segment the cleaner wrote (and
+   * fsynced) to `cleanedPath`, which holds their retained batches: rename it to a `.swap`
+   * naming the offset range it replaces (the commit point: a crash from here on completes
+   * the swap at open), remove the old files, rename the swap to the first old segment's
+   * name. Readers see the old segments or the new one: the in-memory list changes in one
+   * step at the end (the old files stay readable through their open handles meanwhile).
+   *
+   * Returns false, changing nothing but removing `cleanedPath`, when the log changed
+   * since the cleaner read `old` (a truncation, retention, deletion or close).
+   */
+  async replaceSegments(old: readonly LogSegment[], cleanedPath: string): Promise<boolean> {
+    const generations = old.map((s) => s.generation);
+    return await this.#quiesced(async () => {
+      const at = this.#segments.indexOf(old[0]!);
+      const unchanged = !this.#closed && at >= 0 &&
+        at + old.length < this.#segments.length &&
+        old.every((s, i) => this.#segments[at + i] === s && s.generation === generations[i]);
+      if (!unchanged) {
+        await this.#fs.remove(cleanedPath).catch(() => {});
+        return false;
+      }
+      const base = old[0]!.baseOffset;
+      const end = this.#segments[at + old.length]!.baseOffset;
+      const swapPath = `${this.dir}/${swapFileName(base, end)}`;
+      await this.#fs.rename(cleanedPath, swapPath);
+      await syncDir(this.#fs, this.dir);
+      for (const seg of old) removeSegmentFiles(this.#fs, this.dir, seg.baseOffset);
+      await syncDir(this.#fs, this.dir);
+      await this.#fs.rename(swapPath, `${this.dir}/${segmentFileName(base, "log")}`);
+      await syncDir(this.#fs, this.dir);
+      const cleaned = LogSegment.openExisting(this.#fs, this.dir, base, this.#clock.nowMs());
+      try {
+        const scan = cleaned.recover(this.#config.indexIntervalBytes, false);
+        if (scan.problem !== null) throw new Error(`Cleaned segment ${swapPath}: ${scan.problem}`);
+        cleaned.nextOffset = end;
+        cleaned.finalizeTimeIndex();
+        cleaned.writeIndexFiles();
+        await cleaned.syncIndexFiles();
+      } catch (err) {
+        cleaned.close();
+        this.#fail(err);
+        throw err;
+      }
+      this.#segments.splice(at, old.length, cleaned);
+      this.#unsyncedRolled = this.#unsyncedRolled.filter((s) => !old.includes(s));
+      for (const seg of old) seg.close();
+      return true;
+    });
+  }
+
   /** The current configuration. */
   get config(): LogConfig {
     return this.#config;
@@ -509,8 +619,8 @@ export class PartitionLog {
 
   /**
    * Appends batches that already carry their offsets (a replication follower copying the
-   * leader): the first base offset must equal logEndOffset and the batches must be
-   * contiguous. Bytes are stored unchanged.
+   * leader): offsets must increase from logEndOffset on (a compacted leader log may skip
+   * some). Bytes are stored unchanged.
    *
    * @throws {RangeError} if the offsets do not continue the log
    */
@@ -519,9 +629,10 @@ export class PartitionLog {
     const headers = this.#checkBatches(batches);
     let expected = this.logEndOffset;
     for (const h of headers) {
-      if (h.baseOffset !== expected) {
+      // A compacted leader log has gaps where whole batches were cleaned away.
+      if (h.baseOffset < expected) {
         throw new RangeError(
-          `Cannot append to "${this.name}" as follower: batch base offset ${h.baseOffset}, expected ${expected}`,
+          `Cannot append to "${this.name}" as follower: batch base offset ${h.baseOffset}, expected ${expected} or more`,
         );
       }
       expected = lastOffsetOf(h) + 1;
@@ -531,7 +642,7 @@ export class PartitionLog {
     this.#maybeRoll(total);
     const seg = this.#active;
     const position = seg.size;
-    const baseOffset = seg.nextOffset;
+    const baseOffset = headers[0]!.baseOffset;
     for (let i = 0; i < batches.length; i++) {
       const h = headers[i]!;
       seg.track({
@@ -730,6 +841,7 @@ export class PartitionLog {
         this.#logStart = end;
         await writeCheckpoint(this.#fs, this.dir, LOG_START_FILE, end);
       }
+      await this.#lowerCleanerCheckpoint(end);
       this.#dirSyncNeeded = true;
       log.info("Truncated {name} to offset {end} (was {before}, asked {offset})", {
         name: this.name,
@@ -768,6 +880,7 @@ export class PartitionLog {
       this.#unsyncedRolled = [];
       this.#logStart = offset;
       this.#durableEnd = offset;
+      await this.#lowerCleanerCheckpoint(offset);
       const doomed = this.#waiters;
       this.#waiters = [];
       const err = new LogTruncatedError(
@@ -1136,7 +1249,8 @@ export class PartitionLog {
     while (last > 0 && segs[last]!.baseOffset > Math.max(maxOffset, this.#logStart)) last--;
     let k = 0;
     while (k < last && segs[k + 1]!.baseOffset <= this.#logStart) k++;
-    if (nowMs === null) return k;
+    // Time and size retention are cleanup.policy=delete's; a compact-only log keeps all.
+    if (nowMs === null || !this.#config.deletePolicy) return k;
     const { retentionMs, retentionBytes } = this.#config;
     if (retentionMs >= 0) {
       while (k < last && nowMs - segs[k]!.maxTimestamp > retentionMs) k++;
@@ -1232,4 +1346,52 @@ function firstBatchTimestamp(seg: LogSegment, nowMs: number): number {
   if (seg.size < BATCH_HEADER_SIZE) return nowMs;
   const h = readBatchHeader(seg.readAt(0, BATCH_HEADER_SIZE));
   return h.maxTimestamp >= 0 && h.maxTimestamp <= nowMs ? h.maxTimestamp : nowMs;
+}
+
+/**
+ * Completes or discards a cleaning a crash interrupted (see the cleaner): a `.cleaned`
+ * file is incomplete and goes; a `.swap` file is a complete, fsynced replacement of the
+ * segments whose base offsets are in [base, end), so those go and it takes the first
+ * one's name. Either way the log holds the old segments or the new one, never a mix.
+ */
+async function finishInterruptedCleaning(fs: FileSystem, dir: string, name: string) {
+  const entries: string[] = [];
+  for await (const entry of fs.readDir(dir)) entries.push(entry.name);
+  let changed = false;
+  for (const file of entries) {
+    if (CLEANED_FILE.test(file)) {
+      await fs.remove(`${dir}/${file}`);
+      changed = true;
+    }
+  }
+  for (const file of entries.sort()) {
+    const m = SWAP_FILE.exec(file);
+    if (m === null) continue;
+    const base = Number(m[1]);
+    const end = Number(m[2]);
+    for (const other of entries) {
+      const s = SEGMENT_FILE.exec(other);
+      if (s !== null && Number(s[1]) >= base && Number(s[1]) < end) {
+        removeSegmentFiles(fs, dir, Number(s[1]));
+      }
+    }
+    await syncDir(fs, dir);
+    await fs.rename(`${dir}/${file}`, `${dir}/${segmentFileName(base, "log")}`);
+    changed = true;
+    log.info("Completed an interrupted cleaning of {name}: offsets {base} to {end}", {
+      name,
+      base,
+      end,
+    });
+  }
+  if (changed) await syncDir(fs, dir);
+}
+
+/** The file name of a cleaned segment being written. */
+export function cleanedFileName(base: number): string {
+  return `${String(base).padStart(20, "0")}.cleaned`;
+}
+
+function swapFileName(base: number, end: number): string {
+  return `${String(base).padStart(20, "0")}.${String(end).padStart(20, "0")}.swap`;
 }

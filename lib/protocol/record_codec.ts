@@ -257,3 +257,24 @@ export function writeBatch(
   v.setUint32(17, crc32c(batch.subarray(21)));
   return batch;
 }
+
+/**
+ * Whether a record of the (valid) batch has no key: a compacted topic refuses such
+ * batches (Kafka's INVALID_RECORD). Compressed batches are decompressed to look; the
+ * records are walked, not decoded.
+ */
+export function batchHasNullKey(batch: Uint8Array): boolean {
+  const h = readBatchHeader(batch, 0);
+  const body = decompress(compressionOf(h), batch.subarray(BATCH_HEADER_SIZE, h.sizeInBytes));
+  const r = new ByteReader(body);
+  for (let i = 0; i < h.recordCount; i++) {
+    const len = r.varint();
+    const start = r.offset;
+    r.int8();
+    r.varlong();
+    r.varint();
+    if (r.varint() < 0) return true;
+    r.raw(start + len - r.offset);
+  }
+  return false;
+}

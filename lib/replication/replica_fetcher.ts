@@ -28,7 +28,12 @@
 import { KafkaConnection } from "../client/mod.ts";
 import type { BrokerEndpoint } from "../metadata/mod.ts";
 import { ApiKey, ErrorCode } from "../protocol/mod.ts";
-import { type BatchHeader, splitBatches, validateBatch } from "../protocol/record_batch.ts";
+import {
+  type BatchHeader,
+  lastOffsetOf,
+  splitBatches,
+  validateBatch,
+} from "../protocol/record_batch.ts";
 import { denoNet, type Network } from "../runtime/net.ts";
 import { systemTimers, type Timers } from "../runtime/timers.ts";
 import { BufferPool } from "../util/buffer_pool.ts";
@@ -480,17 +485,19 @@ class ReplicaFetcher {
     const p = s.partition;
     if (records.length === 0) return Promise.resolve();
     const batches = splitBatches(records);
-    const headers: BatchHeader[] = batches.map((b) => validateBatch(b));
-    // The leader sends whole batches from the one holding our log end: skip any we have.
+    // As the leader's log stores them: compaction may have thinned or emptied batches.
+    const headers: BatchHeader[] = batches.map((b) => validateBatch(b, "stored"));
+    // The leader sends whole batches from the one holding our log end (or, compacted, the
+    // first after it): skip any we have.
     const leo = p.log.logEndOffset;
-    const keep = headers.map((h) => h.baseOffset >= leo);
-    const newBatches = batches.filter((_, i) => keep[i]);
-    const newHeaders = headers.filter((_, i) => keep[i]);
-    if (newHeaders.length > 0 && newHeaders[0]!.baseOffset !== leo) {
+    if (headers.some((h) => h.baseOffset < leo && lastOffsetOf(h) >= leo)) {
       // Our log end falls inside a leader batch: the logs diverge; truncate again.
       s.truncating = true;
       return null;
     }
+    const keep = headers.map((h) => h.baseOffset >= leo);
+    const newBatches = batches.filter((_, i) => keep[i]);
+    const newHeaders = headers.filter((_, i) => keep[i]);
     if (newBatches.length === 0) return Promise.resolve();
     return p.waitLocalDurable(p.appendAsFollower(newBatches, newHeaders));
   }

@@ -25,6 +25,7 @@ import {
   topicConfigValue,
 } from "../metadata/mod.ts";
 import { ErrorCode } from "../protocol/error_codes.ts";
+import { batchHasNullKey } from "../protocol/record_codec.ts";
 import { type BatchHeader, splitBatches, validateBatch } from "../protocol/record_batch.ts";
 import { PartitionProducerState } from "../producer/mod.ts";
 import { denoFs, ensureDir, type FileSystem, syncDir } from "../runtime/fs.ts";
@@ -34,6 +35,12 @@ import { type Clock, systemClock } from "../util/clock.ts";
 import { forEachConcurrently } from "../util/concurrency.ts";
 import { TidelogError } from "../util/errors.ts";
 import { getLogger } from "../util/log.ts";
+import {
+  type CleanerStats,
+  type CleanerTarget,
+  type CleanResult,
+  LogCleaner,
+} from "../log/cleaner/mod.ts";
 import { LeaderEpochFileCache } from "./leader_epoch_file_cache.ts";
 import { Partition, partitionName } from "./partition.ts";
 import type { AnsweredState, IsrAnswer, IsrProposal } from "./partition_core.ts";
@@ -80,6 +87,12 @@ export interface ReplicaManagerOptions {
    * image until it has caught up with the metadata log.
    */
   holdLeadership?: boolean;
+  /** The log cleaner's settings (compacted topics); Kafka's defaults when absent. */
+  logCleaner?: {
+    dedupeBufferBytes?: number;
+    ioMaxBytesPerSecond?: number;
+    backoffMs?: number;
+  };
 }
 
 /** An ISR change proposed by a partition leader (AlterPartition without the sender). */
@@ -115,6 +128,8 @@ export function logConfigFor(
   brokers: BrokerConfigLayers = NO_BROKER_CONFIGS,
 ): LogConfig {
   const n = (name: string) => topicConfigNumber(topic.configs, name, brokers);
+  const policy = topicConfigValue(topic.configs, "cleanup.policy", brokers).split(",")
+    .map((p) => p.trim());
   return {
     ...DEFAULT_LOG_CONFIG,
     segmentBytes: n("segment.bytes"),
@@ -123,6 +138,12 @@ export function logConfigFor(
     retentionMs: n("retention.ms"),
     retentionBytes: n("retention.bytes"),
     flush,
+    deletePolicy: policy.includes("delete"),
+    compact: policy.includes("compact"),
+    minCleanableDirtyRatio: n("min.cleanable.dirty.ratio"),
+    minCompactionLagMs: n("min.compaction.lag.ms"),
+    maxCompactionLagMs: Math.min(n("max.compaction.lag.ms"), Number.MAX_SAFE_INTEGER),
+    deleteRetentionMs: n("delete.retention.ms"),
   };
 }
 
@@ -136,6 +157,7 @@ export class ReplicaManager {
   #image: MetadataImage | null = null;
   readonly #fetchers: ReplicaFetcherManager;
   readonly #isrTimer: TimerHandle;
+  readonly #cleaner: LogCleaner;
   #closed = false;
   #leadershipHeld: boolean;
   /** This broker has lost the controller quorum: it leads nothing until it is back. */
@@ -160,6 +182,31 @@ export class ReplicaManager {
       () => this.#checkIsrs(),
       Math.min(200, Math.max(10, Math.floor(this.#lagTimeMs / 2))),
     );
+    this.#cleaner = new LogCleaner({
+      ...options.logCleaner,
+      clock: this.#clock,
+      timers: this.#timers,
+      targets: () => this.#cleanerTargets(),
+    });
+    this.#cleaner.start();
+  }
+
+  /** The compacted partitions' logs, for the cleaner: each cleaned below its HW. */
+  *#cleanerTargets(): Iterable<CleanerTarget> {
+    for (const p of this.#partitions.values()) {
+      if (p.closed || !p.log.config.compact) continue;
+      yield cleanerTarget(p);
+    }
+  }
+
+  /** The cleaner's figures of a compacted partition (metrics); null for others. */
+  cleanerStats(partition: Partition): CleanerStats | null {
+    return partition.log.config.compact ? this.#cleaner.stats(cleanerTarget(partition)) : null;
+  }
+
+  /** Cleans a compacted partition now, whatever its dirty ratio (tests, benchmarks). */
+  cleanNow(partition: Partition): Promise<CleanResult> {
+    return this.#cleaner.cleanNow(cleanerTarget(partition));
   }
 
   get #lagTimeMs(): number {
@@ -504,6 +551,7 @@ export class ReplicaManager {
     const maxMessageBytes = topicConfigNumber(topic.configs, "max.message.bytes", layers);
     const batches = splitBatches(records);
     const headers: BatchHeader[] = [];
+    const compacted = topicConfigValue(topic.configs, "cleanup.policy", layers).includes("compact");
     for (const batch of batches) {
       if (batch.length > maxMessageBytes) {
         throw new TidelogError(
@@ -513,6 +561,12 @@ export class ReplicaManager {
       }
       const header = validateBatch(batch);
       headers.push(header);
+      if (compacted && nullKeyIn(batch, partition.name)) {
+        throw new TidelogError(
+          ErrorCode.INVALID_RECORD,
+          `Compacted topic cannot accept message without key in topic partition ${partition.name}.`,
+        );
+      }
       if ((header.attributes & 0x30) !== 0) {
         // Transactions are not supported: refuse markers and transactional data rather
         // than store records no consumer could resolve.
@@ -579,6 +633,7 @@ export class ReplicaManager {
   async close(): Promise<void> {
     this.#closed = true;
     this.#timers.clearInterval(this.#isrTimer);
+    await this.#cleaner.close();
     await this.#fetchers.close();
     for (const partition of this.#partitions.values()) {
       partition.markClosed();
@@ -587,5 +642,33 @@ export class ReplicaManager {
       await partition.log.close();
     }
     this.#partitions.clear();
+  }
+}
+
+function cleanerTarget(p: Partition): CleanerTarget {
+  return {
+    name: p.name,
+    log: p.log,
+    maxOffset: p.highWatermark,
+    producerLastOffsets: () =>
+      new Set(
+        p.producerState.state.entries().flatMap((e) => {
+          const last = e.batches.at(-1);
+          return last ? [last.lastOffset] : [];
+        }),
+      ),
+  };
+}
+
+/** Whether a batch for a compacted partition holds a record without a key. */
+function nullKeyIn(batch: Uint8Array, partition: string): boolean {
+  try {
+    return batchHasNullKey(batch);
+  } catch (err) {
+    throw new TidelogError(
+      ErrorCode.CORRUPT_MESSAGE,
+      `Cannot read the records of a batch for ${partition}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 }

@@ -45,6 +45,9 @@ export async function startTestNode(
     brokerHeartbeatIntervalMs: 250,
     leaderImbalanceCheckIntervalMs: 30_000,
     uncleanLeaderElection: false,
+    logCleanerDedupeBufferBytes: 16 * 1024 * 1024,
+    logCleanerIoMaxBytesPerSecond: 0,
+    logCleanerBackoffMs: 15_000,
     ...overrides,
   };
   const connections: KafkaConnection[] = [];

@@ -288,7 +288,7 @@ Deno.test("Admin: CreateTopics/DeleteTopics/CreatePartitions error codes and Met
       ["zero", 0, {}, ErrorCode.INVALID_PARTITIONS],
       ["conf", 1, { "retention.ms": "soon" }, ErrorCode.INVALID_CONFIG],
       ["conf2", 1, { "no.such.config": "1" }, ErrorCode.INVALID_CONFIG],
-      ["conf3", 1, { "cleanup.policy": "compact" }, ErrorCode.INVALID_CONFIG],
+      ["conf3", 1, { "cleanup.policy": "compact,nothing" }, ErrorCode.INVALID_CONFIG],
     ];
     for (const [name, partitions, configs, code] of cases) {
       assert.equal((await createTopic(conn, name, partitions, configs)).errorCode, code, `${name}`);

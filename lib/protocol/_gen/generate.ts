@@ -442,6 +442,10 @@ export function generate(dir: string): Map<string, string> {
   for (const e of Deno.readDirSync(dir)) {
     if (e.isFile && e.name.endsWith(".json")) names.push(e.name);
   }
+  // The group coordinator's record values (what __consumer_offsets holds) are data types.
+  for (const name of ["GroupMetadataValue.json", "OffsetCommitValue.json"]) {
+    names.push(`coordinator/${name}`);
+  }
   names.sort();
   const built: Built[] = [];
   for (const name of names) {

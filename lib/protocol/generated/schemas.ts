@@ -2014,6 +2014,29 @@ export const SCHEMAS: readonly MessageSchema[] = [
     ],
   },
   {
+    name: "GroupMetadataValue", type: "data", validVersions: [0, 4], flexibleVersions: [4, V],
+    fields: [
+      { name: "protocolType", type: "string", versions: [0, V] },
+      { name: "generation", type: "int32", versions: [0, V] },
+      { name: "protocol", type: "string", versions: [0, V], nullableVersions: [0, V] },
+      { name: "leader", type: "string", versions: [0, V], nullableVersions: [0, V] },
+      { name: "currentStateTimestamp", type: "int64", versions: [2, V], default: -1n },
+      {
+        name: "members", type: "[]MemberMetadata", struct: "GroupMetadataValueMemberMetadata", versions: [0, V],
+        fields: [
+          { name: "memberId", type: "string", versions: [0, V] },
+          { name: "groupInstanceId", type: "string", versions: [3, V], nullableVersions: [3, V], default: null },
+          { name: "clientId", type: "string", versions: [0, V] },
+          { name: "clientHost", type: "string", versions: [0, V] },
+          { name: "rebalanceTimeout", type: "int32", versions: [1, V] },
+          { name: "sessionTimeout", type: "int32", versions: [0, V] },
+          { name: "subscription", type: "bytes", versions: [0, V] },
+          { name: "assignment", type: "bytes", versions: [0, V] },
+        ],
+      },
+    ],
+  },
+  {
     name: "HeartbeatRequest", apiKey: 12, type: "request", validVersions: [0, 4], flexibleVersions: [4, V],
     fields: [
       { name: "groupId", type: "string", versions: [0, V] },
@@ -2552,6 +2575,16 @@ export const SCHEMAS: readonly MessageSchema[] = [
           },
         ],
       },
+    ],
+  },
+  {
+    name: "OffsetCommitValue", type: "data", validVersions: [0, 4], flexibleVersions: [4, V],
+    fields: [
+      { name: "offset", type: "int64", versions: [0, V] },
+      { name: "leaderEpoch", type: "int32", versions: [3, V], default: -1 },
+      { name: "metadata", type: "string", versions: [0, V] },
+      { name: "commitTimestamp", type: "int64", versions: [0, V] },
+      { name: "expireTimestamp", type: "int64", versions: [1, 1], default: -1n },
     ],
   },
   {

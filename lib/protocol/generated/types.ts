@@ -3621,6 +3621,46 @@ export interface GetTelemetrySubscriptionsResponse {
   _unknownTaggedFields?: UnknownTaggedField[];
 }
 
+/** Kafka GroupMetadataValue (standalone data), versions 0-4, flexible 4+. */
+export interface GroupMetadataValue {
+  /** (Versions 0+.) */
+  protocolType: string;
+  /** (Versions 0+.) */
+  generation: number;
+  /** (Versions 0+; nullable 0+.) */
+  protocol: string | null;
+  /** (Versions 0+; nullable 0+.) */
+  leader: string | null;
+  /** (Versions 2+; default -1.) */
+  currentStateTimestamp: bigint;
+  /** (Versions 0+.) */
+  members: GroupMetadataValueMemberMetadata[];
+  /** Tagged fields this codec does not know, kept so re-encoding preserves them. */
+  _unknownTaggedFields?: UnknownTaggedField[];
+}
+
+/** A struct of {@linkcode GroupMetadataValue}. */
+export interface GroupMetadataValueMemberMetadata {
+  /** (Versions 0+.) */
+  memberId: string;
+  /** (Versions 3+; nullable 3+; default null.) */
+  groupInstanceId: string | null;
+  /** (Versions 0+.) */
+  clientId: string;
+  /** (Versions 0+.) */
+  clientHost: string;
+  /** (Versions 1+.) */
+  rebalanceTimeout: number;
+  /** (Versions 0+.) */
+  sessionTimeout: number;
+  /** (Versions 0+.) */
+  subscription: Uint8Array;
+  /** (Versions 0+.) */
+  assignment: Uint8Array;
+  /** Tagged fields this codec does not know, kept so re-encoding preserves them. */
+  _unknownTaggedFields?: UnknownTaggedField[];
+}
+
 /** Kafka HeartbeatRequest (API key 12), versions 0-4, flexible 4+. */
 export interface HeartbeatRequest {
   /** The group id. (Versions 0+.) */
@@ -4588,6 +4628,22 @@ export interface OffsetCommitResponsePartition {
   partitionIndex: number;
   /** The error code, or 0 if there was no error. (Versions 0+.) */
   errorCode: number;
+  /** Tagged fields this codec does not know, kept so re-encoding preserves them. */
+  _unknownTaggedFields?: UnknownTaggedField[];
+}
+
+/** Kafka OffsetCommitValue (standalone data), versions 0-4, flexible 4+. */
+export interface OffsetCommitValue {
+  /** (Versions 0+.) */
+  offset: bigint;
+  /** (Versions 3+; default -1.) */
+  leaderEpoch: number;
+  /** (Versions 0+.) */
+  metadata: string;
+  /** (Versions 0+.) */
+  commitTimestamp: bigint;
+  /** (Versions 1; default -1.) */
+  expireTimestamp: bigint;
   /** Tagged fields this codec does not know, kept so re-encoding preserves them. */
   _unknownTaggedFields?: UnknownTaggedField[];
 }
@@ -6744,8 +6800,10 @@ export interface DataTypes {
   ConsumerProtocolAssignment: ConsumerProtocolAssignment;
   ConsumerProtocolSubscription: ConsumerProtocolSubscription;
   DefaultPrincipalData: DefaultPrincipalData;
+  GroupMetadataValue: GroupMetadataValue;
   KRaftVersionRecord: KRaftVersionRecord;
   LeaderChangeMessage: LeaderChangeMessage;
+  OffsetCommitValue: OffsetCommitValue;
   SnapshotFooterRecord: SnapshotFooterRecord;
   SnapshotHeaderRecord: SnapshotHeaderRecord;
   VotersRecord: VotersRecord;

@@ -354,6 +354,9 @@ export class ClusterSim {
       brokerHeartbeatIntervalMs: 250,
       leaderImbalanceCheckIntervalMs: this.config.leaderImbalanceCheckIntervalMs,
       uncleanLeaderElection: this.config.uncleanLeaderElection,
+      logCleanerDedupeBufferBytes: 4 * 1024 * 1024,
+      logCleanerIoMaxBytesPerSecond: 0,
+      logCleanerBackoffMs: 15_000,
     };
   }
 

@@ -326,9 +326,18 @@ Deno.test("PartitionLog.appendAsFollower() keeps the leader's offsets", async ()
         logAppendTimeMs: -1,
       });
       assert.equal(readBatchHeader(plog.read(2, 100).records).partitionLeaderEpoch, 7);
-      const gap = buildBatch({ records: [{ value: "d" }], baseOffset: 5 });
-      assert.throws(() => plog.appendAsFollower([gap]), RangeError);
+      // Offsets may skip (a compacted leader log) but never go back.
+      const back = buildBatch({ records: [{ value: "d" }], baseOffset: 2 });
+      assert.throws(() => plog.appendAsFollower([back]), RangeError);
       assert.equal(plog.logEndOffset, 3);
+      const gap = buildBatch({ records: [{ value: "e" }], baseOffset: 5 });
+      assert.deepEqual(plog.appendAsFollower([gap]), {
+        baseOffset: 5,
+        lastOffset: 5,
+        logAppendTimeMs: -1,
+      });
+      assert.equal(plog.logEndOffset, 6);
+      assert.equal(readBatchHeader(plog.read(3, 100).records).baseOffset, 5);
     } finally {
       await plog.close();
     }

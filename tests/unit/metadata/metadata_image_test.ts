@@ -168,8 +168,8 @@ Deno.test("planCreateTopic() returns Kafka's error codes", async (t) => {
       ErrorCode.INVALID_CONFIG,
     ],
     [
-      "compact",
-      { ...spec, name: "p", configs: [{ name: "cleanup.policy", value: "compact" }] },
+      "an unknown cleanup policy",
+      { ...spec, name: "p", configs: [{ name: "cleanup.policy", value: "compact,shred" }] },
       ErrorCode.INVALID_CONFIG,
     ],
     ["assignment + count", {
