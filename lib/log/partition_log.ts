@@ -465,6 +465,18 @@ export class PartitionLog {
     return this.#segments.length;
   }
 
+  /**
+   * Every segment's base offset, newest timestamp and size, oldest first (ListOffsets v0's
+   * "offsets before a time", which answers with segment boundaries).
+   */
+  segmentSummaries(): { baseOffset: number; maxTimestamp: number; size: number }[] {
+    return this.#segments.map((s) => ({
+      baseOffset: s.baseOffset,
+      maxTimestamp: s.maxTimestamp,
+      size: s.size,
+    }));
+  }
+
   // ---- for the log cleaner (lib/log/cleaner) ---------------------------------------
 
   /** The segments before the active one, oldest first (the cleaner only reads them). */

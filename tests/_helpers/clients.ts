@@ -21,13 +21,23 @@ export const PYTHON = "/usr/bin/python3";
 export const HAVE_KCAT = available("kcat", ["-V"]);
 export const HAVE_CONFLUENT = available(PYTHON, ["-c", "import confluent_kafka"]);
 export const HAVE_KAFKA_PYTHON = available(PYTHON, ["-c", "import kafka"]);
+/** Debian's Burrow (Kafka consumer lag monitoring) and the ZooKeeper it coordinates with. */
+export const BURROW = "/usr/bin/Burrow";
+export const ZOOKEEPER_SERVER = "/usr/share/zookeeper/bin/zkServer.sh";
+export const HAVE_BURROW = [BURROW, ZOOKEEPER_SERVER].every((path) => {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+});
 
 /**
  * Options for a Deno.test that needs `client`: ignored (skipped) outside CI when it is
  * missing; in CI the test runs and fails on its first use of the client.
  */
 export function needs(
-  client: "kcat" | "confluent-kafka" | "kafka-python",
+  client: "kcat" | "confluent-kafka" | "kafka-python" | "burrow and zookeeper",
   have: boolean,
 ): { ignore: boolean } {
   if (!have && !IN_CI) {

@@ -22,9 +22,15 @@
  * holds no replica of answers NOT_LEADER_OR_FOLLOWER when the topic has it (stale client
  * metadata), UNKNOWN_TOPIC_OR_PARTITION otherwise.
  *
- * Version notes: v0 (several old-style offsets per partition) is deprecated and not
- * served. The timestamp lookup is exact for uncompressed batches; for compressed ones
- * it answers with the first batch whose max timestamp reaches the target.
+ * Version notes: v0 (Kafka 3.x still served it; Burrow and other old tools send it)
+ * answers up to `maxNumOffsets` old-style offsets, newest first, as Kafka's
+ * legacyFetchOffsetsBefore: segment base offsets and the log end, from the one for the
+ * timestamp (LATEST: the log end, EARLIEST: the first segment, otherwise the last segment
+ * whose newest record is at or before it) down; a consumer never gets one above the high
+ * watermark (the high watermark takes their place). Where Kafka compared a segment file's
+ * modification time, Tidelog compares its newest record's timestamp. The timestamp lookup
+ * of v1+ is exact for uncompressed batches; for compressed ones it answers with the first
+ * batch whose max timestamp reaches the target.
  */
 import {
   ApiKey,
@@ -113,9 +119,42 @@ function epochStartOffset(p: Partition): number {
   return latest !== undefined && latest.epoch === p.leaderEpoch ? latest.startOffset : -1;
 }
 
+/** ListOffsets v0: old-style offsets, newest first (see the module doc). */
+function legacyOffsets(
+  p: Partition,
+  timestamp: number,
+  maxNumOffsets: number,
+  replicaId: number,
+  nowMs: number,
+): bigint[] {
+  const points = p.log.segmentSummaries().map((s) => ({
+    offset: s.baseOffset,
+    time: s.maxTimestamp,
+  }));
+  if ((points.at(-1)?.offset ?? 0) < p.log.logEndOffset) {
+    points.push({ offset: p.log.logEndOffset, time: nowMs });
+  }
+  let start: number;
+  if (timestamp === LATEST) start = points.length - 1;
+  else if (timestamp === EARLIEST) start = 0;
+  else {
+    start = -1;
+    for (let i = 0; i < points.length; i++) if (points[i]!.time <= timestamp) start = i;
+  }
+  const out: number[] = [];
+  for (let i = start; i >= 0 && out.length < maxNumOffsets; i--) out.push(points[i]!.offset);
+  const hw = p.highWatermark;
+  if (replicaId === CONSUMER_REPLICA_ID && out.some((o) => o > hw)) {
+    // Kafka: hw +: allOffsets.dropWhile(_ > hw) (the offsets are newest first).
+    const firstAtOrBelow = out.findIndex((o) => o <= hw);
+    return [hw, ...(firstAtOrBelow < 0 ? [] : out.slice(firstAtOrBelow))].map(BigInt);
+  }
+  return out.map(BigInt);
+}
+
 export const listOffsetsHandler: ApiHandler<typeof ApiKey.ListOffsets> = {
   apiKey: ApiKey.ListOffsets,
-  minVersion: 1,
+  minVersion: 0,
   maxVersion: 10,
   handle(ctx, req: ListOffsetsRequest) {
     const { services } = ctx;
@@ -152,6 +191,19 @@ export const listOffsetsHandler: ApiHandler<typeof ApiKey.ListOffsets> = {
           return { ...base, errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER };
         }
         try {
+          if (version === 0) {
+            return {
+              ...base,
+              errorCode: ErrorCode.NONE,
+              oldStyleOffsets: legacyOffsets(
+                p,
+                Number(q.timestamp),
+                q.maxNumOffsets,
+                req.replicaId,
+                services.clock.nowMs(),
+              ),
+            };
+          }
           const r = lookup(p, Number(q.timestamp), version, req.replicaId);
           return {
             ...base,

@@ -49,6 +49,7 @@ type Query = {
   replicaId: number;
   timestamp: bigint;
   version?: number;
+  maxNumOffsets?: number;
   topic?: string;
   partition?: number;
 };
@@ -73,6 +74,7 @@ async function withNode1(
   const services = {
     replicas: rm,
     timers: systemTimers,
+    clock: new ManualClock(1_700_000_001_000),
     metadata: {
       get image() {
         return current;
@@ -106,6 +108,7 @@ async function listOffsets(services: BrokerServices, q: Query): Promise<Partitio
           partitionIndex: q.partition ?? 0,
           currentLeaderEpoch: -1,
           timestamp: q.timestamp,
+          maxNumOffsets: q.maxNumOffsets ?? 1,
         }],
       }],
     }),
@@ -201,5 +204,31 @@ Deno.test("ListOffsets on the leader: consumers see the high watermark, replicas
       assert.equal((await listOffsets({ replicaId: CONSUMER, timestamp: EARLIEST })).offset, 0n);
       assert.equal((await listOffsets({ replicaId: 2, timestamp: LATEST })).offset, 3n);
     });
+  });
+});
+
+Deno.test("ListOffsets v0 answers old-style offsets: the log end or segment starts, never above a consumer's high watermark", async () => {
+  await withNode1(async ({ rm, listOffsets }) => {
+    append(rm, 3);
+    const p = rm.getPartition("t", 0)!;
+    await p.waitLocalDurable(2);
+    const v0 = (q: Omit<Query, "version">) => listOffsets({ ...q, version: 0 });
+    // Broker 2 has not fetched: the high watermark is 0, the log end 3.
+    const latest = await v0({ replicaId: CONSUMER, timestamp: LATEST, maxNumOffsets: 5 });
+    assert.equal(latest.errorCode, ErrorCode.NONE);
+    // Kafka's hw +: offsets.dropWhile(_ > hw): the high watermark, then the segment start.
+    assert.deepEqual(latest.oldStyleOffsets, [0n, 0n]);
+    assert.deepEqual(
+      (await v0({ replicaId: 2, timestamp: LATEST, maxNumOffsets: 5 })).oldStyleOffsets,
+      [3n, 0n],
+    );
+    assert.deepEqual(
+      (await v0({ replicaId: CONSUMER, timestamp: EARLIEST, maxNumOffsets: 1 })).oldStyleOffsets,
+      [0n],
+    );
+    assert.deepEqual(
+      (await v0({ replicaId: 2, timestamp: LATEST, maxNumOffsets: 1 })).oldStyleOffsets,
+      [3n],
+    );
   });
 });
