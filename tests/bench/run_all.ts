@@ -17,6 +17,7 @@ const runs: { label: string; args: string[] }[] = [
     args: ["run", "--allow-all", here("./cluster_bench.ts")],
   },
   { label: "protocol codec", args: ["bench", "--allow-all", here("./codec_bench.ts")] },
+  { label: "log cleaner", args: ["run", "--allow-all", here("./cleaner_bench.ts")] },
   {
     label: "Tidelog beside Apache Kafka, with rdkafka_performance and its ceiling",
     args: ["run", "--allow-all", here("./side_by_side.ts")],
