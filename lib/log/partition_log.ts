@@ -4,6 +4,7 @@
  */
 import {
   BATCH_HEADER_SIZE,
+  batchCrcValid,
   type BatchHeader,
   Compression,
   compressionOf,
@@ -231,6 +232,8 @@ export class PartitionLog {
   #durableEnd: number;
   #recoveryPoint: number;
   #closed = false;
+  /** Advances when a truncation starts: the cleaner abandons work planned before. */
+  #truncations = 0;
   #closing: Promise<void> | null = null;
   #failure: KafkaStorageError | null = null;
   readonly #failureListeners: ((err: KafkaStorageError) => void)[] = [];
@@ -338,9 +341,9 @@ export class PartitionLog {
         const prev = segments[segments.length - 2];
         let problem: string | null = null;
         let lost = 0;
-        // A compacted segment may end (its last batch cleaned away) before the next starts.
-        if (prev !== undefined && prev.nextOffset < base) prev.nextOffset = base;
-        if (prev !== undefined && prev.nextOffset > base) {
+        // The cleaner keeps each cleaned segment's last batch (empty if need be), so a hole
+        // here, as an overlap, means a lost or torn tail: it is cut there.
+        if (prev !== undefined && prev.nextOffset !== base) {
           problem =
             `segment starts at offset ${base} but the previous one ends at ${prev.nextOffset}`;
           segments.pop();
@@ -518,9 +521,22 @@ export class PartitionLog {
     }
   }
 
-  /** Records that offsets below `offset` are clean. */
-  async setCleanerCheckpoint(offset: number): Promise<void> {
-    await writeCheckpoint(this.#fs, this.dir, CLEANER_CHECKPOINT_FILE, offset);
+  /** Truncations started so far (the cleaner checks that none came during its work). */
+  get truncations(): number {
+    return this.#truncations;
+  }
+
+  /**
+   * Records that offsets below `offset` are clean; false (nothing written) if a
+   * truncation started since the cleaner read `truncations`.
+   */
+  async setCleanerCheckpoint(offset: number, truncations: number): Promise<boolean> {
+    return await this.#quiesced(async () => {
+      if (this.#closed || this.#truncations !== truncations) return false;
+      const value = Math.min(offset, this.logEndOffset);
+      await writeCheckpoint(this.#fs, this.dir, CLEANER_CHECKPOINT_FILE, value);
+      return true;
+    });
   }
 
   /**
@@ -534,11 +550,15 @@ export class PartitionLog {
    * Returns false, changing nothing but removing `cleanedPath`, when the log changed
    * since the cleaner read `old` (a truncation, retention, deletion or close).
    */
-  async replaceSegments(old: readonly LogSegment[], cleanedPath: string): Promise<boolean> {
+  async replaceSegments(
+    old: readonly LogSegment[],
+    cleanedPath: string,
+    truncations: number,
+  ): Promise<boolean> {
     const generations = old.map((s) => s.generation);
     return await this.#quiesced(async () => {
       const at = this.#segments.indexOf(old[0]!);
-      const unchanged = !this.#closed && at >= 0 &&
+      const unchanged = !this.#closed && at >= 0 && this.#truncations === truncations &&
         at + old.length < this.#segments.length &&
         old.every((s, i) => this.#segments[at + i] === s && s.generation === generations[i]);
       if (!unchanged) {
@@ -547,14 +567,27 @@ export class PartitionLog {
       }
       const base = old[0]!.baseOffset;
       const end = this.#segments[at + old.length]!.baseOffset;
+      // Checked whole before the commit point: from the rename on, it replaces the old.
+      const problem = verifyCleanedFile(this.#fs, cleanedPath, base, end);
+      if (problem !== null) {
+        await this.#fs.remove(cleanedPath).catch(() => {});
+        throw new Error(`Cleaned segment ${cleanedPath} of ${this.name}: ${problem}`);
+      }
       const swapPath = `${this.dir}/${swapFileName(base, end)}`;
       await this.#fs.rename(cleanedPath, swapPath);
-      await syncDir(this.#fs, this.dir);
-      for (const seg of old) removeSegmentFiles(this.#fs, this.dir, seg.baseOffset);
-      await syncDir(this.#fs, this.dir);
-      await this.#fs.rename(swapPath, `${this.dir}/${segmentFileName(base, "log")}`);
-      await syncDir(this.#fs, this.dir);
-      const cleaned = LogSegment.openExisting(this.#fs, this.dir, base, this.#clock.nowMs());
+      let cleaned: LogSegment;
+      try {
+        await syncDir(this.#fs, this.dir);
+        for (const seg of old) removeSegmentFiles(this.#fs, this.dir, seg.baseOffset);
+        await syncDir(this.#fs, this.dir);
+        await this.#fs.rename(swapPath, `${this.dir}/${segmentFileName(base, "log")}`);
+        await syncDir(this.#fs, this.dir);
+        cleaned = LogSegment.openExisting(this.#fs, this.dir, base, this.#clock.nowMs());
+      } catch (err) {
+        // Past the commit point: only a restart (which completes the swap) is safe.
+        this.#fail(err);
+        throw err;
+      }
       try {
         const scan = cleaned.recover(this.#config.indexIntervalBytes, false);
         if (scan.problem !== null) throw new Error(`Cleaned segment ${swapPath}: ${scan.problem}`);
@@ -814,12 +847,15 @@ export class PartitionLog {
     if (!Number.isSafeInteger(offset) || offset < 0) {
       throw new RangeError(`Cannot truncate "${this.name}" to ${offset}: not an offset`);
     }
+    if (offset < this.logEndOffset) this.#truncations++;
     await this.#quiesced(async () => {
       if (offset >= this.logEndOffset) return;
       // Lower the recovery point first, so that a crash mid-way rescans the segment.
       const first = this.#segments[this.#segmentIndexFor(offset)]!;
       const cutBase = Math.min(offset, first.baseOffset);
       if (cutBase < this.#recoveryPoint) await this.#writeRecoveryPoint(cutBase);
+      // Before the cut, so that no crash leaves the checkpoint above what follows it.
+      await this.#lowerCleanerCheckpoint(cutBase);
       this.#checkWritable("truncate");
       // From here on, synchronous: no append can interleave.
       const before = this.logEndOffset;
@@ -853,7 +889,6 @@ export class PartitionLog {
         this.#logStart = end;
         await writeCheckpoint(this.#fs, this.dir, LOG_START_FILE, end);
       }
-      await this.#lowerCleanerCheckpoint(end);
       this.#dirSyncNeeded = true;
       log.info("Truncated {name} to offset {end} (was {before}, asked {offset})", {
         name: this.name,
@@ -875,7 +910,9 @@ export class PartitionLog {
     if (!Number.isSafeInteger(offset) || offset < 0) {
       throw new RangeError(`Cannot restart "${this.name}" at ${offset}: not an offset`);
     }
+    this.#truncations++;
     await this.#quiesced(async () => {
+      await this.#lowerCleanerCheckpoint(offset);
       // The new incarnation goes first: from then on nothing derived from the old history
       // is trusted, whether or not the rest completes before a crash.
       const incarnation = Math.max(this.#incarnation, 0) + 1;
@@ -892,7 +929,6 @@ export class PartitionLog {
       this.#unsyncedRolled = [];
       this.#logStart = offset;
       this.#durableEnd = offset;
-      await this.#lowerCleanerCheckpoint(offset);
       const doomed = this.#waiters;
       this.#waiters = [];
       const err = new LogTruncatedError(
@@ -1406,4 +1442,50 @@ export function cleanedFileName(base: number): string {
 
 function swapFileName(base: number, end: number): string {
   return `${String(base).padStart(20, "0")}.${String(end).padStart(20, "0")}.swap`;
+}
+
+/**
+ * Why the cleaned segment file at `path` cannot replace the segments [base, end), or null:
+ * every batch whole, with its CRC, offsets increasing within [base, end), and the last
+ * batch ending at `end` (the cleaner keeps it).
+ */
+function verifyCleanedFile(fs: FileSystem, path: string, base: number, end: number): string | null {
+  using file = fs.openSync(path, { read: true });
+  const size = file.statSync().size;
+  let pos = 0;
+  let next = base;
+  let window = new Uint8Array(0);
+  let windowStart = 0;
+  const read = (at: number, length: number): Uint8Array => {
+    if (at < windowStart || at + length > windowStart + window.length) {
+      window = new Uint8Array(Math.min(Math.max(length, 8 * 1024 * 1024), size - at));
+      file.seekSync(at, Deno.SeekMode.Start);
+      let done = 0;
+      while (done < window.length) {
+        const n = file.readSync(window.subarray(done));
+        if (n === null || n === 0) throw new Error(`short read at ${at + done}`);
+        done += n;
+      }
+      windowStart = at;
+    }
+    return window.subarray(at - windowStart, at - windowStart + length);
+  };
+  try {
+    while (pos < size) {
+      if (size - pos < BATCH_HEADER_SIZE) return `${size - pos} trailing bytes`;
+      const h = readBatchHeader(read(pos, BATCH_HEADER_SIZE));
+      if (h.magic !== 2 || h.batchLength < BATCH_HEADER_SIZE - 12 || pos + h.sizeInBytes > size) {
+        return `bad batch header at ${pos}`;
+      }
+      if (h.baseOffset < next) return `offset ${h.baseOffset} after ${next}`;
+      if (!batchCrcValid(read(pos, h.sizeInBytes), 0, h.sizeInBytes)) {
+        return `CRC mismatch at offset ${h.baseOffset}`;
+      }
+      next = h.baseOffset + h.lastOffsetDelta + 1;
+      pos += h.sizeInBytes;
+    }
+  } catch (err) {
+    return (err as Error).message;
+  }
+  return size > 0 && next !== end ? `ends at offset ${next}, not ${end}` : null;
 }

@@ -149,6 +149,7 @@ export const KAFKA_TOOLS = {
   "kafka-metadata-quorum": "org.apache.kafka.tools.MetadataQuorumCommand",
   "kafka-leader-election": "org.apache.kafka.tools.LeaderElectionCommand",
   "kafka-storage": "kafka.tools.StorageTool",
+  "kafka-dump-log": "kafka.tools.DumpLogSegments",
   "kafka-server-start": "kafka.Kafka",
 } as const;
 

@@ -9,6 +9,7 @@ import { TestCluster } from "../_helpers/cluster.ts";
 import { kafkaTool, needsJava, runJava } from "../_helpers/java.ts";
 import { ApiKey, ErrorCode } from "../../lib/protocol/mod.ts";
 import { groupPartition } from "../../lib/group/mod.ts";
+import { join } from "node:path";
 
 type Tool = Parameters<typeof kafkaTool>[0];
 
@@ -242,6 +243,26 @@ async function toolsScenario(t: Deno.TestContext, cluster: TestCluster, size: nu
           `"value":\\{"version":3,"data":\\{"offset":0,"leaderEpoch":-?\\d+,"metadata":"","commitTimestamp":\\d+\\}\\}\\}`,
       ),
     );
+    // Kafka's own log dump reads Tidelog's segment file of that partition, and decodes its
+    // records with the offsets decoder.
+    if (size === 1) {
+      const dir = join(
+        cluster.node(1).dataDir,
+        "topics",
+        `__consumer_offsets-${groupPartition(group, 50)}`,
+      );
+      const segment = [...Deno.readDirSync(dir)].map((e) => e.name)
+        .find((n) => n.endsWith(".log"))!;
+      const dumped = await tool("kafka-dump-log", [
+        "--files",
+        join(dir, segment),
+        "--offsets-decoder",
+        "--print-data-log",
+      ]);
+      assert.match(dumped, /Log starting offset: 0/);
+      assert.match(dumped, new RegExp(`"group":"${group}","topic":"${topic}"`));
+      assert.doesNotMatch(dumped, /corrupt|invalid|failed/i);
+    }
     const groups = await formatted("GroupMetadataMessageFormatter");
     assert.match(
       groups,

@@ -85,11 +85,16 @@ export function cleanableState(
   const segments = log.inactiveSegments();
   const firstDirty = log.cleanerCheckpoint;
   let firstUncleanable = Math.min(log.activeSegmentBase, maxOffset);
-  for (const seg of segments) {
-    if (seg.baseOffset >= firstUncleanable) break;
-    if (seg.maxTimestamp >= 0 && nowMs - seg.maxTimestamp < config.minCompactionLagMs) {
-      firstUncleanable = seg.baseOffset;
-      break;
+  // As Kafka: only with a lag set, and only among dirty segments (a record stamped in the
+  // future would otherwise hold cleaning back for good).
+  if (config.minCompactionLagMs > 0) {
+    for (const seg of segments) {
+      if (seg.baseOffset >= firstUncleanable) break;
+      if (seg.nextOffset <= firstDirty) continue;
+      if (seg.maxTimestamp >= 0 && nowMs - seg.maxTimestamp < config.minCompactionLagMs) {
+        firstUncleanable = Math.max(seg.baseOffset, firstDirty);
+        break;
+      }
     }
   }
   let cleanBytes = 0;
@@ -122,8 +127,11 @@ async function* batchesOf(
   o: CleanOptions,
   counted: { read: number },
 ): AsyncGenerator<[number, Uint8Array]> {
+  const generation = seg.generation;
   let pos = 0;
   while (pos < seg.size) {
+    // Retention, DeleteRecords or a truncation closed or cut it meanwhile: give up.
+    if (seg.generation !== generation) throw new CleaningAbandoned();
     const want = Math.min(READ_WINDOW, seg.size - pos);
     let window = seg.readAt(pos, want);
     counted.read += window.length;
@@ -188,14 +196,24 @@ async function buildOffsetMap(
   return { map, end: Math.min(end, state.firstUncleanable) };
 }
 
-/** Groups consecutive segments below `end` whose total size fits one segment. */
+/** Offsets one segment may span (relative offsets in the index are 31-bit, as Kafka's). */
+const MAX_SEGMENT_SPAN = 0x7fffffff;
+
+/**
+ * Groups consecutive segments below `end` whose total size fits one segment and whose
+ * offsets one index can address.
+ */
 function groupSegments(segments: readonly LogSegment[], end: number, maxBytes: number) {
   const groups: LogSegment[][] = [];
   let current: LogSegment[] = [];
   let size = 0;
   for (const seg of segments) {
     if (seg.baseOffset >= end) break;
-    if (current.length > 0 && (size + seg.size > maxBytes || seg.nextOffset > end)) {
+    const tooWide = current.length > 0 &&
+      seg.nextOffset - current[0]!.baseOffset > MAX_SEGMENT_SPAN;
+    if (
+      current.length > 0 && (size + seg.size > maxBytes || seg.nextOffset > end || tooWide)
+    ) {
       groups.push(current);
       current = [];
       size = 0;
@@ -210,8 +228,34 @@ function groupSegments(segments: readonly LogSegment[], end: number, maxBytes: n
   return groups;
 }
 
+/** The log changed under a cleaning (segments closed or truncated): it is abandoned. */
+class CleaningAbandoned extends Error {
+  constructor() {
+    super("The log changed during the cleaning");
+  }
+}
+
 /** Cleans `log` once (see the module doc). */
 export async function cleanLog(log: PartitionLog, o: CleanOptions): Promise<CleanResult> {
+  try {
+    return await clean(log, o);
+  } catch (err) {
+    if (!(err instanceof CleaningAbandoned)) throw err;
+    return {
+      firstDirty: log.cleanerCheckpoint,
+      cleanedUpTo: log.cleanerCheckpoint,
+      bytesRead: 0,
+      bytesWritten: 0,
+      recordsRemoved: 0,
+      tombstonesRemoved: 0,
+      completed: false,
+    };
+  }
+}
+
+async function clean(log: PartitionLog, o: CleanOptions): Promise<CleanResult> {
+  // A truncation anywhere (not only in the segments rewritten) voids the offset map.
+  const truncations = log.truncations;
   const state = cleanableState(log, o.nowMs, o.maxOffset);
   const counted = { read: 0 };
   const result: CleanResult = {
@@ -239,30 +283,44 @@ export async function cleanLog(log: PartitionLog, o: CleanOptions): Promise<Clea
       truncate: true,
     });
     let written = 0;
+    let done = false;
     try {
       for (const seg of group) {
-        for await (const [, batch] of batchesOf(seg, o, counted)) {
-          const out = cleanBatch(batch, map, end, horizon, o, result);
-          if (out === null) continue;
+        const lastSegment = seg === group[group.length - 1];
+        let pending: Uint8Array | null = null;
+        const emit = async (batch: Uint8Array, keepLast: boolean) => {
+          const out = cleanBatch(batch, map, end, horizon, o, result, keepLast);
+          if (out === null) return;
           writeAll(file, out);
           written += out.length;
           await o.throttle?.(out.length);
+        };
+        // One batch behind, so that the group's last batch is known when it comes.
+        for await (const [, batch] of batchesOf(seg, o, counted)) {
+          if (pending !== null) await emit(pending, false);
+          pending = batch;
         }
+        if (pending !== null) await emit(pending, lastSegment);
       }
       await file.syncData();
+      done = true;
     } finally {
       file.close();
+      if (!done) await log.fileSystem.remove(path).catch(() => {});
     }
     result.bytesWritten += written;
-    if (!(await log.replaceSegments(group, path))) {
+    if (!(await log.replaceSegments(group, path, truncations))) {
       result.completed = false;
       result.bytesRead = counted.read;
       return result;
     }
   }
-  await log.setCleanerCheckpoint(end);
-  result.cleanedUpTo = end;
   result.bytesRead = counted.read;
+  if (!(await log.setCleanerCheckpoint(end, truncations))) {
+    result.completed = false;
+    return result;
+  }
+  result.cleanedUpTo = end;
   return result;
 }
 
@@ -273,7 +331,9 @@ function writeAll(file: FileHandle, bytes: Uint8Array): void {
 
 /**
  * The batch as the cleaned segment keeps it: the same bytes when every record stays (and
- * no delete horizon is to be set), a rebuilt batch when some go, null when it goes whole.
+ * no delete horizon is to be set), a rebuilt batch when some go, null when it goes whole
+ * (never when `keepLast`: a cleaned segment ends on the same offset as the segments it
+ * replaces, so recovery can tell a hole at a segment boundary from a lost tail).
  */
 function cleanBatch(
   batch: Uint8Array,
@@ -282,10 +342,13 @@ function cleanBatch(
   horizon: number,
   o: CleanOptions,
   result: CleanResult,
+  keepLast: boolean,
 ): Uint8Array | null {
   const h = readBatchHeader(batch);
   if ((h.attributes & CONTROL_BIT) !== 0) return batch;
   const last = h.baseOffset + h.lastOffsetDelta;
+  const keepEmpty = keepLast || o.producerLastOffsets.has(last);
+  if (h.recordCount === 0) return keepEmpty ? batch : null;
   const { records } = readBatchRecords(batch);
   const hasHorizon = (h.attributes & DELETE_HORIZON_BIT) !== 0;
   const kept: BatchRecord[] = [];
@@ -297,7 +360,9 @@ function cleanBatch(
       if (latest > r.offset) keep = false;
     }
     if (keep && r.value === null && r.key !== null) {
-      if (hasHorizon && o.nowMs >= h.baseTimestamp) {
+      // Only a tombstone the map covers (or an older clean one) is its key's latest for
+      // sure; one past `end` may yet shadow an older value the map still keeps.
+      if (hasHorizon && o.nowMs >= h.baseTimestamp && r.offset < end) {
         keep = false;
         result.tombstonesRemoved++;
       } else tombstonesKept = true;
@@ -307,6 +372,6 @@ function cleanBatch(
   }
   const needsHorizon = tombstonesKept && !hasHorizon;
   if (kept.length === records.length && !needsHorizon) return batch;
-  if (kept.length === 0 && !o.producerLastOffsets.has(last)) return null;
+  if (kept.length === 0 && !keepEmpty) return null;
   return writeBatch(h, kept, needsHorizon ? { deleteHorizonMs: horizon } : {});
 }

@@ -53,6 +53,8 @@ export class LogCleaner {
   readonly #o: LogCleanerOptions;
   readonly #stats = new Map<PartitionLog, { bytesCleaned: number; lastRunMs: number }>();
   readonly #failed = new WeakSet<PartitionLog>();
+  /** Logs whose last cleaning made no progress, with when to look at them again. */
+  readonly #idleUntil = new WeakMap<PartitionLog, number>();
   #closed = false;
   #wake: (() => void) | null = null;
   #loop: Promise<void> | null = null;
@@ -132,6 +134,7 @@ export class LogCleaner {
     let bestRatio = -1;
     for (const t of this.#o.targets()) {
       if (t.log.closed || this.#failed.has(t.log) || !t.log.config.compact) continue;
+      if ((this.#idleUntil.get(t.log) ?? 0) > now) continue;
       const s = cleanableState(t.log, now, t.maxOffset);
       if (s.firstDirty >= s.firstUncleanable || s.dirtyBytes === 0) continue;
       const due = s.dirtyRatio >= t.log.config.minCleanableDirtyRatio || s.overdue;
@@ -153,6 +156,11 @@ export class LogCleaner {
       timers: this.#o.timers,
       throttle: (bytes) => this.#throttle(bytes),
     });
+    if (result.cleanedUpTo <= result.firstDirty) {
+      // No progress (a full map on its first batch, the log changed meanwhile): wait a
+      // back-off before trying this log again rather than spin on it.
+      this.#idleUntil.set(target.log, this.#o.clock.nowMs() + (this.#o.backoffMs ?? 15_000));
+    }
     const s = this.#stats.get(target.log) ?? { bytesCleaned: 0, lastRunMs: -1 };
     s.bytesCleaned += result.bytesRead;
     s.lastRunMs = this.#o.clock.nowMs();

@@ -325,3 +325,66 @@ Deno.test("a crash at any step of a cleaning's segment swap leaves the old segme
     if (steps < at) break; // the cleaning finished before reaching step `at`
   }
 });
+
+Deno.test("a tombstone beyond the cleaned range keeps its key deleted after its horizon (the map filled first)", async () => {
+  await withTempDir(async (dir) => {
+    const config = testConfig({ segmentBytes: 8192, compact: true, deleteRetentionMs: 1000 });
+    const plog = await PartitionLogClass.open(dir, config, {
+      clock: new ManualClock(T0),
+      name: "c-0",
+    });
+    try {
+      const add = (key: string, value: string | null) =>
+        plog.append([batchOf([{ key, value }], 0)], { leaderEpoch: 0 }).baseOffset;
+      add("k", "old value");
+      for (let i = 0; i < 40; i++) add(`a${i}`, "x");
+      const tombstone = add("k", null);
+      for (let i = 0; i < 200; i++) add(`filler${i % 3}`, "y".repeat(100)); // rolls segments
+      // A map of 14 keys fills long before the tombstone: each cleaning ends before it.
+      const small = { mapBytes: 16 * 16 };
+      const first = await cleanLog(plog, options(plog, small));
+      assert.ok(first.cleanedUpTo <= tombstone);
+      const second = await cleanLog(plog, options(plog, { ...small, nowMs: T0 + 5000 }));
+      assert.ok(second.cleanedUpTo <= tombstone, `${second.cleanedUpTo} <= ${tombstone}`);
+      const k = contents(plog).entries.filter((e) => e.key === "k");
+      assert.deepEqual(k.at(-1), { offset: tombstone, key: "k", value: null });
+    } finally {
+      await plog.close();
+    }
+  });
+});
+
+Deno.test("a truncation during a cleaning makes it give up, changing nothing", async () => {
+  await withTempDir(async (dir) => {
+    const config = testConfig({ segmentBytes: 2048, compact: true });
+    const plog = await PartitionLogClass.open(dir, config, {
+      clock: new ManualClock(T0),
+      name: "c-0",
+    });
+    try {
+      for (let i = 0; i < 80; i++) {
+        plog.append([batchOf([{ key: `k${i % 5}`, value: `v${i}${"z".repeat(60)}` }], 0)], {
+          leaderEpoch: 0,
+        });
+      }
+      const before = contents(plog).entries;
+      let truncated = false;
+      const r = await cleanLog(
+        plog,
+        options(plog, {
+          throttle: async () => {
+            if (truncated) return;
+            truncated = true;
+            await plog.truncateTo(70); // a follower cut back by its new leader, say
+          },
+        }),
+      );
+      assert.equal(r.completed, false);
+      assert.equal(plog.logEndOffset, 70);
+      assert.deepEqual(contents(plog).entries, before.filter((e) => e.offset < 70));
+      assert.ok(plog.cleanerCheckpoint <= 70);
+    } finally {
+      await plog.close();
+    }
+  });
+});
