@@ -15,7 +15,7 @@ import { KafkaConnection } from "../../lib/client/mod.ts";
 import { cleanLog } from "../../lib/log/cleaner/mod.ts";
 import { DEFAULT_LOG_CONFIG, PartitionLog } from "../../lib/log/mod.ts";
 import { ApiKey, ErrorCode } from "../../lib/protocol/mod.ts";
-import { type BatchRecord, writeBatch } from "../../lib/protocol/record_codec.ts";
+import { buildCodecBatch } from "../unit/log/_batches.ts";
 import { systemTimers } from "../../lib/runtime/timers.ts";
 import { nodeDir, NodeProcess, tempDir } from "../_helpers/node_process.ts";
 import { report } from "./_report.ts";
@@ -43,30 +43,14 @@ function keyedBatch(first: number, codec: number): Uint8Array {
       x ^= x << 5;
       return x & 0xff;
     });
-  const records: BatchRecord[] = Array.from({ length: PER_BATCH }, (_, i) => ({
-    offset: i,
-    timestampMs: Date.now(),
-    attributes: 0,
-    key: encoder.encode(`key-${(first + i) % KEYS}`),
-    value: valueOf(),
-    headers: new Uint8Array([0]),
-  }));
-  return writeBatch({
-    baseOffset: 0,
-    batchLength: 0,
-    sizeInBytes: 0,
-    partitionLeaderEpoch: 0,
-    magic: 2,
-    crc: 0,
-    attributes: codec,
-    lastOffsetDelta: PER_BATCH - 1,
-    baseTimestamp: Date.now(),
-    maxTimestamp: Date.now(),
-    producerId: -1n,
-    producerEpoch: -1,
-    baseSequence: -1,
-    recordCount: PER_BATCH,
-  }, records);
+  return buildCodecBatch(
+    Array.from({ length: PER_BATCH }, (_, i) => ({
+      key: encoder.encode(`key-${(first + i) % KEYS}`),
+      value: valueOf(),
+    })),
+    codec,
+    Date.now(),
+  );
 }
 
 async function cleanerThroughput(codec: number): Promise<number> {

@@ -7,6 +7,7 @@
  * (the CRC is valid, `validateBatch` accepts it) but not for a real consumer.
  */
 import { crc32c } from "../../../lib/util/crc32c.ts";
+import { writeBatch } from "../../../lib/protocol/record_codec.ts";
 
 /** One record of {@linkcode buildBatch}. */
 export interface TestRecord {
@@ -156,4 +157,41 @@ export function buildSizedBatch(
     records.push({ key: `k${i}`, value, timestampMs: base + i });
   }
   return buildBatch({ records });
+}
+
+/**
+ * A producer's batch (offsets from 0, no producer id) of keyed records compressed for
+ * real with `codec` (0 none .. 4 zstd), record i stamped `timestampMs + i`.
+ */
+export function buildCodecBatch(
+  records: { key: Uint8Array; value: Uint8Array | null }[],
+  codec: number,
+  timestampMs = 1_700_000_000_000,
+): Uint8Array {
+  return writeBatch(
+    {
+      baseOffset: 0,
+      batchLength: 0,
+      sizeInBytes: 0,
+      partitionLeaderEpoch: 0,
+      magic: 2,
+      crc: 0,
+      attributes: codec,
+      lastOffsetDelta: records.length - 1,
+      baseTimestamp: timestampMs,
+      maxTimestamp: timestampMs + records.length - 1,
+      producerId: -1n,
+      producerEpoch: -1,
+      baseSequence: -1,
+      recordCount: records.length,
+    },
+    records.map((r, i) => ({
+      offset: i,
+      timestampMs: timestampMs + i,
+      attributes: 0,
+      key: r.key,
+      value: r.value,
+      headers: new Uint8Array([0]),
+    })),
+  );
 }

@@ -10,16 +10,12 @@ import { cleanLog, type CleanOptions, OffsetMap } from "../../../lib/log/cleaner
 import type { PartitionLog } from "../../../lib/log/mod.ts";
 import { PartitionLog as PartitionLogClass } from "../../../lib/log/mod.ts";
 import { readBatchHeader } from "../../../lib/protocol/record_batch.ts";
-import {
-  type BatchRecord,
-  DELETE_HORIZON_BIT,
-  readBatchRecords,
-  writeBatch,
-} from "../../../lib/protocol/record_codec.ts";
+import { DELETE_HORIZON_BIT, readBatchRecords } from "../../../lib/protocol/record_codec.ts";
 import { denoFs, type FileSystem } from "../../../lib/runtime/fs.ts";
 import { systemTimers } from "../../../lib/runtime/timers.ts";
 import { ManualClock } from "../../../lib/util/clock.ts";
 import { T0, testConfig, withTempDir } from "./_helpers.ts";
+import { buildCodecBatch } from "./_batches.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -33,30 +29,14 @@ interface Entry {
 
 /** A batch of `entries` (offsets from 0, as a producer sends them) with codec `codec`. */
 function batchOf(entries: { key: string; value: string | null }[], codec: number): Uint8Array {
-  const records: BatchRecord[] = entries.map((e, i) => ({
-    offset: i,
-    timestampMs: T0 + i,
-    attributes: 0,
-    key: encoder.encode(e.key),
-    value: e.value === null ? null : encoder.encode(e.value),
-    headers: new Uint8Array([0]),
-  }));
-  return writeBatch({
-    baseOffset: 0,
-    batchLength: 0,
-    sizeInBytes: 0,
-    partitionLeaderEpoch: 0,
-    magic: 2,
-    crc: 0,
-    attributes: codec,
-    lastOffsetDelta: entries.length - 1,
-    baseTimestamp: T0,
-    maxTimestamp: T0 + entries.length - 1,
-    producerId: -1n,
-    producerEpoch: -1,
-    baseSequence: -1,
-    recordCount: entries.length,
-  }, records);
+  return buildCodecBatch(
+    entries.map((e) => ({
+      key: encoder.encode(e.key),
+      value: e.value === null ? null : encoder.encode(e.value),
+    })),
+    codec,
+    T0,
+  );
 }
 
 /** Every record in the log, in order, with the batches' delete-horizon flags. */
