@@ -52,6 +52,8 @@ export interface ServeOptions {
   logCleanerIoMaxBytesPerSecond: number;
   /** Kafka `log.cleaner.backoff.ms`. */
   logCleanerBackoffMs: number;
+  /** Kafka `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` accepted. */
+  transactionMaxTimeoutMs: number;
 }
 
 /** Options of `tidelog status`. */
@@ -184,6 +186,11 @@ const FLAGS = {
     type: "string",
     help: "MS",
     doc: "how long the log cleaner waits when no log needs cleaning (default 15000)",
+  },
+  "transaction-max-timeout-ms": {
+    type: "string",
+    help: "MS",
+    doc: "the longest transaction.timeout.ms a transactional producer may ask for (default 900000)",
   },
   "log-level": {
     type: "string",
@@ -433,6 +440,11 @@ export function parseCommandLine(
       logCleanerBackoffMs: parseInteger(
         "log-cleaner-backoff-ms",
         get("log-cleaner-backoff-ms") ?? "15000",
+        1,
+      ),
+      transactionMaxTimeoutMs: parseInteger(
+        "transaction-max-timeout-ms",
+        get("transaction-max-timeout-ms") ?? "900000",
         1,
       ),
     },

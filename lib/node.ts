@@ -5,6 +5,9 @@
 import { join } from "node:path";
 import type { ServeOptions } from "./cli.ts";
 import { DEFAULT_GROUP_CONFIG, GroupCoordinator, GroupService } from "./group/mod.ts";
+import { ProducerIdManager } from "./producer/mod.ts";
+import { writeMarkersLocally } from "./server/handlers/write_txn_markers.ts";
+import { DEFAULT_TXN_CONFIG, MarkerChannel, TxnCoordinator, TxnService } from "./txn/mod.ts";
 import {
   BrokerLifecycle,
   ControllerChannel,
@@ -176,6 +179,8 @@ export class Node {
   readonly #store: RaftMetadataStore;
   readonly #replicas: ReplicaManager;
   readonly #groups: GroupService;
+  readonly #txn: TxnService;
+  readonly #markers: MarkerChannel;
   readonly #controller: ControllerService;
   readonly #channel: ControllerChannel;
   readonly #lifecycle: BrokerLifecycle;
@@ -194,6 +199,8 @@ export class Node {
     store: RaftMetadataStore;
     replicas: ReplicaManager;
     groups: GroupService;
+    txn: TxnService;
+    markers: MarkerChannel;
     controller: ControllerService;
     channel: ControllerChannel;
     lifecycle: BrokerLifecycle;
@@ -208,6 +215,8 @@ export class Node {
     this.#store = parts.store;
     this.#replicas = parts.replicas;
     this.#groups = parts.groups;
+    this.#txn = parts.txn;
+    this.#markers = parts.markers;
     this.#controller = parts.controller;
     this.#channel = parts.channel;
     this.#lifecycle = parts.lifecycle;
@@ -238,7 +247,10 @@ export class Node {
         this.#quorumLost = lost;
         // The group coordinator follows the offsets partitions this node leads.
         // A failure to apply the image stops the node (onStorageFailure); nothing to add.
-        this.#replicas.setQuorumLost(lost).then(() => this.#groups.syncPartitions()).catch(
+        this.#replicas.setQuorumLost(lost).then(() => {
+          this.#groups.syncPartitions();
+          this.#txn.syncPartitions();
+        }).catch(
           (err) => log.debug("Re-applying the image failed: {error}", { error: String(err) }),
         );
       }
@@ -404,10 +416,42 @@ export class Node {
         { replicas, clock, timers },
       );
       groups.syncPartitions();
+      const producerIds = new ProducerIdManager(async () => {
+        const block = await channel!.allocateProducerIds(options.nodeId, brokerEpoch());
+        return block.start;
+      });
+      const markers = new MarkerChannel({
+        nodeId: options.nodeId,
+        leaderOf: (topic, partition) => {
+          const t = store!.image.topic(topic);
+          if (!t || !t.partitions[partition]) return undefined;
+          return t.partitions[partition]!.leader;
+        },
+        endpointOf: (id) => store!.image.brokers.get(id)?.endpoints[0],
+        writeLocally: (job, partitions) => writeMarkersLocally(services, job, partitions),
+        net,
+        timers,
+      });
+      const txn = new TxnService(
+        new TxnCoordinator({
+          ...DEFAULT_TXN_CONFIG,
+          transactionMaxTimeoutMs: options.transactionMaxTimeoutMs,
+        }),
+        {
+          replicas,
+          clock,
+          timers,
+          allocateProducerId: () => producerIds.generateProducerId(),
+          writeMarkers: (job, partitions) => markers.write(job, partitions),
+          topicExists: (topic) => store!.image.topic(topic) !== undefined,
+        },
+      );
+      txn.syncPartitions();
       const r = replicas;
       store.onChange(async (_prev, next) => {
         await r.applyImage(next);
         groups.syncPartitions();
+        txn.syncPartitions();
       });
 
       const advertised = { host: options.advertisedHost, port: options.advertisedPort };
@@ -429,6 +473,8 @@ export class Node {
         metadata: store,
         replicas,
         groups,
+        txn,
+        producerIds,
         clock,
         timers,
         controllerContext: (): ControllerContext => ({
@@ -497,6 +543,7 @@ export class Node {
       const startLeading = async () => {
         await r.startLeading();
         groups.syncPartitions();
+        txn.syncPartitions();
       };
       if (unfenced) {
         await startLeading();
@@ -534,6 +581,8 @@ export class Node {
         store,
         replicas,
         groups,
+        txn,
+        markers,
         controller,
         channel,
         lifecycle,
@@ -642,6 +691,8 @@ export class Node {
         () => this.#channel.close(),
         () => this.#controller.close(),
         () => this.#groups.close(),
+        () => this.#txn.close(),
+        () => this.#markers.close(),
         () => this.#replicas.close(),
         () => this.#store.close(),
         () => this.#lock.close(),
@@ -689,6 +740,8 @@ export class Node {
       this.#channel.close();
       this.#controller.close();
       this.#groups.close();
+      this.#txn.close();
+      this.#markers.close();
       // The last fsyncs can fail (a failing disk): close the rest anyway, then report it,
       // so that the process exits 1 as for any storage failure (Kafka halts then too).
       let failure: unknown = null;

@@ -93,6 +93,12 @@ export class GroupMetadata {
   readonly #offsetAppends = new Map<string, number>();
   /** The latest commit per partition whose append is in flight, by `offsetKey`. */
   readonly #pendingOffsets = new Map<string, PendingOffsetCommit>();
+  /**
+   * Transactional commits (TxnOffsetCommit) that are durable but wait for their
+   * transaction's marker: producer id → `offsetKey` → offset (Kafka's
+   * pendingTransactionalOffsetCommits).
+   */
+  readonly #pendingTxnOffsets = new Map<bigint, Map<string, CommittedOffset>>();
   joinTimer: JoinTimer | null = null;
   syncTimer: { deadlineMs: number; generationId: number } | null = null;
 
@@ -282,7 +288,44 @@ export class GroupMetadata {
 
   /** Durable offsets or commits in flight (Kafka's hasOffsets counts both). */
   hasOffsets(): boolean {
-    return this.offsets.size > 0 || this.#pendingOffsets.size > 0;
+    return this.offsets.size > 0 || this.#pendingOffsets.size > 0 ||
+      this.#pendingTxnOffsets.size > 0;
+  }
+
+  /** Stages a transactional commit of `producerId` until its transaction ends. */
+  addPendingTxnOffset(producerId: bigint, topic: string, partition: number, o: CommittedOffset) {
+    let m = this.#pendingTxnOffsets.get(producerId);
+    if (m === undefined) this.#pendingTxnOffsets.set(producerId, m = new Map());
+    m.set(offsetKey(topic, partition), o);
+  }
+
+  /** Whether a transaction has a commit for the partition that is not decided yet. */
+  hasPendingTxnOffset(topic: string, partition: number): boolean {
+    const key = offsetKey(topic, partition);
+    for (const m of this.#pendingTxnOffsets.values()) if (m.has(key)) return true;
+    return false;
+  }
+
+  /** Whether `producerId` has transactional commits waiting here. */
+  hasPendingTxn(producerId: bigint): boolean {
+    return this.#pendingTxnOffsets.has(producerId);
+  }
+
+  /**
+   * Ends `producerId`'s transaction: its commits become the durable offsets (commit) or
+   * are dropped (abort). Returns whether it had any here.
+   */
+  completeTxn(producerId: bigint, commit: boolean): boolean {
+    const m = this.#pendingTxnOffsets.get(producerId);
+    if (m === undefined) return false;
+    this.#pendingTxnOffsets.delete(producerId);
+    if (commit) {
+      for (const [key, o] of m) {
+        const { topic, partition } = parseOffsetKey(key);
+        this.setOffset(topic, partition, o);
+      }
+    }
+    return true;
   }
 
   /** All committed offsets sorted by topic, then partition. */

@@ -22,6 +22,7 @@ import {
   type OffsetFetchRequest,
   type OffsetFetchResponse,
   type SyncGroupRequest,
+  type TxnOffsetCommitRequest,
 } from "../protocol/mod.ts";
 import { assert } from "../util/assert.ts";
 import { getLogger } from "../util/log.ts";
@@ -60,6 +61,11 @@ export interface CoordinatorOutput {
    * Offsets committed by this output are invisible until then.
    */
   appendId: AppendId | null;
+  /**
+   * Set when `records` are a transaction's offset commits (TxnOffsetCommit): the shell
+   * writes them as a transactional batch of this producer.
+   */
+  txnProducer?: { producerId: bigint; producerEpoch: number };
 }
 
 /** Identifies the append of one {@linkcode CoordinatorOutput}'s records. */
@@ -178,8 +184,11 @@ export class GroupCoordinator {
     {
       group: GroupMetadata;
       commits: { topic: string; partition: number; offset: CommittedOffset }[];
+      /** A transaction's commits: pending until its marker once durable. */
+      txnProducerId?: bigint;
     }
   >();
+  #txnProducer: { producerId: bigint; producerEpoch: number } | null = null;
 
   constructor(config: GroupCoordinatorConfig, options: { random: Random; log?: Logger }) {
     this.#config = {
@@ -1056,6 +1065,99 @@ export class GroupCoordinator {
   }
 
   /**
+   * TxnOffsetCommit v0-4 (Kafka's handleTxnCommitOffsets): offsets committed inside a
+   * transaction, written as a transactional batch of the producer and shown only once the
+   * transaction commits (`completeTransaction`). The shell checks the topics exist. Unlike
+   * OffsetCommit, a commit without member id and generation (before v3, or from a producer
+   * that does not send them) is accepted whatever the group's members.
+   */
+  txnOffsetCommit(
+    requestId: RequestId,
+    req: TxnOffsetCommitRequest,
+    version: number,
+    nowMs: number,
+  ): CoordinatorOutput {
+    this.#runTimers(nowMs);
+    const generationId = version >= 3 ? req.generationId : -1;
+    const memberId = version >= 3 ? req.memberId : "";
+    const groupInstanceId = version >= 3 ? req.groupInstanceId : null;
+    let group = this.#groups.get(req.groupId);
+    if (group === undefined) {
+      group = new GroupMetadata(req.groupId, nowMs);
+      this.#groups.set(req.groupId, group);
+    }
+    let code: number = ErrorCode.NONE;
+    if (groupInstanceId !== null || memberId !== "") {
+      code = validateMember(group, memberId, groupInstanceId);
+    }
+    if (code === ErrorCode.NONE && generationId >= 0 && generationId !== group.generationId) {
+      code = ErrorCode.ILLEGAL_GENERATION;
+    }
+    const topics = req.topics.map((t) => ({
+      name: t.name,
+      partitions: t.partitions.map((p) => {
+        if (code !== ErrorCode.NONE) return { partitionIndex: p.partitionIndex, errorCode: code };
+        const metadata = p.committedMetadata ?? "";
+        if (utf8Length(metadata) > this.#config.offsetMetadataMaxBytes) {
+          return {
+            partitionIndex: p.partitionIndex,
+            errorCode: ErrorCode.OFFSET_METADATA_TOO_LARGE,
+          };
+        }
+        const o: CommittedOffset = {
+          offset: toNumber(p.committedOffset),
+          leaderEpoch: version >= 2 ? p.committedLeaderEpoch : -1,
+          metadata,
+          commitTimestampMs: nowMs,
+          expireTimestampMs: null,
+        };
+        const appendId = this.#appendIdOfOutput();
+        let pending = this.#pendingAppends.get(appendId);
+        if (pending === undefined) {
+          this.#pendingAppends.set(
+            appendId,
+            pending = { group: group!, commits: [], txnProducerId: req.producerId },
+          );
+        }
+        pending.commits.push({ topic: t.name, partition: p.partitionIndex, offset: o });
+        this.#records.push({
+          kind: "offset",
+          groupId: group!.groupId,
+          topic: t.name,
+          partition: p.partitionIndex,
+          ...o,
+        });
+        return { partitionIndex: p.partitionIndex, errorCode: ErrorCode.NONE };
+      }),
+    }));
+    if (this.#records.length > 0) {
+      this.#txnProducer = { producerId: req.producerId, producerEpoch: req.producerEpoch };
+    } else {
+      // Nothing staged: a group this call created holds nothing (with commits staged, the
+      // group must stay for onAppendCompleted to find it).
+      this.#maybeForgetUnusedGroup(group);
+    }
+    this.#respond(requestId, fitResponse(ApiKey.TxnOffsetCommit, version, { topics }));
+    return this.#finish(nowMs);
+  }
+
+  /**
+   * A transaction marker of `producerId` is durable in offsets partition `partition` (of
+   * `partitions`): the transaction's commits there become visible (commit) or are dropped.
+   */
+  completeTransaction(
+    producerId: bigint,
+    partition: number,
+    partitions: number,
+    commit: boolean,
+  ): void {
+    for (const group of this.#groups.values()) {
+      if (groupPartition(group.groupId, partitions) !== partition) continue;
+      if (group.completeTxn(producerId, commit)) this.#maybeForgetUnusedGroup(group);
+    }
+  }
+
+  /**
    * OffsetFetch v0-9: committed offsets, -1 with metadata "" for unknown ones; `topics: null`
    * (v2+) means all the group's offsets. v8+ answers several groups.
    */
@@ -1091,7 +1193,10 @@ export class GroupCoordinator {
       partitions: t.partitionIndexes.map((p) => {
         // Kafka's getOffsets: with requireStable (KIP-447) a commit in flight makes the
         // partition UNSTABLE_OFFSET_COMMIT (retriable) rather than answer the older offset.
-        if (requireStable && group?.pendingOffset(t.name, p) !== undefined) {
+        if (
+          requireStable &&
+          (group?.pendingOffset(t.name, p) !== undefined || group?.hasPendingTxnOffset(t.name, p))
+        ) {
           return {
             partitionIndex: p,
             committedOffset: -1n,
@@ -1124,6 +1229,12 @@ export class GroupCoordinator {
     this.#pendingAppends.delete(appendId);
     const { group } = pending;
     if (this.#groups.get(group.groupId) !== group) return;
+    if (pending.txnProducerId !== undefined) {
+      for (const c of pending.commits) {
+        group.addPendingTxnOffset(pending.txnProducerId, c.topic, c.partition, c.offset);
+      }
+      return;
+    }
     for (const c of pending.commits) {
       if (group.pendingOffset(c.topic, c.partition) === undefined) continue;
       const current = group.offsetAppendId(c.topic, c.partition);
@@ -1463,7 +1574,11 @@ export class GroupCoordinator {
    * persisted generation, an empty one Empty; offsets without a group record make an Empty
    * group. Member sessions restart at `nowMs`. Groups of the same ids are replaced.
    */
-  load(records: GroupRecord[], nowMs: number): void {
+  load(
+    records: GroupRecord[],
+    nowMs: number,
+    pendingTxns: ReadonlyMap<bigint, readonly GroupRecord[]> = new Map(),
+  ): void {
     const metas = new Map<string, Extract<GroupRecord, { kind: "group" }> | null>();
     const offsets = new Map<string, Map<string, Extract<GroupRecord, { kind: "offset" }> | null>>();
     for (const r of records) {
@@ -1538,6 +1653,25 @@ export class GroupCoordinator {
         // Kafka's onGroupLoaded: an oversized group (group.max.size was lowered) rebalances,
         // giving its members a chance to commit; the excess is refused at JoinGroup.
         this.#prepareRebalance(group, nowMs, "loaded group is over capacity");
+      }
+    }
+    // Transactional commits whose marker is not in the log yet wait for it (Kafka keeps them
+    // as pendingTransactionalOffsetCommits); a group holding only those exists too.
+    for (const [producerId, list] of pendingTxns) {
+      for (const r of list) {
+        if (r.kind !== "offset") continue;
+        let group = this.#groups.get(r.groupId);
+        if (group === undefined) {
+          group = new GroupMetadata(r.groupId, nowMs);
+          this.#groups.set(r.groupId, group);
+        }
+        group.addPendingTxnOffset(producerId, r.topic, r.partition, {
+          offset: r.offset,
+          leaderEpoch: r.leaderEpoch,
+          metadata: r.metadata,
+          commitTimestampMs: r.commitTimestampMs,
+          expireTimestampMs: r.expireTimestampMs,
+        });
       }
     }
     this.#log.info("Loaded {groups} groups from {records} records", {
@@ -1679,10 +1813,12 @@ export class GroupCoordinator {
 
   #flush(): CoordinatorOutput {
     const appendId = this.#records.length > 0 ? this.#appendIdOfOutput() : null;
-    const out = { responses: this.#responses, records: this.#records, appendId };
+    const out: CoordinatorOutput = { responses: this.#responses, records: this.#records, appendId };
+    if (this.#txnProducer !== null) out.txnProducer = this.#txnProducer;
     this.#responses = [];
     this.#records = [];
     this.#outputAppendId = null;
+    this.#txnProducer = null;
     return out;
   }
 

@@ -11,8 +11,15 @@
  * an offset from a record that the previous leader appended but the ISR does not hold
  * yet (it could still be lost).
  */
-import { decodeRecords, encodeRecordBatch, ErrorCode } from "../protocol/mod.ts";
-import { BATCH_HEADER_SIZE, readBatchHeader } from "../protocol/record_batch.ts";
+import { forEachStoredBatch } from "../log/mod.ts";
+import {
+  decodeRecords,
+  encodeRecordBatch,
+  ErrorCode,
+  isControl,
+  isTransactional,
+  readControlMarker,
+} from "../protocol/mod.ts";
 import type { Partition, ReplicaManager } from "../replication/mod.ts";
 import { systemTimers, type Timers } from "../runtime/timers.ts";
 import type { Clock } from "../util/clock.ts";
@@ -24,7 +31,6 @@ import { decodeGroupRecord, encodeGroupRecord, type GroupRecord } from "./group_
 import { OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS } from "./offsets_topic.ts";
 
 const log = getLogger(["tidelog", "group"]);
-const READ_CHUNK = 4 << 20;
 
 /** Coordinates the groups whose offsets partitions this node leads. */
 export class GroupService {
@@ -106,6 +112,15 @@ export class GroupService {
     return promise;
   }
 
+  /**
+   * A transaction marker of `producerId` is below the high watermark of offsets partition
+   * `partitionId` led here: its transactional commits there take effect or are dropped.
+   */
+  completeTransaction(producerId: bigint, partitionId: number, commit: boolean): void {
+    if (!this.#loaded.has(partitionId)) return;
+    this.#core.completeTransaction(producerId, partitionId, OFFSETS_TOPIC_PARTITIONS, commit);
+  }
+
   /** Runs a read-only coordinator call. */
   read<T>(fn: (core: GroupCoordinator) => T): T {
     return fn(this.#core);
@@ -116,7 +131,7 @@ export class GroupService {
     let durable: Promise<unknown> = Promise.resolve();
     if (output.records.length > 0) {
       try {
-        durable = this.#persist(output.records);
+        durable = this.#persist(output.records, output.txnProducer);
       } catch (err) {
         durable = Promise.reject(err);
       }
@@ -147,7 +162,10 @@ export class GroupService {
   }
 
   /** Appends the records, one batch per offsets partition, and waits for them. */
-  #persist(records: GroupRecord[]): Promise<unknown> {
+  #persist(
+    records: GroupRecord[],
+    txnProducer?: { producerId: bigint; producerEpoch: number },
+  ): Promise<unknown> {
     const byPartition = new Map<number, GroupRecord[]>();
     for (const r of records) {
       const p = groupPartition(r.groupId, OFFSETS_TOPIC_PARTITIONS);
@@ -165,8 +183,9 @@ export class GroupService {
       }
       const batch = encodeRecordBatch(
         list.map((r) => ({ ...encodeGroupRecord(r), timestampMs: now })),
+        txnProducer && { ...txnProducer, baseSequence: -1, transactional: true },
       );
-      const { lastOffset } = this.#replicas.appendAsLeader(partition, batch);
+      const { lastOffset } = this.#replicas.appendAsLeader(partition, batch, "coordinator");
       waits.push(partition.waitForHighWatermark(lastOffset));
     }
     return Promise.all(waits);
@@ -249,22 +268,30 @@ export class GroupService {
     }
     this.#loading.delete(id);
     const records: GroupRecord[] = [];
-    let offset = partition.log.logStartOffset;
-    while (offset < end) {
-      const { records: bytes } = partition.log.read(offset, READ_CHUNK, {
-        maxOffset: end,
-        minOneMessage: true,
-      });
-      if (bytes.length === 0) break;
-      for (const r of decodeRecords(bytes)) {
-        if (r.offset < offset || r.key === null) continue;
-        records.push(decodeGroupRecord(r.key, r.value));
+    // Transactional commits wait for their producer's marker: a commit marker puts them
+    // in the log order at its place, an abort marker drops them.
+    const pendingTxns = new Map<bigint, GroupRecord[]>();
+    const start = partition.log.logStartOffset;
+    forEachStoredBatch(partition.log, end, (h, batch) => {
+      if (isControl(h)) {
+        const marker = readControlMarker(batch);
+        const list = pendingTxns.get(h.producerId);
+        if (marker === null || list === undefined) return;
+        pendingTxns.delete(h.producerId);
+        if (marker.commit) records.push(...list);
+        return;
       }
-      // After the last batch read, not its last record: compaction may have emptied a
-      // batch or removed its last records, and skipped offsets between batches.
-      offset = nextOffsetAfter(bytes);
-    }
-    this.#core.load(records, this.#clock.nowMs());
+      let target = records;
+      if (isTransactional(h)) {
+        target = pendingTxns.get(h.producerId) ?? [];
+        pendingTxns.set(h.producerId, target);
+      }
+      for (const r of decodeRecords(batch)) {
+        if (r.offset < start || r.key === null) continue;
+        target.push(decodeGroupRecord(r.key, r.value));
+      }
+    });
+    this.#core.load(records, this.#clock.nowMs(), pendingTxns);
     this.#loaded.add(partition.partitionId);
     if (records.length > 0) {
       log.info("Loaded {count} group records from {partition}", {
@@ -286,16 +313,4 @@ export class GroupService {
     for (const w of this.#pending.values()) w.reject(failure);
     this.#pending.clear();
   }
-}
-
-/** The offset after the last batch of `bytes` (whole batches, as a log read returns). */
-function nextOffsetAfter(bytes: Uint8Array): number {
-  let pos = 0;
-  let next = 0;
-  while (pos + BATCH_HEADER_SIZE <= bytes.length) {
-    const h = readBatchHeader(bytes, pos);
-    next = h.baseOffset + h.lastOffsetDelta + 1;
-    pos += h.sizeInBytes;
-  }
-  return next;
 }

@@ -69,3 +69,4 @@ export {
   validateLogConfig,
 } from "./config.ts";
 export { KafkaStorageError, LogClosedError, LogTruncatedError } from "./errors.ts";
+export { forEachStoredBatch } from "./stored_batches.ts";

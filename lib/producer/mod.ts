@@ -11,8 +11,13 @@
  * truncation, and writes snapshots) and {@linkcode ProducerIdManager} (ids in blocks
  * reserved by `ProducerIds` metadata records).
  *
- * Must not: know about Kafka requests or transactions (transactional and control batches
- * are refused by the produce path before they get here).
+ * Transactions (KIP-98): the state also tracks each producer's open transaction in this
+ * partition, the markers that end them (control batches, read back from their record), the
+ * aborted transactions (kept in memory and in the snapshots, trimmed by the log start) and
+ * the first unstable offset that bounds the last stable offset.
+ *
+ * Must not: know about Kafka requests, or decide transactions (the coordinator in lib/txn
+ * does; markers arrive as control batches).
  *
  * Append contract (the replication layer drives it):
  * 1. Open the log, then `PartitionProducerState.load()` before the first append.
@@ -50,6 +55,7 @@ export {
   ProducerIdManager,
 } from "./producer_id_manager.ts";
 export {
+  type AppendOrigin,
   type BatchMetadata,
   type DuplicateBatch,
   incrementSequence,
@@ -59,6 +65,8 @@ export {
   type ProducerStateEntry,
   ProducerStateError,
   ProducerStateManager,
+  type TxnMarker,
+  type TxnRange,
 } from "./producer_state.ts";
 export {
   decodeSnapshot,

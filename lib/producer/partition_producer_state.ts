@@ -13,12 +13,18 @@ import {
   isControl,
   lastOffsetOf,
   readBatchHeader,
+  readControlMarker,
 } from "../protocol/mod.ts";
 import { denoFs, type FileSystem, syncDir } from "../runtime/fs.ts";
 import { systemTimers, type Timers, yieldToEventLoop } from "../runtime/timers.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import { getLogger } from "../util/log.ts";
-import { type DuplicateBatch, ProducerStateManager } from "./producer_state.ts";
+import {
+  type AppendOrigin,
+  type DuplicateBatch,
+  type ProducerBatch,
+  ProducerStateManager,
+} from "./producer_state.ts";
 import {
   type BatchIdentity,
   decodeSnapshot,
@@ -215,34 +221,33 @@ export class PartitionProducerState {
    *
    * @throws {ProducerStateError} if a batch is refused
    */
-  check(headers: readonly BatchHeader[]): DuplicateBatch | null {
-    return this.state.checkAppend(headers);
+  check(headers: readonly BatchHeader[], origin: AppendOrigin = "client"): DuplicateBatch | null {
+    return this.state.checkAppend(headers, origin);
   }
 
   /**
-   * Records the batches just appended from `baseOffset` on (contiguous, in order), with
-   * their stored max timestamp (`logAppendTimeMs` when not -1); `bytes` is their size.
-   * May start a background snapshot, and now and then forgets expired producers.
+   * Records the batches just appended from `baseOffset` on (contiguous, in order; `batches`
+   * are their bytes, read for the markers of control batches), with their stored max
+   * timestamp (`logAppendTimeMs` when not -1); `bytes` is their size. May start a background
+   * snapshot, and now and then forgets expired producers.
    */
   onAppended(
     headers: readonly BatchHeader[],
+    batches: readonly Uint8Array[],
     baseOffset: number,
     options: { logAppendTimeMs: number; bytes: number },
   ): void {
     const now = this.#clock.nowMs();
     let offset = baseOffset;
-    for (const h of headers) {
-      if (h.producerId >= 0n && !isControl(h)) {
-        const maxTimestamp = options.logAppendTimeMs >= 0
-          ? options.logAppendTimeMs
-          : h.maxTimestamp;
-        this.state.onBatchAppended({ ...h, maxTimestamp }, offset, now);
-      }
+    headers.forEach((h, i) => {
+      const maxTimestamp = options.logAppendTimeMs >= 0 ? options.logAppendTimeMs : h.maxTimestamp;
+      applyBatch(this.state, { ...h, maxTimestamp }, batches[i]!, offset, now);
       offset += h.lastOffsetDelta + 1;
-    }
+    });
     this.#mapEnd = offset;
     if (now - this.#lastExpiryCheckMs >= this.#expirationCheckIntervalMs) {
       this.#lastExpiryCheckMs = now;
+      this.state.trimAborted(this.#log.logStartOffset);
       const removed = this.state.removeExpired(now, this.#expirationMs);
       if (removed > 0) {
         log.info("Expired {count} idle producer(s) of {partition}", {
@@ -314,7 +319,14 @@ export class PartitionProducerState {
     const lastBatch = offset > this.#log.logStartOffset
       ? batchIdentityAt(this.#log, offset - 1)
       : null;
-    return { offset, lastBatch, logIncarnation: this.#incarnation, entries: this.state.entries() };
+    this.state.trimAborted(this.#log.logStartOffset);
+    return {
+      offset,
+      lastBatch,
+      logIncarnation: this.#incarnation,
+      entries: this.state.entries(),
+      aborted: [...this.state.allAborted()],
+    };
   }
 
   /** Keeps the newest snapshots; the single file of older data dirs is superseded. */
@@ -422,7 +434,7 @@ async function loadOnce(
   if (removed) await syncDir(fs, plog.dir);
   let from = plog.logStartOffset;
   if (chosen !== null) {
-    state.load(chosen.entries);
+    state.load(chosen.entries, chosen.aborted ?? []);
     from = Math.max(from, chosen.offset);
   }
   const replayed = await replayLog(plog, state, from, now, {
@@ -563,7 +575,7 @@ async function replayLog(
       chunkBatches++;
       bytes += h.sizeInBytes;
       chunkBytes += h.sizeInBytes;
-      if (h.producerId >= 0n && !isControl(h)) state.onBatchAppended(h, h.baseOffset, nowMs);
+      applyBatch(state, h, records.subarray(pos - h.sizeInBytes, pos), h.baseOffset, nowMs);
       last = { baseOffset: h.baseOffset, lastOffset, crc: h.crc };
       offset = lastOffset + 1;
       if (chunkBytes >= pace.chunkBytes || chunkBatches >= pace.chunkBatches) {
@@ -578,4 +590,29 @@ async function replayLog(
       return { batches, bytes, end: offset };
     }
   }
+}
+
+/**
+ * Applies one batch now in the log at `baseOffset` to `state`: a producer batch, or a
+ * transaction marker (control batch) that ends the producer's transaction here.
+ */
+function applyBatch(
+  state: ProducerStateManager,
+  h: BatchHeader & ProducerBatch,
+  batch: Uint8Array,
+  baseOffset: number,
+  nowMs: number,
+): void {
+  if (h.producerId < 0n) return;
+  if (!isControl(h)) {
+    state.onBatchAppended(h, baseOffset, nowMs);
+    return;
+  }
+  const marker = readControlMarker(batch);
+  if (marker === null) return;
+  state.onMarkerAppended(
+    { producerId: h.producerId, producerEpoch: h.producerEpoch, ...marker },
+    baseOffset,
+    nowMs,
+  );
 }

@@ -1,7 +1,11 @@
 /**
- * The idempotent-producer state of one partition (Kafka's ProducerStateManager and
- * ProducerAppendInfo, without transactions): for each producer id, its epoch and the
- * metadata of its last five appended batches. Pure: no I/O, no clock; callers pass time.
+ * The producer state of one partition (Kafka's ProducerStateManager and ProducerAppendInfo):
+ * for each producer id, its epoch and the metadata of its last five appended batches, and
+ * for transactional producers (KIP-98) the first offset of the transaction they have open
+ * here, the coordinator epoch of the last marker, the transactions aborted in this log (the
+ * aborted-transactions index Fetch answers read_committed consumers with) and the first
+ * unstable offset that bounds the last stable offset. Pure: no I/O, no clock; callers pass
+ * time.
  */
 import { ErrorCode } from "../protocol/error_codes.ts";
 import { TidelogError } from "../util/errors.ts";
@@ -19,6 +23,8 @@ const INT32_MAX = 0x7fffffff;
 export interface ProducerBatch {
   /** >= 0 for idempotent batches; -1 (no producer) bypasses all checks. */
   producerId: bigint;
+  /** The batch attributes: the transactional bit (0x10) matters here. */
+  attributes?: number;
   producerEpoch: number;
   baseSequence: number;
   lastOffsetDelta: number;
@@ -44,6 +50,29 @@ export interface ProducerStateEntry {
   readonly batches: readonly BatchMetadata[];
   /** Wall-clock time of the last append (or of the load that rebuilt the entry): drives expiry. */
   readonly lastUpdateMs: number;
+  /** The first offset of the producer's open transaction here; -1 (or absent): none. */
+  readonly currentTxnFirstOffset?: number;
+  /** The coordinator epoch of the last transaction marker; -1 (or absent): none yet. */
+  readonly coordinatorEpoch?: number;
+}
+
+/** A transaction of one producer in this log, from its first record to its marker. */
+export interface TxnRange {
+  readonly producerId: bigint;
+  readonly firstOffset: number;
+  /** The offset of the transaction's marker. */
+  readonly lastOffset: number;
+}
+
+/** Where appends come from: a client's produce, or a coordinator writing its own records. */
+export type AppendOrigin = "client" | "coordinator";
+
+/** A transaction marker (the one record of a control batch). */
+export interface TxnMarker {
+  readonly producerId: bigint;
+  readonly producerEpoch: number;
+  readonly coordinatorEpoch: number;
+  readonly commit: boolean;
 }
 
 /** A retried batch that is already in the log: answer with its original offsets. */
@@ -56,7 +85,8 @@ export interface DuplicateBatch {
 
 /**
  * A batch refused by the producer checks. `code` is OUT_OF_ORDER_SEQUENCE_NUMBER,
- * INVALID_PRODUCER_EPOCH or INVALID_RECORD.
+ * INVALID_PRODUCER_EPOCH, INVALID_RECORD, INVALID_TXN_STATE or (markers)
+ * TRANSACTION_COORDINATOR_FENCED.
  */
 export class ProducerStateError extends TidelogError {
   constructor(code: ErrorCode, message: string) {
@@ -88,6 +118,14 @@ interface MutableEntry {
   producerEpoch: number;
   batches: BatchMetadata[];
   lastUpdateMs: number;
+  currentTxnFirstOffset: number;
+  coordinatorEpoch: number;
+}
+
+const TRANSACTIONAL_BIT = 0x10;
+
+function isTransactionalBatch(b: ProducerBatch): boolean {
+  return ((b.attributes ?? 0) & TRANSACTIONAL_BIT) !== 0;
 }
 
 /** Epoch and last sequence of a producer while a request's batches are checked in order. */
@@ -95,6 +133,8 @@ interface Expected {
   epoch: number;
   /** -1 when the entry holds no batch yet. */
   lastSeq: number;
+  /** A transaction is open (or opened by an earlier batch of the request). */
+  inTxn: boolean;
 }
 
 /**
@@ -130,6 +170,15 @@ export class ProducerStateManager {
   /** Partition name, for error messages. */
   readonly name: string;
   readonly #entries = new Map<bigint, MutableEntry>();
+  /** Open transactions here: producer id → first offset. */
+  readonly #ongoing = new Map<bigint, number>();
+  /**
+   * Transactions whose marker is in the log but maybe not below the high watermark yet:
+   * they still hold the last stable offset back (Kafka's unreplicatedTxns).
+   */
+  #unreplicated: TxnRange[] = [];
+  /** Aborted transactions, in marker order (Kafka's transaction index). */
+  #aborted: TxnRange[] = [];
 
   constructor(name: string) {
     this.name = name;
@@ -151,6 +200,118 @@ export class ProducerStateManager {
     return [...this.#entries.values()].map((e) => ({ ...e, batches: [...e.batches] }));
   }
 
+  /** Open transactions: producer id → first offset. */
+  ongoingTransactions(): ReadonlyMap<bigint, number> {
+    return this.#ongoing;
+  }
+
+  /**
+   * The first offset that is not stable yet: the smallest first offset of an open
+   * transaction, or of a completed one whose marker is not below `highWatermark` yet; null
+   * if there is none (the last stable offset is then the high watermark).
+   */
+  firstUnstableOffset(highWatermark: number): number | null {
+    if (this.#unreplicated.length > 0) {
+      this.#unreplicated = this.#unreplicated.filter((t) => t.lastOffset >= highWatermark);
+    }
+    let first: number | null = null;
+    for (const offset of this.#ongoing.values()) {
+      if (first === null || offset < first) first = offset;
+    }
+    for (const t of this.#unreplicated) {
+      if (first === null || t.firstOffset < first) first = t.firstOffset;
+    }
+    return first;
+  }
+
+  /**
+   * The aborted transactions a read of [`fetchOffset`, `upperOffset`) must know about:
+   * those whose marker is at or after `fetchOffset` and that start before `upperOffset`
+   * (Kafka's collectAbortedTxns).
+   */
+  abortedTransactions(fetchOffset: number, upperOffset: number): TxnRange[] {
+    const out: TxnRange[] = [];
+    // In marker order: skip those that ended before the read starts.
+    let lo = 0;
+    let hi = this.#aborted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.#aborted[mid]!.lastOffset < fetchOffset) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < this.#aborted.length; i++) {
+      const t = this.#aborted[i]!;
+      if (t.firstOffset < upperOffset) out.push(t);
+    }
+    return out;
+  }
+
+  /** Every aborted transaction still remembered (snapshots, the cleaner). */
+  allAborted(): readonly TxnRange[] {
+    return this.#aborted;
+  }
+
+  /** Forgets aborted transactions whose marker is below `logStartOffset` (retention). */
+  trimAborted(logStartOffset: number): void {
+    let n = 0;
+    while (n < this.#aborted.length && this.#aborted[n]!.lastOffset < logStartOffset) n++;
+    if (n > 0) this.#aborted = this.#aborted.slice(n);
+  }
+
+  /**
+   * Checks a transaction marker before it is appended (Kafka's appendEndTxnMarker checks):
+   * an older producer epoch is INVALID_PRODUCER_EPOCH, an older coordinator epoch
+   * TRANSACTION_COORDINATOR_FENCED.
+   *
+   * @throws {ProducerStateError} if the marker is refused
+   */
+  checkMarker(marker: TxnMarker): void {
+    const e = this.#entries.get(marker.producerId);
+    if (e === undefined) return;
+    if (marker.producerEpoch < e.producerEpoch) {
+      throw new ProducerStateError(
+        ErrorCode.INVALID_PRODUCER_EPOCH,
+        `Transaction marker of producer ${marker.producerId} for ${this.name} has epoch ${marker.producerEpoch}, older than the current ${e.producerEpoch}`,
+      );
+    }
+    if (marker.coordinatorEpoch < e.coordinatorEpoch) {
+      throw new ProducerStateError(
+        ErrorCode.TRANSACTION_COORDINATOR_FENCED,
+        `Transaction marker of producer ${marker.producerId} for ${this.name} comes from coordinator epoch ${marker.coordinatorEpoch}, older than ${e.coordinatorEpoch}`,
+      );
+    }
+  }
+
+  /**
+   * Records a marker now in the log at `offset` (live or replayed): the producer's open
+   * transaction here ends, and is remembered as aborted if it was. Returns the transaction
+   * it ended, or null if none was open.
+   */
+  onMarkerAppended(marker: TxnMarker, offset: number, nowMs: number): TxnRange | null {
+    let e = this.#entries.get(marker.producerId);
+    if (e === undefined) {
+      e = newEntry(marker.producerId, marker.producerEpoch, nowMs);
+      this.#entries.set(marker.producerId, e);
+    }
+    if (marker.producerEpoch > e.producerEpoch) {
+      e.producerEpoch = marker.producerEpoch;
+      e.batches = [];
+    }
+    e.coordinatorEpoch = Math.max(e.coordinatorEpoch, marker.coordinatorEpoch);
+    e.lastUpdateMs = Math.max(e.lastUpdateMs, nowMs);
+    if (e.currentTxnFirstOffset < 0) return null;
+    const txn = {
+      producerId: marker.producerId,
+      firstOffset: e.currentTxnFirstOffset,
+      lastOffset: offset,
+    };
+    e.currentTxnFirstOffset = -1;
+    this.#ongoing.delete(marker.producerId);
+    this.#unreplicated.push(txn);
+    if (!marker.commit) this.#aborted.push(txn);
+    return txn;
+  }
+
   /**
    * Checks the batches of one produce request, in order, before anything is appended.
    * Returns the first batch that duplicates one already appended (the caller answers with
@@ -158,12 +319,35 @@ export class ProducerStateManager {
    *
    * @throws {ProducerStateError} on a fenced epoch, a sequence gap or a missing sequence
    */
-  checkAppend(batches: readonly ProducerBatch[]): DuplicateBatch | null {
+  checkAppend(
+    batches: readonly ProducerBatch[],
+    origin: AppendOrigin = "client",
+  ): DuplicateBatch | null {
     // Batches of one producer later in the same request are checked against the earlier
     // ones, not only against the committed entry (Kafka's updatedEntry).
     let pending: Map<bigint, Expected> | undefined;
     for (const b of batches) {
-      if (b.producerId < 0n) continue;
+      if (b.producerId < 0n) {
+        if (isTransactionalBatch(b)) {
+          throw new ProducerStateError(
+            ErrorCode.INVALID_RECORD,
+            `Transactional batch without a producer id for ${this.name}`,
+          );
+        }
+        continue;
+      }
+      if (origin === "coordinator") {
+        // A coordinator's own records (transactional offset commits) carry no sequence;
+        // only the epoch is checked (Kafka's AppendOrigin.COORDINATOR).
+        const entry = this.#entries.get(b.producerId);
+        if (entry !== undefined && b.producerEpoch < entry.producerEpoch) {
+          throw new ProducerStateError(
+            ErrorCode.INVALID_PRODUCER_EPOCH,
+            `Epoch of producer ${b.producerId} in ${this.name} is ${b.producerEpoch}, which is smaller than the last seen epoch ${entry.producerEpoch}`,
+          );
+        }
+        continue;
+      }
       if (b.baseSequence < 0) {
         throw new ProducerStateError(
           ErrorCode.INVALID_RECORD,
@@ -184,10 +368,23 @@ export class ProducerStateManager {
         (entry === undefined ? undefined : {
           epoch: entry.producerEpoch,
           lastSeq: entry.batches.at(-1)?.lastSeq ?? -1,
+          inTxn: entry.currentTxnFirstOffset >= 0,
         });
       if (expected !== undefined) this.#checkSequence(expected, b);
+      const transactional = isTransactionalBatch(b);
+      if (expected !== undefined && expected.inTxn && !transactional) {
+        // Kafka's checkProducerEpoch/"Expected transactional write from producer".
+        throw new ProducerStateError(
+          ErrorCode.INVALID_TXN_STATE,
+          `Expected transactional write from producer ${b.producerId} at offset of ${this.name}: it has a transaction open`,
+        );
+      }
       pending ??= new Map();
-      pending.set(b.producerId, { epoch: b.producerEpoch, lastSeq: lastSequenceOf(b) });
+      pending.set(b.producerId, {
+        epoch: b.producerEpoch,
+        lastSeq: lastSequenceOf(b),
+        inTxn: transactional || (expected?.inTxn ?? false),
+      });
     }
     return null;
   }
@@ -225,18 +422,20 @@ export class ProducerStateManager {
     if (batch.producerId < 0n) return;
     let e = this.#entries.get(batch.producerId);
     if (e === undefined) {
-      e = {
-        producerId: batch.producerId,
-        producerEpoch: batch.producerEpoch,
-        batches: [],
-        lastUpdateMs: nowMs,
-      };
+      e = newEntry(batch.producerId, batch.producerEpoch, nowMs);
       this.#entries.set(batch.producerId, e);
     }
     if (e.producerEpoch !== batch.producerEpoch) {
       e.producerEpoch = batch.producerEpoch;
       e.batches = [];
     }
+    if (isTransactionalBatch(batch) && e.currentTxnFirstOffset < 0) {
+      e.currentTxnFirstOffset = baseOffset;
+      this.#ongoing.set(batch.producerId, baseOffset);
+    }
+    e.lastUpdateMs = Math.max(e.lastUpdateMs, nowMs);
+    // A coordinator's batch has no sequence to remember.
+    if (batch.baseSequence < 0) return;
     if (e.batches.length >= NUM_BATCHES_TO_RETAIN) e.batches.shift();
     e.batches.push({
       firstSeq: batch.baseSequence,
@@ -245,7 +444,6 @@ export class ProducerStateManager {
       lastOffset: baseOffset + batch.lastOffsetDelta,
       timestamp: batch.maxTimestamp,
     });
-    e.lastUpdateMs = Math.max(e.lastUpdateMs, nowMs);
   }
 
   /**
@@ -256,7 +454,8 @@ export class ProducerStateManager {
   removeExpired(nowMs: number, expirationMs: number): number {
     let removed = 0;
     for (const [id, e] of this.#entries) {
-      if (nowMs - e.lastUpdateMs >= expirationMs) {
+      // A producer with a transaction open here is kept until its marker comes.
+      if (nowMs - e.lastUpdateMs >= expirationMs && e.currentTxnFirstOffset < 0) {
         this.#entries.delete(id);
         removed++;
       }
@@ -264,23 +463,45 @@ export class ProducerStateManager {
     return removed;
   }
 
-  /** Replaces the whole state with `entries` (loading a snapshot). */
-  load(entries: readonly ProducerStateEntry[]): void {
-    this.#entries.clear();
+  /**
+   * Replaces the whole state with `entries` and the `aborted` transactions (loading a
+   * snapshot).
+   */
+  load(entries: readonly ProducerStateEntry[], aborted: readonly TxnRange[] = []): void {
+    this.clear();
     for (const e of entries) {
+      const txn = e.currentTxnFirstOffset ?? -1;
       this.#entries.set(e.producerId, {
         producerId: e.producerId,
         producerEpoch: e.producerEpoch,
         batches: e.batches.slice(-NUM_BATCHES_TO_RETAIN),
         lastUpdateMs: e.lastUpdateMs,
+        currentTxnFirstOffset: txn,
+        coordinatorEpoch: e.coordinatorEpoch ?? -1,
       });
+      if (txn >= 0) this.#ongoing.set(e.producerId, txn);
     }
+    this.#aborted = [...aborted].sort((a, b) => a.lastOffset - b.lastOffset);
   }
 
-  /** Forgets every producer. */
+  /** Forgets every producer and transaction. */
   clear(): void {
     this.#entries.clear();
+    this.#ongoing.clear();
+    this.#unreplicated = [];
+    this.#aborted = [];
   }
+}
+
+function newEntry(producerId: bigint, producerEpoch: number, nowMs: number): MutableEntry {
+  return {
+    producerId,
+    producerEpoch,
+    batches: [],
+    lastUpdateMs: nowMs,
+    currentTxnFirstOffset: -1,
+    coordinatorEpoch: -1,
+  };
 }
 
 function findDuplicate(entry: MutableEntry, b: ProducerBatch): BatchMetadata | undefined {

@@ -7,7 +7,7 @@
  * one taken before the log was emptied and restarted is never trusted. Pure: encoding and
  * decoding only.
  */
-import type { BatchMetadata, ProducerStateEntry } from "./producer_state.ts";
+import type { BatchMetadata, ProducerStateEntry, TxnRange } from "./producer_state.ts";
 
 /** Format version written in every snapshot. */
 export const SNAPSHOT_VERSION = 1;
@@ -28,6 +28,8 @@ export interface ProducerStateSnapshot {
   /** `PartitionLog.incarnation` when the snapshot was taken. */
   logIncarnation: number;
   entries: ProducerStateEntry[];
+  /** The aborted transactions whose markers are below `offset` (absent in older files). */
+  aborted?: TxnRange[];
 }
 
 interface SnapshotJson {
@@ -36,8 +38,16 @@ interface SnapshotJson {
   lastBatch: BatchIdentity | null;
   /** Absent in snapshots written before it existed: those belong to incarnation 0. */
   logIncarnation?: number;
-  /** producerId as a decimal string (int64), epoch, lastUpdateMs, batches as tuples. */
-  producers: [string, number, number, [number, number, number, number, number][]][];
+  /**
+   * producerId as a decimal string (int64), epoch, lastUpdateMs, batches as tuples, and
+   * (absent in older files) the open transaction's first offset and the coordinator epoch.
+   */
+  producers: (
+    | [string, number, number, [number, number, number, number, number][]]
+    | [string, number, number, [number, number, number, number, number][], [number, number]]
+  )[];
+  /** Aborted transactions: producer id, first offset, marker offset. */
+  aborted?: [string, number, number][];
 }
 
 /** Encodes a snapshot as JSON text. */
@@ -52,7 +62,11 @@ export function encodeSnapshot(snapshot: ProducerStateSnapshot): string {
       e.producerEpoch,
       e.lastUpdateMs,
       e.batches.map((b) => [b.firstSeq, b.lastSeq, b.firstOffset, b.lastOffset, b.timestamp]),
+      [e.currentTxnFirstOffset ?? -1, e.coordinatorEpoch ?? -1],
     ]),
+    aborted: (snapshot.aborted ?? []).map((
+      t,
+    ) => [t.producerId.toString(), t.firstOffset, t.lastOffset]),
   };
   return JSON.stringify(json);
 }
@@ -86,8 +100,10 @@ export function decodeSnapshot(text: string): ProducerStateSnapshot {
   if (!isInt(logIncarnation)) fail("bad logIncarnation");
   if (!Array.isArray(json.producers)) fail("bad producers");
   const entries = json.producers.map((p): ProducerStateEntry => {
-    if (!Array.isArray(p) || p.length !== 4) fail("bad producer entry");
+    if (!Array.isArray(p) || (p.length !== 4 && p.length !== 5)) fail("bad producer entry");
     const [id, epoch, lastUpdateMs, batches] = p;
+    const txn = p.length === 5 ? p[4] : [-1, -1];
+    if (!Array.isArray(txn) || txn.length !== 2 || !txn.every(isInt)) fail("bad transaction state");
     if (typeof id !== "string" || !/^\d+$/.test(id)) fail("bad producer id");
     if (!isInt(epoch) || !isInt(lastUpdateMs) || !Array.isArray(batches)) {
       fail("bad producer entry");
@@ -96,6 +112,8 @@ export function decodeSnapshot(text: string): ProducerStateSnapshot {
       producerId: BigInt(id),
       producerEpoch: epoch,
       lastUpdateMs,
+      currentTxnFirstOffset: txn[0],
+      coordinatorEpoch: txn[1],
       batches: batches.map((b): BatchMetadata => {
         if (!Array.isArray(b) || b.length !== 5 || !b.every(isInt)) fail("bad batch metadata");
         const [firstSeq, lastSeq, firstOffset, lastOffset, timestamp] = b;
@@ -103,5 +121,16 @@ export function decodeSnapshot(text: string): ProducerStateSnapshot {
       }),
     };
   });
-  return { offset: json.offset, lastBatch: lb ?? null, logIncarnation, entries };
+  const abortedJson = json.aborted ?? [];
+  if (!Array.isArray(abortedJson)) fail("bad aborted transactions");
+  const aborted = abortedJson.map((t): TxnRange => {
+    if (
+      !Array.isArray(t) || t.length !== 3 || typeof t[0] !== "string" || !/^\d+$/.test(t[0]) ||
+      !isInt(t[1]) || !isInt(t[2])
+    ) {
+      fail("bad aborted transaction");
+    }
+    return { producerId: BigInt(t[0]), firstOffset: t[1], lastOffset: t[2] };
+  });
+  return { offset: json.offset, lastBatch: lb ?? null, logIncarnation, entries, aborted };
 }

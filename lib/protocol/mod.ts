@@ -91,8 +91,12 @@ export {
 export { ErrorCode, errorName } from "./error_codes.ts";
 export * from "./record_batch.ts";
 export {
+  type BatchProducer,
+  type ControlMarker,
   type DecodedRecord,
   decodeRecords,
+  encodeControlBatch,
   encodeRecordBatch,
   type KafkaRecord,
+  readControlMarker,
 } from "./record_codec.ts";

@@ -30,11 +30,25 @@ export interface DecodedRecord extends KafkaRecord {
 
 const encoder = new TextEncoder();
 
+/** Producer fields of a batch the broker writes itself (transactional offsets, markers). */
+export interface BatchProducer {
+  producerId: bigint;
+  producerEpoch: number;
+  /** -1 for a coordinator's records (they carry no sequence). */
+  baseSequence?: number;
+  transactional?: boolean;
+  /** A control batch (transaction marker). */
+  control?: boolean;
+}
+
 /**
- * Builds an uncompressed RecordBatch v2 (CreateTime, no producer id) holding `records`,
- * with base offset 0 (the log assigns the real one).
+ * Builds an uncompressed RecordBatch v2 (CreateTime, no producer id unless `producer` says)
+ * holding `records`, with base offset 0 (the log assigns the real one).
  */
-export function encodeRecordBatch(records: readonly KafkaRecord[]): Uint8Array {
+export function encodeRecordBatch(
+  records: readonly KafkaRecord[],
+  producer?: BatchProducer,
+): Uint8Array {
   if (records.length === 0) throw new RangeError("Cannot encode an empty record batch");
   const baseTs = Math.min(...records.map((r) => r.timestampMs));
   const maxTs = Math.max(...records.map((r) => r.timestampMs));
@@ -63,13 +77,13 @@ export function encodeRecordBatch(records: readonly KafkaRecord[]): Uint8Array {
   v.setInt32(8, batch.length - 12);
   v.setInt32(12, -1); // partition leader epoch: set by the log
   v.setInt8(16, 2);
-  v.setInt16(21, 0);
+  v.setInt16(21, (producer?.transactional ? 0x10 : 0) | (producer?.control ? 0x20 : 0));
   v.setInt32(23, records.length - 1);
   v.setBigInt64(27, BigInt(baseTs));
   v.setBigInt64(35, BigInt(maxTs));
-  v.setBigInt64(43, -1n);
-  v.setInt16(51, -1);
-  v.setInt32(53, -1);
+  v.setBigInt64(43, producer?.producerId ?? -1n);
+  v.setInt16(51, producer?.producerEpoch ?? -1);
+  v.setInt32(53, producer?.baseSequence ?? -1);
   v.setInt32(57, records.length);
   batch.set(recordBytes, BATCH_HEADER_SIZE);
   v.setUint32(17, crc32c(batch.subarray(21)));
@@ -277,4 +291,56 @@ export function batchHasNullKey(batch: Uint8Array): boolean {
     r.raw(start + len - r.offset);
   }
   return false;
+}
+
+/** A transaction marker's content (the record of a control batch). */
+export interface ControlMarker {
+  commit: boolean;
+  coordinatorEpoch: number;
+}
+
+const CONTROL_ABORT = 0;
+const CONTROL_COMMIT = 1;
+
+/**
+ * A control batch holding one transaction marker (Kafka's EndTransactionMarker: key =
+ * version 0, type 0 abort / 1 commit; value = version 0, coordinator epoch), transactional,
+ * with the producer's id and epoch and no sequence.
+ */
+export function encodeControlBatch(
+  marker: ControlMarker & { producerId: bigint; producerEpoch: number },
+  timestampMs: number,
+): Uint8Array {
+  const key = new ByteWriter(4);
+  key.int16(0);
+  key.int16(marker.commit ? CONTROL_COMMIT : CONTROL_ABORT);
+  const value = new ByteWriter(6);
+  value.int16(0);
+  value.int32(marker.coordinatorEpoch);
+  return encodeRecordBatch([{ key: key.finish(), value: value.finish(), timestampMs }], {
+    producerId: marker.producerId,
+    producerEpoch: marker.producerEpoch,
+    baseSequence: -1,
+    transactional: true,
+    control: true,
+  });
+}
+
+/**
+ * The transaction marker in a control batch; null for a control record of another type
+ * (KRaft's leader-change and snapshot records) or one without a readable key.
+ */
+export function readControlMarker(batch: Uint8Array): ControlMarker | null {
+  const { records } = readBatchRecords(batch);
+  const r = records[0];
+  if (r === undefined || r.key === null || r.key.length < 4) return null;
+  const kv = new DataView(r.key.buffer, r.key.byteOffset, r.key.byteLength);
+  const type = kv.getInt16(2);
+  if (type !== CONTROL_ABORT && type !== CONTROL_COMMIT) return null;
+  let coordinatorEpoch = -1;
+  if (r.value !== null && r.value.length >= 6) {
+    coordinatorEpoch = new DataView(r.value.buffer, r.value.byteOffset, r.value.byteLength)
+      .getInt32(2);
+  }
+  return { commit: type === CONTROL_COMMIT, coordinatorEpoch };
 }

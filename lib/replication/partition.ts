@@ -166,6 +166,17 @@ export class Partition {
     return this.#core.highWatermark;
   }
 
+  /**
+   * The last stable offset: the high watermark, or the first offset of a transaction not
+   * decided (or whose marker is not replicated) yet, if lower. read_committed consumers
+   * read below it.
+   */
+  get lastStableOffset(): number {
+    const hw = this.highWatermark;
+    const first = this.producerState.state.firstUnstableOffset(hw);
+    return first === null ? hw : Math.min(first, hw);
+  }
+
   /** Leader only: the followers' fetch state (for ISR decisions). */
   get followers(): ReadonlyMap<number, FollowerState> {
     return this.#core.followers;
@@ -308,7 +319,10 @@ export class Partition {
     }
     let bytes = 0;
     for (const b of batches) bytes += b.length;
-    this.producerState.onAppended(headers, headers[0]!.baseOffset, { logAppendTimeMs: -1, bytes });
+    this.producerState.onAppended(headers, batches, headers[0]!.baseOffset, {
+      logAppendTimeMs: -1,
+      bytes,
+    });
     return result.lastOffset;
   }
 

@@ -25,9 +25,15 @@ import {
   topicConfigValue,
 } from "../metadata/mod.ts";
 import { ErrorCode } from "../protocol/error_codes.ts";
-import { batchHasNullKey } from "../protocol/record_codec.ts";
-import { type BatchHeader, splitBatches, validateBatch } from "../protocol/record_batch.ts";
-import { PartitionProducerState } from "../producer/mod.ts";
+import { batchHasNullKey, encodeControlBatch } from "../protocol/record_codec.ts";
+import {
+  type BatchHeader,
+  isControl,
+  readBatchHeader,
+  splitBatches,
+  validateBatch,
+} from "../protocol/record_batch.ts";
+import { type AppendOrigin, PartitionProducerState, type TxnMarker } from "../producer/mod.ts";
 import { denoFs, ensureDir, type FileSystem, syncDir } from "../runtime/fs.ts";
 import type { Network } from "../runtime/net.ts";
 import { systemTimers, type TimerHandle, type Timers } from "../runtime/timers.ts";
@@ -527,7 +533,11 @@ export class ReplicaManager {
    * Throws {@linkcode TidelogError}: CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, INVALID_RECORD,
    * OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH.
    */
-  appendAsLeader(partition: Partition, records: Uint8Array | null): LeaderAppendResult {
+  appendAsLeader(
+    partition: Partition,
+    records: Uint8Array | null,
+    origin: AppendOrigin = "client",
+  ): LeaderAppendResult {
     if (!partition.isLeader) {
       throw new TidelogError(
         ErrorCode.NOT_LEADER_OR_FOLLOWER,
@@ -567,18 +577,17 @@ export class ReplicaManager {
           `Compacted topic cannot accept message without key in topic partition ${partition.name}.`,
         );
       }
-      if ((header.attributes & 0x30) !== 0) {
-        // Transactions are not supported: refuse markers and transactional data rather
-        // than store records no consumer could resolve.
+      if (isControl(header)) {
+        // Markers come from transaction coordinators (WriteTxnMarkers), never from clients.
         throw new TidelogError(
           ErrorCode.INVALID_RECORD,
-          `Transactional or control batch for ${partition.name}: transactions are not supported`,
+          `Client produce requests may not carry control records (${partition.name})`,
         );
       }
     }
     const logAppendTime =
       topicConfigValue(topic.configs, "message.timestamp.type", layers) === "LogAppendTime";
-    const duplicate = partition.producerState.check(headers);
+    const duplicate = partition.producerState.check(headers, origin);
     if (duplicate !== null) {
       log.debug("Duplicate batch of producer {producerId} for {partition} at offset {offset}", {
         producerId: duplicate.producerId,
@@ -600,12 +609,40 @@ export class ReplicaManager {
       leaderEpoch: partition.leaderEpoch,
       ...(logAppendTime ? { logAppendTimeMs: this.#clock.nowMs() } : {}),
     });
-    partition.producerState.onAppended(headers, result.baseOffset, {
+    partition.producerState.onAppended(headers, batches, result.baseOffset, {
       logAppendTimeMs: result.logAppendTimeMs,
       bytes: records.length,
     });
     partition.afterAppend(result.lastOffset);
     return { ...result, duplicate: false };
+  }
+
+  /**
+   * Leader: appends a transaction marker (a control batch) for `marker`'s producer, as
+   * WriteTxnMarkers asks; returns its offset. The caller waits for the high watermark
+   * (markers are written with acks=all, as Kafka does).
+   *
+   * @throws {TidelogError} NOT_LEADER_OR_FOLLOWER; INVALID_PRODUCER_EPOCH or
+   * TRANSACTION_COORDINATOR_FENCED for a marker from an older producer or coordinator epoch
+   */
+  appendMarkerAsLeader(partition: Partition, marker: TxnMarker): number {
+    if (!partition.isLeader || partition.closed) {
+      throw new TidelogError(
+        ErrorCode.NOT_LEADER_OR_FOLLOWER,
+        `This node is not the leader of ${partition.name}`,
+      );
+    }
+    partition.producerState.state.checkMarker(marker);
+    const batch = encodeControlBatch(marker, this.#clock.nowMs());
+    const header = readBatchHeader(batch, 0);
+    partition.maybeAssignLeaderEpoch();
+    const result = partition.log.append([batch], { leaderEpoch: partition.leaderEpoch });
+    partition.producerState.onAppended([header], [batch], result.baseOffset, {
+      logAppendTimeMs: -1,
+      bytes: batch.length,
+    });
+    partition.afterAppend(result.lastOffset);
+    return result.lastOffset;
   }
 
   /** Deletes segments past retention in every partition. */

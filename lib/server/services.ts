@@ -3,6 +3,8 @@
  * hosted partitions. Built by `lib/node.ts`; tests build their own.
  */
 import type { GroupService } from "../group/mod.ts";
+import type { ProducerIdManager } from "../producer/mod.ts";
+import type { TxnService } from "../txn/mod.ts";
 import type {
   BrokerLifecycle,
   ControllerChannel,
@@ -45,6 +47,10 @@ export interface BrokerServices {
   readonly replicas: ReplicaManager;
   /** The consumer-group coordinator for the offsets partitions this node leads. */
   readonly groups: GroupService;
+  /** The transaction coordinator for the `__transaction_state` partitions this node leads. */
+  readonly txn: TxnService;
+  /** Producer ids for idempotent and transactional producers (blocks from the controller). */
+  readonly producerIds: ProducerIdManager;
   readonly clock: Clock;
   /** Timers for request deadlines and long polls. */
   readonly timers: Timers;

@@ -16,6 +16,12 @@ import {
   OFFSETS_TOPIC_PARTITIONS,
 } from "../group/offsets_topic.ts";
 import { ApiKey, ErrorCode } from "../protocol/mod.ts";
+import {
+  TXN_TOPIC,
+  TXN_TOPIC_CONFIGS,
+  TXN_TOPIC_MIN_ISR,
+  TXN_TOPIC_PARTITIONS,
+} from "../txn/mod.ts";
 import { TidelogError } from "../util/errors.ts";
 import { getLogger } from "../util/log.ts";
 import type { BrokerServices } from "./services.ts";
@@ -157,6 +163,40 @@ export function ensureOffsetsTopic(services: BrokerServices): Promise<void> {
           configs: Object.entries(OFFSETS_TOPIC_CONFIGS).map(([name, value]) => ({ name, value })),
         },
       );
+    } catch (err) {
+      if (!(err instanceof TidelogError && err.code === ErrorCode.TOPIC_ALREADY_EXISTS)) throw err;
+    }
+  });
+}
+
+/**
+ * Makes sure `__transaction_state` exists (created as Kafka does on the first transactional
+ * FindCoordinator or InitProducerId) and its hosted partitions are loaded.
+ */
+export function ensureTransactionTopic(services: BrokerServices): Promise<void> {
+  return services.txn.whenTopicReady(async () => {
+    if (services.metadata.image.topic(TXN_TOPIC)) return;
+    // As the offsets topic: Kafka's replication factor (3) as far as the cluster has
+    // nodes and no more than are live; min.insync.replicas 2 where the factor allows.
+    const replicationFactor = Math.max(
+      1,
+      Math.min(
+        services.config.offsetsTopicReplicationFactor,
+        services.metadata.image.liveBrokers().length,
+      ),
+    );
+    const configs = {
+      ...TXN_TOPIC_CONFIGS,
+      "min.insync.replicas": String(Math.min(TXN_TOPIC_MIN_ISR, replicationFactor)),
+    };
+    try {
+      await createTopicOnController(services, {
+        name: TXN_TOPIC,
+        numPartitions: TXN_TOPIC_PARTITIONS,
+        replicationFactor,
+        assignments: [],
+        configs: Object.entries(configs).map(([name, value]) => ({ name, value })),
+      });
     } catch (err) {
       if (!(err instanceof TidelogError && err.code === ErrorCode.TOPIC_ALREADY_EXISTS)) throw err;
     }

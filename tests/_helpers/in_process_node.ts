@@ -48,6 +48,7 @@ export async function startTestNode(
     logCleanerDedupeBufferBytes: 16 * 1024 * 1024,
     logCleanerIoMaxBytesPerSecond: 0,
     logCleanerBackoffMs: 15_000,
+    transactionMaxTimeoutMs: 900_000,
     ...overrides,
   };
   const connections: KafkaConnection[] = [];

@@ -188,7 +188,8 @@ function buildMessage(raw: RawMessage): Built {
   const structs: Built["structs"] = new Map();
   const resolveFields = (fields: RawField[]): FieldSchema[] => fields.map(resolveField);
   const resolveField = (f: RawField): FieldSchema => {
-    const versions = parseVersions(f.versions);
+    // A tagged-only field exists in its tagged versions (Kafka's MessageGenerator).
+    const versions = parseVersions(f.versions ?? f.taggedVersions);
     if (versions === null) throw new Error(`${raw.name}.${f.name}: no versions`);
     const out: {
       -readonly [K in keyof FieldSchema]: FieldSchema[K];
@@ -442,8 +443,11 @@ export function generate(dir: string): Map<string, string> {
   for (const e of Deno.readDirSync(dir)) {
     if (e.isFile && e.name.endsWith(".json")) names.push(e.name);
   }
-  // The group coordinator's record values (what __consumer_offsets holds) are data types.
-  for (const name of ["GroupMetadataValue.json", "OffsetCommitValue.json"]) {
+  // The coordinators' record values (what __consumer_offsets and __transaction_state hold)
+  // are data types.
+  for (
+    const name of ["GroupMetadataValue.json", "OffsetCommitValue.json", "TransactionLogValue.json"]
+  ) {
     names.push(`coordinator/${name}`);
   }
   names.sort();
@@ -452,6 +456,7 @@ export function generate(dir: string): Map<string, string> {
     const raw = JSON.parse(
       stripJsonComments(Deno.readTextFileSync(`${dir}/${name}`)),
     ) as RawMessage;
+    if (raw.type === "coordinator-value") raw.type = "data";
     if (raw.type !== "request" && raw.type !== "response" && raw.type !== "data") continue;
     built.push(buildMessage(raw));
   }

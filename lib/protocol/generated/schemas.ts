@@ -3304,6 +3304,27 @@ export const SCHEMAS: readonly MessageSchema[] = [
     ],
   },
   {
+    name: "TransactionLogValue", apiKey: 0, type: "data", validVersions: [0, 1], flexibleVersions: [1, V],
+    fields: [
+      { name: "producerId", type: "int64", versions: [0, V] },
+      { name: "previousProducerId", type: "int64", versions: [1, V], taggedVersions: [1, V], tag: 0, default: -1n },
+      { name: "nextProducerId", type: "int64", versions: [1, V], taggedVersions: [1, V], tag: 1, default: -1n },
+      { name: "producerEpoch", type: "int16", versions: [0, V] },
+      { name: "transactionTimeoutMs", type: "int32", versions: [0, V] },
+      { name: "transactionStatus", type: "int8", versions: [0, V] },
+      {
+        name: "transactionPartitions", type: "[]PartitionsSchema", struct: "TransactionLogValuePartitionsSchema", versions: [0, V], nullableVersions: [0, V],
+        fields: [
+          { name: "topic", type: "string", versions: [0, V] },
+          { name: "partitionIds", type: "[]int32", versions: [0, V] },
+        ],
+      },
+      { name: "transactionLastUpdateTimestampMs", type: "int64", versions: [0, V] },
+      { name: "transactionStartTimestampMs", type: "int64", versions: [0, V] },
+      { name: "clientTransactionVersion", type: "int16", versions: [1, V], taggedVersions: [1, V], tag: 2, default: 0 },
+    ],
+  },
+  {
     name: "TxnOffsetCommitRequest", apiKey: 28, type: "request", validVersions: [0, 4], flexibleVersions: [3, V],
     fields: [
       { name: "transactionalId", type: "string", versions: [0, V] },

@@ -5958,6 +5958,48 @@ export interface SyncGroupResponse {
   _unknownTaggedFields?: UnknownTaggedField[];
 }
 
+/** Kafka TransactionLogValue (API key 0), versions 0-1, flexible 1+. */
+export interface TransactionLogValue {
+  /** Producer id in use by the transactional id. (Versions 0+.) */
+  producerId: bigint;
+  /**
+   * Producer id used by the last committed transaction. (Versions undefined; tagged 1+ (tag 0);
+   * default -1.)
+   */
+  previousProducerId: bigint;
+  /**
+   * Latest producer ID sent to the producer for the given transactional id. (Versions undefined;
+   * tagged 1+ (tag 1); default -1.)
+   */
+  nextProducerId: bigint;
+  /** Epoch associated with the producer id. (Versions 0+.) */
+  producerEpoch: number;
+  /** Transaction timeout in milliseconds. (Versions 0+.) */
+  transactionTimeoutMs: number;
+  /** TransactionState the transaction is in. (Versions 0+.) */
+  transactionStatus: number;
+  /** Partitions involved in the transaction. (Versions 0+; nullable 0+.) */
+  transactionPartitions: TransactionLogValuePartitionsSchema[] | null;
+  /** Time the transaction was last updated. (Versions 0+.) */
+  transactionLastUpdateTimestampMs: bigint;
+  /** Time the transaction was started. (Versions 0+.) */
+  transactionStartTimestampMs: bigint;
+  /** The transaction version used by the client. (Versions undefined; tagged 1+ (tag 2); default 0.) */
+  clientTransactionVersion: number;
+  /** Tagged fields this codec does not know, kept so re-encoding preserves them. */
+  _unknownTaggedFields?: UnknownTaggedField[];
+}
+
+/** A struct of {@linkcode TransactionLogValue}. */
+export interface TransactionLogValuePartitionsSchema {
+  /** Topic involved in the transaction. (Versions 0+.) */
+  topic: string;
+  /** Partition ids involved in the transaction. (Versions 0+.) */
+  partitionIds: number[];
+  /** Tagged fields this codec does not know, kept so re-encoding preserves them. */
+  _unknownTaggedFields?: UnknownTaggedField[];
+}
+
 /** Kafka TxnOffsetCommitRequest (API key 28), versions 0-4, flexible 3+. */
 export interface TxnOffsetCommitRequest {
   /** The ID of the transaction. (Versions 0+.) */
@@ -6806,5 +6848,6 @@ export interface DataTypes {
   OffsetCommitValue: OffsetCommitValue;
   SnapshotFooterRecord: SnapshotFooterRecord;
   SnapshotHeaderRecord: SnapshotHeaderRecord;
+  TransactionLogValue: TransactionLogValue;
   VotersRecord: VotersRecord;
 }

@@ -2,8 +2,9 @@
  * DescribeProducers (key 61): v0.
  *
  * Behaviour: for each partition this node leads, the idempotent producers its producer
- * state remembers: id, epoch, last sequence and timestamp of the newest batch.
- * Transactions are not supported, so coordinatorEpoch and currentTxnStartOffset are -1.
+ * state remembers: id, epoch, last sequence and timestamp of the newest batch, the epoch of
+ * the coordinator that wrote its last transaction marker, and the first offset of its open
+ * transaction (-1 when none is open), as `kafka-transactions describe-producers` shows.
  * A partition of a missing topic gets UNKNOWN_TOPIC_OR_PARTITION; one this node does not
  * lead gets NOT_LEADER_OR_FOLLOWER (the admin client asks the leader).
  *
@@ -53,8 +54,8 @@ export const describeProducersHandler: ApiHandler<typeof ApiKey.DescribeProducer
               producerEpoch: e.producerEpoch,
               lastSequence: last?.lastSeq ?? -1,
               lastTimestamp: BigInt(last?.timestamp ?? -1),
-              coordinatorEpoch: -1,
-              currentTxnStartOffset: -1n,
+              coordinatorEpoch: e.coordinatorEpoch ?? -1,
+              currentTxnStartOffset: BigInt(e.currentTxnFirstOffset ?? -1),
             };
           }),
         };

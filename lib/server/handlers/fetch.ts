@@ -22,8 +22,12 @@
  * not served. v7+ fetch sessions (KIP-227): no session is ever created (sessionId 0 in
  * every response), which clients treat as "send full fetch requests"; an incremental
  * request naming a session gets FETCH_SESSION_ID_NOT_FOUND. v13+ names topics by id
- * (unknown → UNKNOWN_TOPIC_ID). No transactions, so the last stable offset is the high
- * watermark and there are never aborted transactions.
+ * (unknown → UNKNOWN_TOPIC_ID).
+ *
+ * Transactions (KIP-98): every answer carries the last stable offset. A read_committed
+ * fetch (isolation level 1) reads below it, not the high watermark, and gets the aborted
+ * transactions that overlap what it may read (producer id, first offset), so the client
+ * drops their records; read_uncommitted gets `abortedTransactions: null`.
  */
 import {
   ApiKey,
@@ -56,6 +60,8 @@ interface FetchTarget {
   error: number;
   fetchOffset: number;
   partitionMaxBytes: number;
+  /** A consumer with isolation_level=read_committed. */
+  readCommitted: boolean;
   /** The current leader, for NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH answers. */
   leader?: { leaderId: number; leaderEpoch: number };
 }
@@ -117,6 +123,7 @@ function resolveTargets(
         error,
         fetchOffset: Number(p.fetchOffset),
         partitionMaxBytes: p.partitionMaxBytes,
+        readCommitted: replicaId < 0 && req.isolationLevel === 1,
         ...(error !== ErrorCode.NONE && topic?.partitions[p.partition]
           ? {
             leader: {
@@ -165,10 +172,11 @@ function readAll(
       };
     }
     const hw = p.highWatermark;
-    const readEnd = t.toLogEnd ? p.log.logEndOffset : hw;
+    const lso = p.lastStableOffset;
+    const readEnd = t.toLogEnd ? p.log.logEndOffset : t.readCommitted ? lso : hw;
     const marks = {
       highWatermark: BigInt(hw),
-      lastStableOffset: BigInt(hw),
+      lastStableOffset: BigInt(lso),
       logStartOffset: BigInt(p.log.logStartOffset),
     };
     try {
@@ -185,7 +193,15 @@ function readAll(
       }
       bytes += records.byteLength;
       remaining -= records.byteLength;
-      return { ...base, ...marks, errorCode: ErrorCode.NONE, records };
+      const abortedTransactions = t.readCommitted && records.byteLength > 0
+        ? p.producerState.state.abortedTransactions(t.fetchOffset, readEnd).map((a) => ({
+          producerId: a.producerId,
+          firstOffset: BigInt(a.firstOffset),
+        }))
+        : t.readCommitted
+        ? []
+        : null;
+      return { ...base, ...marks, abortedTransactions, errorCode: ErrorCode.NONE, records };
     } catch (err) {
       errors++;
       // Consumers get Kafka's unknown marks with an error; followers get ours, which tell

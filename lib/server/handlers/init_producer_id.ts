@@ -14,44 +14,20 @@
  * same, which is always safe: the new id starts with fresh state on every partition. A
  * producerId without an epoch, or the reverse, is INVALID_REQUEST (KafkaApis).
  *
- * Transactions are not supported. A non-null transactionalId gets
- * TRANSACTIONAL_ID_AUTHORIZATION_FAILED: both the Java client and librdkafka treat it as
- * fatal for `initTransactions()`, so the application fails at once with an error naming
- * the transactional id. The codes Kafka uses when a coordinator is merely unavailable
- * (COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS) are
- * retriable: clients would retry until `max.block.ms` or `transaction.timeout.ms` and then
- * report a misleading timeout. An empty transactionalId is INVALID_REQUEST, as in Kafka.
+ * With a transactionalId (KIP-98), the transaction coordinator of the id answers (elsewhere
+ * NOT_COORDINATOR; COORDINATOR_LOAD_IN_PROGRESS while it loads): the id's producer id with
+ * its epoch bumped (a new id when the epoch is exhausted), fencing older incarnations; an
+ * open transaction of the previous incarnation is aborted first and the request answered
+ * CONCURRENT_TRANSACTIONS, which clients retry. A `transaction.timeout.ms` above
+ * `transaction.max.timeout.ms` (15 min) is INVALID_TRANSACTION_TIMEOUT; a stale
+ * producerId/epoch (v3+) PRODUCER_FENCED (v4+) or INVALID_PRODUCER_EPOCH. An empty
+ * transactionalId is INVALID_REQUEST, as in Kafka.
  *
- * Version notes: v2+ flexible; v3+ carries producerId/producerEpoch (see above); v4 and
- * v5 only add error codes (PRODUCER_FENCED, TRANSACTION_ABORTABLE) that concern
- * transactions.
+ * Version notes: v2+ flexible; v3+ carries producerId/producerEpoch (see above); v4 adds
+ * PRODUCER_FENCED, v5 TRANSACTION_ABORTABLE (never answered here).
  */
-import { ProducerIdManager } from "../../producer/mod.ts";
-import type { BrokerServices } from "../services.ts";
 import { ApiKey, ErrorCode, type InitProducerIdRequest } from "../../protocol/mod.ts";
 import { type ApiHandler, respond } from "../handler.ts";
-
-/** One allocator per node (keyed by its services). */
-const managers = new WeakMap<BrokerServices, ProducerIdManager>();
-
-/**
- * Blocks of ids come from the controller (AllocateProducerIds when it is another node);
- * the controller decides the block size, PRODUCER_ID_BLOCK_SIZE, as the manager expects.
- */
-function producerIdManager(services: BrokerServices): ProducerIdManager {
-  let manager = managers.get(services);
-  if (manager === undefined) {
-    manager = new ProducerIdManager(async () => {
-      const block = await services.controllerChannel.allocateProducerIds(
-        services.config.nodeId,
-        services.lifecycle.brokerEpoch,
-      );
-      return block.start;
-    });
-    managers.set(services, manager);
-  }
-  return manager;
-}
 
 function failure(code: number) {
   return respond({ throttleTimeMs: 0, errorCode: code, producerId: -1n, producerEpoch: -1 });
@@ -63,21 +39,39 @@ export const initProducerIdHandler: ApiHandler<typeof ApiKey.InitProducerId> = {
   maxVersion: 5,
   async handle(ctx, req: InitProducerIdRequest) {
     const { services, log } = ctx;
-    if (req.transactionalId !== null) {
-      log.info(
-        "InitProducerId for transactional id {transactionalId} refused: transactions are not supported",
-        { transactionalId: req.transactionalId },
-      );
-      return failure(
-        req.transactionalId === ""
-          ? ErrorCode.INVALID_REQUEST
-          : ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-      );
-    }
-    if ((req.producerId === -1n) !== (req.producerEpoch === -1)) {
+    const version = ctx.header.apiVersion;
+    const hasExpected = version >= 3 && req.producerId !== -1n;
+    if (version >= 3 && (req.producerId === -1n) !== (req.producerEpoch === -1)) {
       return failure(ErrorCode.INVALID_REQUEST);
     }
-    const producerId = await producerIdManager(services).generateProducerId();
+    const transactionalId = req.transactionalId;
+    if (transactionalId !== null) {
+      if (transactionalId === "") return failure(ErrorCode.INVALID_REQUEST);
+      const code = services.txn.coordinatorError(transactionalId);
+      if (code !== ErrorCode.NONE) return failure(code);
+      const r = await services.txn.initProducerId(
+        transactionalId,
+        req.transactionTimeoutMs,
+        hasExpected ? { producerId: req.producerId, producerEpoch: req.producerEpoch } : null,
+        version,
+      );
+      log.debug(
+        "InitProducerId for {transactionalId}: {code}, producer {producerId} epoch {epoch}",
+        {
+          transactionalId,
+          code: r.code,
+          producerId: r.producerId ?? -1n,
+          epoch: r.producerEpoch ?? -1,
+        },
+      );
+      return respond({
+        throttleTimeMs: 0,
+        errorCode: r.code,
+        producerId: r.code === ErrorCode.NONE ? r.producerId! : -1n,
+        producerEpoch: r.code === ErrorCode.NONE ? r.producerEpoch! : -1,
+      });
+    }
+    const producerId = await services.producerIds.generateProducerId();
     log.debug("Producer id {producerId} for an idempotent producer (was {previous})", {
       producerId,
       previous: req.producerId,

@@ -2,8 +2,8 @@
  * ListOffsets (key 2): v1-10.
  *
  * Behaviour: per partition, the offset for a timestamp: -2 EARLIEST (log start), -1
- * LATEST (the high watermark, which is also the last stable offset since there are no
- * transactions), -3 MAX_TIMESTAMP (v7+), -4 EARLIEST_LOCAL (v8+, the log start: all data
+ * LATEST (the high watermark; the last stable offset for isolation_level=read_committed,
+ * v2+), -3 MAX_TIMESTAMP (v7+), -4 EARLIEST_LOCAL (v8+, the log start: all data
  * is local), -5 LATEST_TIERED (v9+, -1: nothing is tiered), otherwise the first record
  * whose timestamp is at or after it (offset -1 if none). Leader epochs (v4+) are checked
  * as in Fetch.
@@ -62,12 +62,17 @@ function lookup(
   timestamp: number,
   version: number,
   replicaId: number,
+  readCommitted: boolean,
 ): { offset: number; timestamp: number } {
   const none = { offset: -1, timestamp: -1 };
   const isConsumer = replicaId === CONSUMER_REPLICA_ID;
-  // Kafka's lastFetchableOffset: consumers read below the high watermark (= the last
-  // stable offset, there are no transactions); replicas and debug tools up to the log end.
-  const lastFetchable = isConsumer ? p.highWatermark : p.log.logEndOffset;
+  // Kafka's lastFetchableOffset: read_committed consumers read below the last stable
+  // offset, others below the high watermark; replicas and debug tools up to the log end.
+  const lastFetchable = !isConsumer
+    ? p.log.logEndOffset
+    : readCommitted
+    ? p.lastStableOffset
+    : p.highWatermark;
   const lagging = isConsumer && p.isLeader && epochStartOffset(p) > p.highWatermark;
   const notAvailable = () =>
     new TidelogError(
@@ -204,7 +209,13 @@ export const listOffsetsHandler: ApiHandler<typeof ApiKey.ListOffsets> = {
               ),
             };
           }
-          const r = lookup(p, Number(q.timestamp), version, req.replicaId);
+          const r = lookup(
+            p,
+            Number(q.timestamp),
+            version,
+            req.replicaId,
+            version >= 2 && req.isolationLevel === 1,
+          );
           return {
             ...base,
             errorCode: ErrorCode.NONE,

@@ -38,6 +38,15 @@ import { initProducerIdHandler } from "./init_producer_id.ts";
 import { listOffsetsHandler } from "./list_offsets.ts";
 import { metadataHandler } from "./metadata.ts";
 import { produceHandler } from "./produce.ts";
+import {
+  addOffsetsToTxnHandler,
+  addPartitionsToTxnHandler,
+  describeTransactionsHandler,
+  endTxnHandler,
+  listTransactionsHandler,
+} from "./transactions.ts";
+import { txnOffsetCommitHandler } from "./txn_offset_commit.ts";
+import { writeTxnMarkersHandler } from "./write_txn_markers.ts";
 
 /** All handlers; `versions` lists the served ranges for ApiVersions. */
 export function allHandlers(
@@ -67,6 +76,13 @@ export function allHandlers(
     describeClusterHandler,
     describeQuorumHandler,
     initProducerIdHandler,
+    addPartitionsToTxnHandler,
+    addOffsetsToTxnHandler,
+    endTxnHandler,
+    writeTxnMarkersHandler,
+    txnOffsetCommitHandler,
+    describeTransactionsHandler,
+    listTransactionsHandler,
     offsetCommitHandler,
     offsetFetchHandler,
     findCoordinatorHandler,

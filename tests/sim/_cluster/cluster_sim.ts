@@ -357,6 +357,7 @@ export class ClusterSim {
       logCleanerDedupeBufferBytes: 4 * 1024 * 1024,
       logCleanerIoMaxBytesPerSecond: 0,
       logCleanerBackoffMs: 15_000,
+      transactionMaxTimeoutMs: 900_000,
     };
   }
 

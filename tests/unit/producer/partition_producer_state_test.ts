@@ -40,7 +40,7 @@ function append(plog: PartitionLog, pps: PartitionProducerState, batch: Uint8Arr
   const dup = pps.check([h]);
   if (dup !== null) return { duplicate: true, baseOffset: dup.firstOffset };
   const r = plog.append([batch], { leaderEpoch: 0 });
-  pps.onAppended([h], r.baseOffset, { logAppendTimeMs: -1, bytes: batch.length });
+  pps.onAppended([h], [batch], r.baseOffset, { logAppendTimeMs: -1, bytes: batch.length });
   return { duplicate: false, baseOffset: r.baseOffset };
 }
 

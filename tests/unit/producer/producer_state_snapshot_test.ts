@@ -19,20 +19,45 @@ const SNAPSHOT: ProducerStateSnapshot = {
         { firstSeq: 2147483646, lastSeq: 1, firstOffset: 100, lastOffset: 103, timestamp: 5 },
         { firstSeq: 2, lastSeq: 11, firstOffset: 110, lastOffset: 119, timestamp: -1 },
       ],
+      currentTxnFirstOffset: 104,
+      coordinatorEpoch: 7,
     },
-    { producerId: 0n, producerEpoch: 0, lastUpdateMs: 0, batches: [] },
+    {
+      producerId: 0n,
+      producerEpoch: 0,
+      lastUpdateMs: 0,
+      batches: [],
+      currentTxnFirstOffset: -1,
+      coordinatorEpoch: -1,
+    },
   ],
+  aborted: [{ producerId: 5n, firstOffset: 20, lastOffset: 31 }],
 };
 
 Deno.test("encodeSnapshot()/decodeSnapshot() round-trip every field", () => {
   assert.deepEqual(decodeSnapshot(encodeSnapshot(SNAPSHOT)), SNAPSHOT);
-  const empty = { offset: 0, lastBatch: null, logIncarnation: 0, entries: [] };
+  const empty = { offset: 0, lastBatch: null, logIncarnation: 0, entries: [], aborted: [] };
   assert.deepEqual(decodeSnapshot(encodeSnapshot(empty)), empty);
 });
 
 Deno.test("decodeSnapshot() reads snapshots written before logIncarnation existed as incarnation 0", () => {
   const { logIncarnation: _, ...old } = JSON.parse(encodeSnapshot(SNAPSHOT));
   assert.deepEqual(decodeSnapshot(JSON.stringify(old)), { ...SNAPSHOT, logIncarnation: 0 });
+});
+
+Deno.test("decodeSnapshot() reads snapshots written before transactions: no open transaction, nothing aborted", () => {
+  const json = JSON.parse(encodeSnapshot(SNAPSHOT));
+  delete json.aborted;
+  json.producers = json.producers.map((p: unknown[]) => p.slice(0, 4));
+  assert.deepEqual(decodeSnapshot(JSON.stringify(json)), {
+    ...SNAPSHOT,
+    entries: SNAPSHOT.entries.map((e) => ({
+      ...e,
+      currentTxnFirstOffset: -1,
+      coordinatorEpoch: -1,
+    })),
+    aborted: [],
+  });
 });
 
 Deno.test("decodeSnapshot() refuses malformed snapshots with SyntaxError", async (t) => {
@@ -50,6 +75,8 @@ Deno.test("decodeSnapshot() refuses malformed snapshots with SyntaxError", async
     ["a non-numeric producer id", { ...good, producers: [["-1", 0, 0, []]] }],
     ["a batch with 4 fields", { ...good, producers: [["1", 0, 0, [[1, 2, 3, 4]]]] }],
     ["a batch with a string", { ...good, producers: [["1", 0, 0, [[1, 2, 3, 4, "5"]]]] }],
+    ["a bad transaction state", { ...good, producers: [["1", 0, 0, [], [1]]] }],
+    ["a bad aborted transaction", { ...good, aborted: [["x", 1, 2]] }],
   ];
   for (const [name, value] of cases) {
     await t.step(name, () => {

@@ -33,7 +33,7 @@ function append(plog: PartitionLog, pps: PartitionProducerState, batch: Uint8Arr
   const h = validateBatch(batch);
   assert.equal(pps.check([h]), null);
   const r = plog.append([batch], { leaderEpoch: 0 });
-  pps.onAppended([h], r.baseOffset, { logAppendTimeMs: -1, bytes: batch.length });
+  pps.onAppended([h], [batch], r.baseOffset, { logAppendTimeMs: -1, bytes: batch.length });
 }
 
 /** What Partition does after a truncation. */
