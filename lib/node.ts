@@ -5,6 +5,7 @@
 import { join } from "node:path";
 import type { ServeOptions } from "./cli.ts";
 import { DEFAULT_GROUP_CONFIG, GroupCoordinator, GroupService } from "./group/mod.ts";
+import { BrokerConnections } from "./client/mod.ts";
 import { ProducerIdManager } from "./producer/mod.ts";
 import { writeMarkersLocally } from "./server/handlers/write_txn_markers.ts";
 import { DEFAULT_TXN_CONFIG, MarkerChannel, TxnCoordinator, TxnService } from "./txn/mod.ts";
@@ -180,7 +181,7 @@ export class Node {
   readonly #replicas: ReplicaManager;
   readonly #groups: GroupService;
   readonly #txn: TxnService;
-  readonly #markers: MarkerChannel;
+  readonly #brokers: BrokerConnections;
   readonly #controller: ControllerService;
   readonly #channel: ControllerChannel;
   readonly #lifecycle: BrokerLifecycle;
@@ -200,7 +201,7 @@ export class Node {
     replicas: ReplicaManager;
     groups: GroupService;
     txn: TxnService;
-    markers: MarkerChannel;
+    brokers: BrokerConnections;
     controller: ControllerService;
     channel: ControllerChannel;
     lifecycle: BrokerLifecycle;
@@ -216,7 +217,7 @@ export class Node {
     this.#replicas = parts.replicas;
     this.#groups = parts.groups;
     this.#txn = parts.txn;
-    this.#markers = parts.markers;
+    this.#brokers = parts.brokers;
     this.#controller = parts.controller;
     this.#channel = parts.channel;
     this.#lifecycle = parts.lifecycle;
@@ -420,6 +421,12 @@ export class Node {
         const block = await channel!.allocateProducerIds(options.nodeId, brokerEpoch());
         return block.start;
       });
+      const brokers = new BrokerConnections({
+        clientId: `tidelog-broker-${options.nodeId}`,
+        endpointOf: (id) => store!.image.brokers.get(id)?.endpoints[0],
+        net,
+        timers,
+      });
       const markers = new MarkerChannel({
         nodeId: options.nodeId,
         leaderOf: (topic, partition) => {
@@ -427,10 +434,8 @@ export class Node {
           if (!t || !t.partitions[partition]) return undefined;
           return t.partitions[partition]!.leader;
         },
-        endpointOf: (id) => store!.image.brokers.get(id)?.endpoints[0],
         writeLocally: (job, partitions) => writeMarkersLocally(services, job, partitions),
-        net,
-        timers,
+        brokers,
       });
       const txn = new TxnService(
         new TxnCoordinator({
@@ -475,6 +480,7 @@ export class Node {
         groups,
         txn,
         producerIds,
+        brokers,
         clock,
         timers,
         controllerContext: (): ControllerContext => ({
@@ -582,7 +588,7 @@ export class Node {
         replicas,
         groups,
         txn,
-        markers,
+        brokers,
         controller,
         channel,
         lifecycle,
@@ -692,7 +698,7 @@ export class Node {
         () => this.#controller.close(),
         () => this.#groups.close(),
         () => this.#txn.close(),
-        () => this.#markers.close(),
+        () => this.#brokers.close(),
         () => this.#replicas.close(),
         () => this.#store.close(),
         () => this.#lock.close(),
@@ -741,7 +747,7 @@ export class Node {
       this.#controller.close();
       this.#groups.close();
       this.#txn.close();
-      this.#markers.close();
+      this.#brokers.close();
       // The last fsyncs can fail (a failing disk): close the rest anyway, then report it,
       // so that the process exits 1 as for any storage failure (Kafka halts then too).
       let failure: unknown = null;

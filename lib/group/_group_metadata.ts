@@ -98,7 +98,10 @@ export class GroupMetadata {
    * transaction's marker: producer id → `offsetKey` → offset (Kafka's
    * pendingTransactionalOffsetCommits).
    */
-  readonly #pendingTxnOffsets = new Map<bigint, Map<string, CommittedOffset>>();
+  readonly #pendingTxnOffsets = new Map<
+    bigint,
+    Map<string, { offset: CommittedOffset; appendId: number }>
+  >();
   joinTimer: JoinTimer | null = null;
   syncTimer: { deadlineMs: number; generationId: number } | null = null;
 
@@ -292,11 +295,20 @@ export class GroupMetadata {
       this.#pendingTxnOffsets.size > 0;
   }
 
-  /** Stages a transactional commit of `producerId` until its transaction ends. */
-  addPendingTxnOffset(producerId: bigint, topic: string, partition: number, o: CommittedOffset) {
+  /**
+   * Stages a transactional commit of `producerId` until its transaction ends; `appendId`
+   * is the append that wrote it (0: loaded, newer than every loaded offset).
+   */
+  addPendingTxnOffset(
+    producerId: bigint,
+    topic: string,
+    partition: number,
+    o: CommittedOffset,
+    appendId: number,
+  ) {
     let m = this.#pendingTxnOffsets.get(producerId);
     if (m === undefined) this.#pendingTxnOffsets.set(producerId, m = new Map());
-    m.set(offsetKey(topic, partition), o);
+    m.set(offsetKey(topic, partition), { offset: o, appendId });
   }
 
   /** Whether a transaction has a commit for the partition that is not decided yet. */
@@ -320,9 +332,14 @@ export class GroupMetadata {
     if (m === undefined) return false;
     this.#pendingTxnOffsets.delete(producerId);
     if (commit) {
-      for (const [key, o] of m) {
+      for (const [key, { offset, appendId }] of m) {
         const { topic, partition } = parseOffsetKey(key);
-        this.setOffset(topic, partition, o);
+        // As Kafka: a commit written after the transaction's (a plain OffsetCommit that
+        // came between it and the marker) stays.
+        const current = this.offsetAppendId(topic, partition);
+        if (current === undefined || current <= appendId) {
+          this.setOffset(topic, partition, offset, appendId);
+        }
       }
     }
     return true;

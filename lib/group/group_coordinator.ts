@@ -1231,7 +1231,7 @@ export class GroupCoordinator {
     if (this.#groups.get(group.groupId) !== group) return;
     if (pending.txnProducerId !== undefined) {
       for (const c of pending.commits) {
-        group.addPendingTxnOffset(pending.txnProducerId, c.topic, c.partition, c.offset);
+        group.addPendingTxnOffset(pending.txnProducerId, c.topic, c.partition, c.offset, appendId);
       }
       return;
     }
@@ -1671,7 +1671,7 @@ export class GroupCoordinator {
           metadata: r.metadata,
           commitTimestampMs: r.commitTimestampMs,
           expireTimestampMs: r.expireTimestampMs,
-        });
+        }, 0);
       }
     }
     this.#log.info("Loaded {groups} groups from {records} records", {

@@ -268,9 +268,16 @@ export class GroupService {
     }
     this.#loading.delete(id);
     const records: GroupRecord[] = [];
-    // Transactional commits wait for their producer's marker: a commit marker puts them
-    // in the log order at its place, an abort marker drops them.
-    const pendingTxns = new Map<bigint, GroupRecord[]>();
+    // Transactional commits wait for their producer's marker: a commit marker applies
+    // them, an abort marker drops them. As Kafka, a transaction's commit of a partition
+    // applies only if no plain commit of it was written after it (the log offsets tell;
+    // compaction may have removed whichever of the two lost).
+    const pendingTxns = new Map<bigint, { record: GroupRecord; offset: number }[]>();
+    const lastWritten = new Map<string, number>();
+    const keyOf = (r: GroupRecord) =>
+      r.kind === "offset" || r.kind === "offset-tombstone"
+        ? `${r.groupId}\u0000${r.topic}\u0000${r.partition}`
+        : null;
     const start = partition.log.logStartOffset;
     forEachStoredBatch(partition.log, end, (h, batch) => {
       if (isControl(h)) {
@@ -278,20 +285,42 @@ export class GroupService {
         const list = pendingTxns.get(h.producerId);
         if (marker === null || list === undefined) return;
         pendingTxns.delete(h.producerId);
-        if (marker.commit) records.push(...list);
+        if (!marker.commit) return;
+        for (const { record, offset } of list) {
+          const key = keyOf(record);
+          if (key !== null && (lastWritten.get(key) ?? -1) > offset) continue;
+          if (key !== null) lastWritten.set(key, offset);
+          records.push(record);
+        }
         return;
       }
-      let target = records;
-      if (isTransactional(h)) {
-        target = pendingTxns.get(h.producerId) ?? [];
-        pendingTxns.set(h.producerId, target);
-      }
+      const transactional = isTransactional(h);
       for (const r of decodeRecords(batch)) {
         if (r.offset < start || r.key === null) continue;
-        target.push(decodeGroupRecord(r.key, r.value));
+        const record = decodeGroupRecord(r.key, r.value);
+        if (transactional) {
+          const list = pendingTxns.get(h.producerId) ?? [];
+          list.push({ record, offset: r.offset });
+          pendingTxns.set(h.producerId, list);
+        } else {
+          const key = keyOf(record);
+          if (key !== null) lastWritten.set(key, r.offset);
+          records.push(record);
+        }
       }
     });
-    this.#core.load(records, this.#clock.nowMs(), pendingTxns);
+    // Still undecided: those a later plain commit supersedes can never apply.
+    const undecided = new Map<bigint, GroupRecord[]>();
+    for (const [producerId, list] of pendingTxns) {
+      undecided.set(
+        producerId,
+        list.filter(({ record, offset }) => {
+          const key = keyOf(record);
+          return key === null || (lastWritten.get(key) ?? -1) < offset;
+        }).map(({ record }) => record),
+      );
+    }
+    this.#core.load(records, this.#clock.nowMs(), undecided);
     this.#loaded.add(partition.partitionId);
     if (records.length > 0) {
       log.info("Loaded {count} group records from {partition}", {

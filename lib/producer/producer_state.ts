@@ -179,6 +179,7 @@ export class ProducerStateManager {
   #unreplicated: TxnRange[] = [];
   /** Aborted transactions, in marker order (Kafka's transaction index). */
   #aborted: TxnRange[] = [];
+  #markersAppended = 0;
 
   constructor(name: string) {
     this.name = name;
@@ -246,6 +247,14 @@ export class ProducerStateManager {
     return out;
   }
 
+  /**
+   * How many markers this state has seen appended: a verification that waited on the
+   * coordinator checks no marker came meanwhile (Kafka's VerificationGuard).
+   */
+  get markersAppended(): number {
+    return this.#markersAppended;
+  }
+
   /** Every aborted transaction still remembered (snapshots, the cleaner). */
   allAborted(): readonly TxnRange[] {
     return this.#aborted;
@@ -288,6 +297,7 @@ export class ProducerStateManager {
    * it ended, or null if none was open.
    */
   onMarkerAppended(marker: TxnMarker, offset: number, nowMs: number): TxnRange | null {
+    this.#markersAppended++;
     let e = this.#entries.get(marker.producerId);
     if (e === undefined) {
       e = newEntry(marker.producerId, marker.producerEpoch, nowMs);

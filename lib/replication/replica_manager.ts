@@ -686,7 +686,10 @@ function cleanerTarget(p: Partition): CleanerTarget {
   return {
     name: p.name,
     log: p.log,
-    maxOffset: p.highWatermark,
+    // Nothing a transaction still open (or whose marker is not replicated) may be
+    // cleaned: whether its records stay depends on its outcome.
+    maxOffset: p.lastStableOffset,
+    abortedTransactions: () => p.producerState.state.allAborted(),
     producerLastOffsets: () =>
       new Set(
         p.producerState.state.entries().flatMap((e) => {

@@ -2,6 +2,7 @@
  * What handlers may use: this node's identity and settings, the metadata store and the
  * hosted partitions. Built by `lib/node.ts`; tests build their own.
  */
+import type { BrokerConnections } from "../client/mod.ts";
 import type { GroupService } from "../group/mod.ts";
 import type { ProducerIdManager } from "../producer/mod.ts";
 import type { TxnService } from "../txn/mod.ts";
@@ -51,6 +52,8 @@ export interface BrokerServices {
   readonly txn: TxnService;
   /** Producer ids for idempotent and transactional producers (blocks from the controller). */
   readonly producerIds: ProducerIdManager;
+  /** Connections to the other brokers (transaction markers and verification). */
+  readonly brokers: BrokerConnections;
   readonly clock: Clock;
   /** Timers for request deadlines and long polls. */
   readonly timers: Timers;

@@ -1,16 +1,13 @@
 /**
  * Delivers transaction markers to partition leaders (Kafka's TransactionMarkerChannelManager):
  * partitions led here are written in process, the others through one WriteTxnMarkers
- * request per leader, over a connection per broker that is opened on first use and
- * replaced when it fails. Every partition gets an answer: NONE once its marker is below
+ * request per leader, over the node's connection to that broker. Every partition gets an answer: NONE once its marker is below
  * the high watermark, or the error that kept it (a missing leader is
  * NOT_LEADER_OR_FOLLOWER, an unreachable one REQUEST_TIMED_OUT or NETWORK_EXCEPTION), which
  * the coordinator retries.
  */
-import { KafkaConnection } from "../client/mod.ts";
+import type { BrokerConnections } from "../client/mod.ts";
 import { ApiKey, ErrorCode } from "../protocol/mod.ts";
-import type { Network } from "../runtime/net.ts";
-import type { Timers } from "../runtime/timers.ts";
 import { getLogger } from "../util/log.ts";
 import type { MarkerJob } from "./txn_coordinator.ts";
 import type { TxnPartition } from "./txn_record.ts";
@@ -18,8 +15,6 @@ import { type MarkerResults, partitionKey } from "./txn_service.ts";
 
 const log = getLogger(["tidelog", "txn"]);
 
-/** A connect to a leader behind a partition must fail, not hang the job. */
-const CONNECT_TIMEOUT_MS = 3000;
 /** WriteTxnMarkers v1 (flexible), as Kafka 4.x brokers send it. */
 const WRITE_TXN_MARKERS_VERSION = 1;
 
@@ -28,19 +23,15 @@ export interface MarkerChannelDeps {
   nodeId: number;
   /** The leader of a partition (-1: none), or undefined if the topic does not exist. */
   leaderOf(topic: string, partition: number): number | undefined;
-  /** A broker's Kafka endpoint. */
-  endpointOf(brokerId: number): { host: string; port: number } | undefined;
   /** Writes markers to partitions led here (the WriteTxnMarkers handler's path). */
   writeLocally(job: MarkerJob, partitions: readonly TxnPartition[]): Promise<MarkerResults>;
-  net?: Network;
-  timers: Timers;
+  /** Connections to the other brokers. */
+  brokers: BrokerConnections;
 }
 
 /** Sends markers to partition leaders. */
 export class MarkerChannel {
   readonly #deps: MarkerChannelDeps;
-  readonly #conns = new Map<number, Promise<KafkaConnection>>();
-  #closed = false;
 
   constructor(deps: MarkerChannelDeps) {
     this.#deps = deps;
@@ -86,24 +77,21 @@ export class MarkerChannel {
     job: MarkerJob,
     partitions: readonly TxnPartition[],
   ): Promise<MarkerResults> {
-    const conn = await this.#connection(brokerId);
     const topics = new Map<string, number[]>();
     for (const p of partitions) topics.set(p.topic, [...(topics.get(p.topic) ?? []), p.partition]);
-    let response;
-    try {
-      response = await conn.request(ApiKey.WriteTxnMarkers, WRITE_TXN_MARKERS_VERSION, {
-        markers: [{
-          producerId: job.producerId,
-          producerEpoch: job.producerEpoch,
-          transactionResult: job.commit,
-          coordinatorEpoch: job.coordinatorEpoch,
-          topics: [...topics].map(([name, partitionIndexes]) => ({ name, partitionIndexes })),
-        }],
-      });
-    } catch (err) {
-      this.#drop(brokerId, conn);
-      throw err;
-    }
+    const response = await this.#deps.brokers.call(
+      brokerId,
+      (conn) =>
+        conn.request(ApiKey.WriteTxnMarkers, WRITE_TXN_MARKERS_VERSION, {
+          markers: [{
+            producerId: job.producerId,
+            producerEpoch: job.producerEpoch,
+            transactionResult: job.commit,
+            coordinatorEpoch: job.coordinatorEpoch,
+            topics: [...topics].map(([name, partitionIndexes]) => ({ name, partitionIndexes })),
+          }],
+        }),
+    );
     const results: MarkerResults = new Map();
     for (const m of response.markers) {
       for (const t of m.topics) {
@@ -116,42 +104,5 @@ export class MarkerChannel {
       }
     }
     return results;
-  }
-
-  #connection(brokerId: number): Promise<KafkaConnection> {
-    const existing = this.#conns.get(brokerId);
-    if (existing !== undefined) return existing;
-    if (this.#closed) return Promise.reject(new Error("The marker channel is closed"));
-    const endpoint = this.#deps.endpointOf(brokerId);
-    if (endpoint === undefined) {
-      return Promise.reject(new Error(`Broker ${brokerId} has no known endpoint`));
-    }
-    const conn = KafkaConnection.connect(
-      endpoint.host,
-      endpoint.port,
-      `tidelog-txn-markers-${this.#deps.nodeId}`,
-      { net: this.#deps.net, timeoutMs: CONNECT_TIMEOUT_MS, timers: this.#deps.timers },
-    );
-    this.#conns.set(brokerId, conn);
-    const forget = () => {
-      if (this.#conns.get(brokerId) === conn) this.#conns.delete(brokerId);
-    };
-    conn.then((c) => c.closed.finally(forget), forget);
-    return conn;
-  }
-
-  #drop(brokerId: number, conn: KafkaConnection): void {
-    const entry = this.#conns.get(brokerId);
-    entry?.then((c) => {
-      if (c === conn && this.#conns.get(brokerId) === entry) this.#conns.delete(brokerId);
-    }, () => {});
-    void conn.close();
-  }
-
-  /** Closes every connection. */
-  close(): void {
-    this.#closed = true;
-    for (const c of this.#conns.values()) c.then((conn) => conn.close(), () => {});
-    this.#conns.clear();
   }
 }

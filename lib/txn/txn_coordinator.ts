@@ -329,6 +329,36 @@ export class TxnCoordinator {
     return { kind: "write", transition: this.#transition("add", entry, target) };
   }
 
+  /**
+   * Whether `partitions` were added to the open transaction of `producerId` at
+   * `producerEpoch` (Kafka's handleVerifyPartitionsInTransaction, KIP-890 part 1): a
+   * partition leader asks before it accepts a transaction's first batch. Per partition:
+   * NONE or INVALID_TXN_STATE; or one code for all (INVALID_PRODUCER_ID_MAPPING,
+   * PRODUCER_FENCED, CONCURRENT_TRANSACTIONS).
+   */
+  verify(
+    transactionalId: string,
+    producerId: bigint,
+    producerEpoch: number,
+    partitions: readonly TxnPartition[],
+  ): ErrorCode | ErrorCode[] {
+    const entry = this.#txns.get(transactionalId);
+    if (entry === undefined || entry.metadata.producerId !== producerId) {
+      return ErrorCode.INVALID_PRODUCER_ID_MAPPING;
+    }
+    const m = entry.metadata;
+    if (m.producerEpoch !== producerEpoch) return ErrorCode.PRODUCER_FENCED;
+    if (entry.pending !== null && entry.pending.purpose !== "add") {
+      return ErrorCode.CONCURRENT_TRANSACTIONS;
+    }
+    const added = new Set(
+      m.state === "Ongoing" ? m.partitions.map((p) => `${p.topic}\u0000${p.partition}`) : [],
+    );
+    return partitions.map((p) =>
+      added.has(`${p.topic}\u0000${p.partition}`) ? ErrorCode.NONE : ErrorCode.INVALID_TXN_STATE
+    );
+  }
+
   /** EndTxn: commit or abort the open transaction. */
   endTxn(
     transactionalId: string,

@@ -204,6 +204,18 @@ export class TxnService {
     );
   }
 
+  /** See {@linkcode TxnCoordinator.verify}; NOT_COORDINATOR if this node is not it. */
+  verify(
+    transactionalId: string,
+    producerId: bigint,
+    producerEpoch: number,
+    partitions: readonly TxnPartition[],
+  ): ErrorCode | ErrorCode[] {
+    const code = this.coordinatorError(transactionalId);
+    if (code !== ErrorCode.NONE) return code;
+    return this.#core.verify(transactionalId, producerId, producerEpoch, partitions);
+  }
+
   /** A transactional id's state here, if this node coordinates it. */
   describe(transactionalId: string): TxnView | undefined {
     return this.#core.describe(transactionalId);

@@ -16,6 +16,11 @@
  *    a control batch. Each group then replaces its segments through
  *    {@linkcode PartitionLog.replaceSegments}, crash-safely.
  *
+ * Transactions (Kafka's CleanedTransactionMetadata): the range ends at the last stable
+ * offset, so every transactional batch in it is decided. Records of aborted transactions
+ * never enter the offset map (they must not shadow a committed value) and are removed by
+ * the rewrite; transaction markers (control batches) are kept.
+ *
  * The work runs in slices that yield to the event loop (and sleep to honour an I/O
  * rate), so produce and fetch keep being served.
  */
@@ -36,12 +41,49 @@ import { OffsetMap } from "./offset_map.ts";
 /** Bytes read from a segment at a time (a bigger batch is read whole). */
 const READ_WINDOW = 1024 * 1024;
 const CONTROL_BIT = 0x20;
+const TRANSACTIONAL_BIT = 0x10;
+
+/** An aborted transaction: its producer's records from `firstOffset` to its marker. */
+export interface AbortedTxn {
+  readonly producerId: bigint;
+  readonly firstOffset: number;
+  readonly lastOffset: number;
+}
+
+/** Answers "is this transactional batch part of an aborted transaction?". */
+class AbortedIndex {
+  readonly #byProducer = new Map<bigint, AbortedTxn[]>();
+
+  constructor(aborted: readonly AbortedTxn[]) {
+    for (const t of aborted) {
+      const list = this.#byProducer.get(t.producerId) ?? [];
+      list.push(t);
+      this.#byProducer.set(t.producerId, list);
+    }
+  }
+
+  has(producerId: bigint, offset: number): boolean {
+    const list = this.#byProducer.get(producerId);
+    return list !== undefined &&
+      list.some((t) => t.firstOffset <= offset && offset <= t.lastOffset);
+  }
+}
+
+function isAbortedData(
+  h: { attributes: number; producerId: bigint; baseOffset: number },
+  aborted: AbortedIndex,
+): boolean {
+  return (h.attributes & (TRANSACTIONAL_BIT | CONTROL_BIT)) === TRANSACTIONAL_BIT &&
+    aborted.has(h.producerId, h.baseOffset);
+}
 
 /** What the cleaner needs from outside the log. */
 export interface CleanOptions {
   nowMs: number;
-  /** The first offset that must not be cleaned: the partition's high watermark. */
+  /** The first offset that must not be cleaned: the partition's last stable offset. */
   maxOffset: number;
+  /** The log's aborted transactions. */
+  aborted?: readonly AbortedTxn[];
   /** Memory for the offset map. */
   mapBytes: number;
   /** Each producer's last batch's last offset (those batches are kept, empty if need be). */
@@ -159,6 +201,7 @@ async function buildOffsetMap(
   state: CleanableState,
   o: CleanOptions,
   counted: { read: number },
+  aborted: AbortedIndex,
 ): Promise<{ map: OffsetMap; end: number }> {
   const map = new OffsetMap(o.mapBytes);
   let end = state.firstDirty;
@@ -170,7 +213,7 @@ async function buildOffsetMap(
       const last = h.baseOffset + h.lastOffsetDelta;
       if (last < state.firstDirty) continue;
       if (h.baseOffset >= state.firstUncleanable) return { map, end };
-      if ((h.attributes & CONTROL_BIT) !== 0) {
+      if ((h.attributes & CONTROL_BIT) !== 0 || isAbortedData(h, aborted)) {
         end = last + 1;
         continue;
       }
@@ -268,7 +311,8 @@ async function clean(log: PartitionLog, o: CleanOptions): Promise<CleanResult> {
     completed: true,
   };
   if (state.firstDirty >= state.firstUncleanable) return result;
-  const { map, end } = await buildOffsetMap(log, state, o, counted);
+  const aborted = new AbortedIndex(o.aborted ?? []);
+  const { map, end } = await buildOffsetMap(log, state, o, counted, aborted);
   if (end <= state.firstDirty) {
     result.bytesRead = counted.read;
     return result;
@@ -289,7 +333,7 @@ async function clean(log: PartitionLog, o: CleanOptions): Promise<CleanResult> {
         const lastSegment = seg === group[group.length - 1];
         let pending: Uint8Array | null = null;
         const emit = async (batch: Uint8Array, keepLast: boolean) => {
-          const out = cleanBatch(batch, map, end, horizon, o, result, keepLast);
+          const out = cleanBatch(batch, map, end, horizon, o, result, keepLast, aborted);
           if (out === null) return;
           writeAll(file, out);
           written += out.length;
@@ -343,12 +387,18 @@ function cleanBatch(
   o: CleanOptions,
   result: CleanResult,
   keepLast: boolean,
+  aborted: AbortedIndex,
 ): Uint8Array | null {
   const h = readBatchHeader(batch);
   if ((h.attributes & CONTROL_BIT) !== 0) return batch;
   const last = h.baseOffset + h.lastOffsetDelta;
   const keepEmpty = keepLast || o.producerLastOffsets.has(last);
   if (h.recordCount === 0) return keepEmpty ? batch : null;
+  if (last < end && isAbortedData(h, aborted)) {
+    // No consumer may ever see these records (read_committed skips them already).
+    result.recordsRemoved += h.recordCount;
+    return keepEmpty ? writeBatch(h, []) : null;
+  }
   const { records } = readBatchRecords(batch);
   const hasHorizon = (h.attributes & DELETE_HORIZON_BIT) !== 0;
   const kept: BatchRecord[] = [];

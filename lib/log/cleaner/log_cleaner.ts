@@ -11,7 +11,7 @@ import type { Clock } from "../../util/clock.ts";
 import { getLogger } from "../../util/log.ts";
 import { sleep, type Timers } from "../../runtime/timers.ts";
 import type { PartitionLog } from "../partition_log.ts";
-import { cleanableState, cleanLog, type CleanResult } from "./clean_log.ts";
+import { type AbortedTxn, cleanableState, cleanLog, type CleanResult } from "./clean_log.ts";
 
 const log = getLogger(["tidelog", "log", "cleaner"]);
 
@@ -19,10 +19,15 @@ const log = getLogger(["tidelog", "log", "cleaner"]);
 export interface CleanerTarget {
   readonly name: string;
   readonly log: PartitionLog;
-  /** Nothing at or above it is cleaned: the partition's high watermark. */
+  /**
+   * Nothing at or above it is cleaned: the partition's last stable offset (its high
+   * watermark, or the start of the oldest undecided transaction).
+   */
   readonly maxOffset: number;
   /** Each producer's last batch's last offset. */
   producerLastOffsets(): ReadonlySet<number>;
+  /** The aborted transactions of the log (their records are removed by a cleaning). */
+  abortedTransactions?(): readonly AbortedTxn[];
 }
 
 /** Options of {@linkcode LogCleaner}. */
@@ -153,6 +158,7 @@ export class LogCleaner {
       maxOffset: target.maxOffset,
       mapBytes: this.#o.dedupeBufferBytes ?? 128 * 1024 * 1024,
       producerLastOffsets: target.producerLastOffsets(),
+      aborted: target.abortedTransactions?.() ?? [],
       timers: this.#o.timers,
       throttle: (bytes) => this.#throttle(bytes),
     });

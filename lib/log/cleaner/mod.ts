@@ -7,6 +7,7 @@
  * {@linkcode OffsetMap}. It knows nothing of groups or Kafka requests.
  */
 export {
+  type AbortedTxn,
   type CleanableState,
   cleanableState,
   cleanLog,

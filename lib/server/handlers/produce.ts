@@ -22,14 +22,25 @@
  * (KIP-98); a sequence gap gets OUT_OF_ORDER_SEQUENCE_NUMBER, an older epoch
  * INVALID_PRODUCER_EPOCH, a producer id without a sequence INVALID_RECORD.
  *
+ * Transactional batches (KIP-98) are checked like idempotent ones; the first of a
+ * transaction on a partition is accepted only once the transaction coordinator confirms
+ * the partition was added to the producer's open transaction (KIP-890 part 1; see
+ * txn_verification.ts): INVALID_TXN_STATE otherwise, NOT_ENOUGH_REPLICAS (retriable) when
+ * the coordinator cannot be asked. A non-transactional batch while the producer has a
+ * transaction open here is INVALID_TXN_STATE; control batches from clients INVALID_RECORD.
+ *
  * Version notes: v0-2 carry magic 0/1 message sets, which are not stored, so they are
- * not served. Transactions are not supported: transactional batches get INVALID_RECORD.
+ * not served.
  */
 import {
   ApiKey,
+  BATCH_HEADER_SIZE,
   ErrorCode,
+  isControl,
+  isTransactional,
   type ProduceRequest,
   type ProduceResponse,
+  readBatchHeader,
 } from "../../protocol/mod.ts";
 import type { DeepPartial } from "../../protocol/mod.ts";
 import { topicConfigNumber } from "../../metadata/mod.ts";
@@ -38,6 +49,8 @@ import type { Timers } from "../../runtime/timers.ts";
 import { errorCodeOf, TidelogError } from "../../util/errors.ts";
 import { type ApiHandler, respond } from "../handler.ts";
 import { getOrAutoCreateTopic } from "../topics.ts";
+import type { BrokerServices } from "../services.ts";
+import { verifyTransactionPartition } from "../txn_verification.ts";
 import { leaderForClients, nodeEndpoints } from "./metadata.ts";
 
 type PartitionResponse = DeepPartial<
@@ -114,6 +127,7 @@ export const produceHandler: ApiHandler<typeof ApiKey.Produce> = {
           continue;
         }
         try {
+          await verifyTransaction(services, req.transactionalId, partition, p.records);
           const image = services.metadata.image;
           const topic = image.topicsById.get(partition.topicId);
           const isrSize = partition.isr.length;
@@ -180,6 +194,43 @@ export const produceHandler: ApiHandler<typeof ApiKey.Produce> = {
     })),
   }),
 };
+
+/**
+ * Before a transaction's first batch on `partition`: asks the coordinator that the
+ * partition is in the producer's open transaction; throws the produce error if not.
+ */
+async function verifyTransaction(
+  services: BrokerServices,
+  transactionalId: string | null,
+  partition: Partition,
+  records: Uint8Array | null,
+): Promise<void> {
+  if (transactionalId === null || records === null || records.length < BATCH_HEADER_SIZE) return;
+  const h = readBatchHeader(records, 0);
+  if (!isTransactional(h) || isControl(h) || h.producerId < 0n) return;
+  const state = partition.producerState.state;
+  if (state.ongoingTransactions().has(h.producerId)) return;
+  const markers = state.markersAppended;
+  const code = await verifyTransactionPartition(
+    services,
+    { transactionalId, producerId: h.producerId, producerEpoch: h.producerEpoch },
+    partition.topic,
+    partition.partitionId,
+  );
+  if (code !== ErrorCode.NONE) {
+    throw new TidelogError(
+      code,
+      `${partition.name} is not in an open transaction of ${transactionalId} (producer ${h.producerId}, epoch ${h.producerEpoch})`,
+    );
+  }
+  if (partition.producerState.state !== state || state.markersAppended !== markers) {
+    // A marker (or a truncation) came while the coordinator was asked: ask again.
+    throw new TidelogError(
+      ErrorCode.NOT_ENOUGH_REPLICAS,
+      `The transaction state of ${partition.name} changed during verification`,
+    );
+  }
+}
 
 /**
  * Waits until every pending append is below its partition's high watermark, marking

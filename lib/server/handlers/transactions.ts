@@ -3,9 +3,11 @@
  * transactional id (the leader of its `__transaction_state` partition; elsewhere
  * NOT_COORDINATOR, and COORDINATOR_LOAD_IN_PROGRESS while the partition loads):
  *
- * - AddPartitionsToTxn (key 24): v0-3, the client versions (v4+ are Kafka's broker-to-broker
- *   verification, not served). Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION
- *   and the others OPERATION_NOT_ATTEMPTED, as Kafka.
+ * - AddPartitionsToTxn (key 24): v0-3 from clients; v4 batches transactions, as brokers send
+ *   it, and with `verifyOnly` (KIP-890 part 1) only checks that the partitions are in the
+ *   open transaction (the partition leaders here ask before a transaction's first batch).
+ *   Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION and the others
+ *   OPERATION_NOT_ATTEMPTED, as Kafka. v5 (transaction version 2) is not served.
  * - AddOffsetsToTxn (key 25): v0-4; adds the group's `__consumer_offsets` partition.
  * - EndTxn (key 26): v0-4 (v5 belongs to transaction version 2, which is not advertised).
  * - DescribeTransactions (key 65): v0; ids coordinated elsewhere get NOT_COORDINATOR, unknown
@@ -76,48 +78,90 @@ function topicResults(
   }));
 }
 
+/** One transaction's partitions added (or, `verifyOnly`, checked): a result per partition. */
+async function addOrVerify(
+  ctx: RequestContext,
+  txn: {
+    transactionalId: string;
+    producerId: bigint;
+    producerEpoch: number;
+    verifyOnly: boolean;
+    topics: AddPartitionsToTxnRequest["v3AndBelowTopics"];
+  },
+  fenced: ErrorCode,
+): Promise<TopicResult[]> {
+  const image = ctx.services.metadata.image;
+  const exists = (topic: string, partition: number) => {
+    const t = image.topic(topic);
+    return t !== undefined && partition >= 0 && partition < t.partitions.length;
+  };
+  const topics = txn.topics;
+  if (topics.some((t) => t.partitions.some((p) => !exists(t.name, p)))) {
+    return topicResults(
+      topics,
+      (t, p) =>
+        exists(t, p) ? ErrorCode.OPERATION_NOT_ATTEMPTED : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+    );
+  }
+  const partitions: TxnPartition[] = topics.flatMap((t) =>
+    t.partitions.map((partition) => ({ topic: t.name, partition }))
+  );
+  if (txn.verifyOnly) {
+    const codes = ctx.services.txn.verify(
+      txn.transactionalId,
+      txn.producerId,
+      txn.producerEpoch,
+      partitions,
+    );
+    let i = 0;
+    return topicResults(topics, () => typeof codes === "number" ? codes : codes[i++]!);
+  }
+  const r = await txnCall(ctx, txn.transactionalId, () =>
+    ctx.services.txn.addPartitions(
+      txn.transactionalId,
+      txn.producerId,
+      txn.producerEpoch,
+      partitions,
+      fenced,
+    ));
+  return topicResults(topics, () => r.code);
+}
+
 export const addPartitionsToTxnHandler: ApiHandler<typeof ApiKey.AddPartitionsToTxn> = {
   apiKey: ApiKey.AddPartitionsToTxn,
   minVersion: 0,
-  maxVersion: 3,
+  maxVersion: 4,
   handle(ctx, req: AddPartitionsToTxnRequest) {
     const version = ctx.header.apiVersion;
-    const image = ctx.services.metadata.image;
-    const exists = (topic: string, partition: number) => {
-      const t = image.topic(topic);
-      return t !== undefined && partition >= 0 && partition < t.partitions.length;
-    };
-    const topics = req.v3AndBelowTopics;
-    const unknown = topics.some((t) => t.partitions.some((p) => !exists(t.name, p)));
-    if (unknown) {
-      return respond({
-        throttleTimeMs: 0,
-        resultsByTopicV3AndBelow: topicResults(
-          topics,
-          (t, p) =>
-            exists(t, p) ? ErrorCode.OPERATION_NOT_ATTEMPTED : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-        ),
-      });
-    }
-    const partitions: TxnPartition[] = topics.flatMap((t) =>
-      t.partitions.map((partition) => ({ topic: t.name, partition }))
-    );
-    return respond(
-      txnCall(ctx, req.v3AndBelowTransactionalId, () =>
-        ctx.services.txn.addPartitions(
-          req.v3AndBelowTransactionalId,
-          req.v3AndBelowProducerId,
-          req.v3AndBelowProducerEpoch,
-          partitions,
-          fencedCode(version, 2),
-        )).then((r) => ({
+    if (version >= 4) {
+      return respond(
+        Promise.all(req.transactions.map(async (t) => ({
+          transactionalId: t.transactionalId,
+          topicResults: await addOrVerify(ctx, t, ErrorCode.PRODUCER_FENCED),
+        }))).then((resultsByTransaction) => ({
           throttleTimeMs: 0,
-          resultsByTopicV3AndBelow: topicResults(topics, () => r.code),
+          errorCode: ErrorCode.NONE,
+          resultsByTransaction,
         })),
+      );
+    }
+    return respond(
+      addOrVerify(ctx, {
+        transactionalId: req.v3AndBelowTransactionalId,
+        producerId: req.v3AndBelowProducerId,
+        producerEpoch: req.v3AndBelowProducerEpoch,
+        verifyOnly: false,
+        topics: req.v3AndBelowTopics,
+      }, fencedCode(version, 2)).then((resultsByTopicV3AndBelow) => ({
+        throttleTimeMs: 0,
+        resultsByTopicV3AndBelow,
+      })),
     );
   },
   errorResponse: (req, code) => ({
     throttleTimeMs: 0,
+    errorCode: code,
+    resultsByTransaction: [],
     resultsByTopicV3AndBelow: topicResults(req.v3AndBelowTopics, () => code),
   }),
 };

@@ -10,7 +10,12 @@ import { cleanLog, type CleanOptions, OffsetMap } from "../../../lib/log/cleaner
 import type { PartitionLog } from "../../../lib/log/mod.ts";
 import { PartitionLog as PartitionLogClass } from "../../../lib/log/mod.ts";
 import { readBatchHeader } from "../../../lib/protocol/record_batch.ts";
-import { DELETE_HORIZON_BIT, readBatchRecords } from "../../../lib/protocol/record_codec.ts";
+import {
+  DELETE_HORIZON_BIT,
+  encodeControlBatch,
+  encodeRecordBatch,
+  readBatchRecords,
+} from "../../../lib/protocol/record_codec.ts";
 import { denoFs, type FileSystem } from "../../../lib/runtime/fs.ts";
 import { systemTimers } from "../../../lib/runtime/timers.ts";
 import { ManualClock } from "../../../lib/util/clock.ts";
@@ -363,6 +368,72 @@ Deno.test("a truncation during a cleaning makes it give up, changing nothing", a
       assert.equal(plog.logEndOffset, 70);
       assert.deepEqual(contents(plog).entries, before.filter((e) => e.offset < 70));
       assert.ok(plog.cleanerCheckpoint <= 70);
+    } finally {
+      await plog.close();
+    }
+  });
+});
+
+Deno.test("an aborted transaction's records are removed and never shadow a committed value; markers stay", async () => {
+  await withTempDir(async (dir) => {
+    const config = testConfig({ segmentBytes: 1024, compact: true });
+    const plog = await PartitionLogClass.open(dir, config, {
+      clock: new ManualClock(T0),
+      name: "c-0",
+    });
+    const record = (key: string, value: string) => ({
+      key: encoder.encode(key),
+      value: encoder.encode(value),
+      timestampMs: T0,
+    });
+    const txn = (producerId: bigint, seq: number, key: string, value: string) =>
+      encodeRecordBatch([record(key, value)], {
+        producerId,
+        producerEpoch: 0,
+        baseSequence: seq,
+        transactional: true,
+      });
+    const marker = (producerId: bigint, commit: boolean) =>
+      encodeControlBatch({ producerId, producerEpoch: 0, coordinatorEpoch: 0, commit }, T0);
+    try {
+      const append = (b: Uint8Array) => plog.append([b], { leaderEpoch: 0 });
+      append(encodeRecordBatch([record("k", "committed-v1")]));
+      const abortedFirst = append(txn(5n, 0, "k", "aborted-v2")).baseOffset;
+      append(txn(6n, 0, "j", "committed-by-txn"));
+      append(txn(5n, 1, "other", "aborted-too"));
+      const abortMarker = append(marker(5n, false)).baseOffset;
+      append(marker(6n, true));
+      for (let i = 0; i < 20; i++) {
+        append(batchOf([{ key: `pad${i % 3}`, value: "p".repeat(100) }], 0));
+      }
+      const result = await cleanLog(
+        plog,
+        options(plog, {
+          aborted: [{ producerId: 5n, firstOffset: abortedFirst, lastOffset: abortMarker }],
+        }),
+      );
+      assert.ok(result.cleanedUpTo > abortMarker);
+      const values: string[] = [];
+      let markers = 0;
+      let offset = plog.logStartOffset;
+      while (offset < plog.logEndOffset) {
+        const { records } = plog.read(offset, 1 << 20, { minOneMessage: true });
+        let pos = 0;
+        while (pos < records.length) {
+          const h = readBatchHeader(records, pos);
+          const batch = records.subarray(pos, pos + h.sizeInBytes);
+          if ((h.attributes & 0x20) !== 0) markers++;
+          else {
+            for (const r of readBatchRecords(batch).records) values.push(decoder.decode(r.value!));
+          }
+          offset = h.baseOffset + h.lastOffsetDelta + 1;
+          pos += h.sizeInBytes;
+        }
+      }
+      assert.ok(values.includes("committed-v1"), "the committed value of k survives");
+      assert.ok(values.includes("committed-by-txn"));
+      assert.ok(!values.some((v) => v.startsWith("aborted")), values.join(","));
+      assert.equal(markers, 2, "both markers are kept");
     } finally {
       await plog.close();
     }
