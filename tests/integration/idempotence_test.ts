@@ -98,25 +98,28 @@ Deno.test("InitProducerId: new ids with epoch 0, never repeated across restarts"
     assert.equal(res.errorCode, ErrorCode.INVALID_REQUEST);
   });
 
-  await t.step("a transactional id goes to its coordinator, found with FindCoordinator", async () => {
-    // Before __transaction_state exists nothing coordinates it (clients look it up first).
-    const early = await initProducerId(conn, 4, { transactionalId: "tx-1" });
-    assert.equal(early.errorCode, ErrorCode.NOT_COORDINATOR);
-    const found = await conn.request(ApiKey.FindCoordinator, 4, {
-      keyType: 1,
-      coordinatorKeys: ["tx-1"],
-    });
-    assert.equal(found.coordinators[0]!.errorCode, ErrorCode.NONE);
-    assert.equal(found.coordinators[0]!.nodeId, 1);
-    const res = await initProducerId(conn, 4, { transactionalId: "tx-1" });
-    assert.equal(res.errorCode, ErrorCode.NONE);
-    assert.equal(res.producerEpoch, 0);
-    seen.add(res.producerId);
-    const again = await initProducerId(conn, 4, { transactionalId: "tx-1" });
-    assert.deepEqual([again.producerId, again.producerEpoch], [res.producerId, 1]);
-    const empty = await initProducerId(conn, 4, { transactionalId: "" });
-    assert.equal(empty.errorCode, ErrorCode.INVALID_REQUEST);
-  });
+  await t.step(
+    "a transactional id goes to its coordinator, found with FindCoordinator",
+    async () => {
+      // Before __transaction_state exists nothing coordinates it (clients look it up first).
+      const early = await initProducerId(conn, 4, { transactionalId: "tx-1" });
+      assert.equal(early.errorCode, ErrorCode.NOT_COORDINATOR);
+      const found = await conn.request(ApiKey.FindCoordinator, 4, {
+        keyType: 1,
+        coordinatorKeys: ["tx-1"],
+      });
+      assert.equal(found.coordinators[0]!.errorCode, ErrorCode.NONE);
+      assert.equal(found.coordinators[0]!.nodeId, 1);
+      const res = await initProducerId(conn, 4, { transactionalId: "tx-1" });
+      assert.equal(res.errorCode, ErrorCode.NONE);
+      assert.equal(res.producerEpoch, 0);
+      seen.add(res.producerId);
+      const again = await initProducerId(conn, 4, { transactionalId: "tx-1" });
+      assert.deepEqual([again.producerId, again.producerEpoch], [res.producerId, 1]);
+      const empty = await initProducerId(conn, 4, { transactionalId: "" });
+      assert.equal(empty.errorCode, ErrorCode.INVALID_REQUEST);
+    },
+  );
 
   await t.step("after a restart ids continue past the reserved block", async () => {
     const max = [...seen].reduce((a, b) => (a > b ? a : b));
