@@ -212,9 +212,7 @@ export class ProducerStateManager {
    * if there is none (the last stable offset is then the high watermark).
    */
   firstUnstableOffset(highWatermark: number): number | null {
-    if (this.#unreplicated.length > 0) {
-      this.#unreplicated = this.#unreplicated.filter((t) => t.lastOffset >= highWatermark);
-    }
+    this.markReplicated(highWatermark);
     let first: number | null = null;
     for (const offset of this.#ongoing.values()) {
       if (first === null || offset < first) first = offset;
@@ -223,6 +221,18 @@ export class ProducerStateManager {
       if (first === null || t.firstOffset < first) first = t.firstOffset;
     }
     return first;
+  }
+
+  /**
+   * Forgets the completed transactions whose markers are below `highWatermark` (they no
+   * longer hold the LSO back). The partition calls it as its high watermark moves, so that
+   * a follower, which never asks for its LSO, does not accumulate them.
+   */
+  markReplicated(highWatermark: number): void {
+    // Markers are appended in offset order: the replicated ones are a prefix.
+    let n = 0;
+    while (n < this.#unreplicated.length && this.#unreplicated[n]!.lastOffset < highWatermark) n++;
+    if (n > 0) this.#unreplicated = this.#unreplicated.slice(n);
   }
 
   /**

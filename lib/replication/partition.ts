@@ -254,7 +254,10 @@ export class Partition {
         new TidelogError(out.failAcks, `This node is no longer the leader of ${this.name}`),
       );
     }
-    if (out.hw !== undefined) this.#releaseAcks(out.hw);
+    if (out.hw !== undefined) {
+      this.#releaseAcks(out.hw);
+      this.producerState.state.markReplicated(out.hw);
+    }
     if (out.role !== undefined || out.hw !== undefined) this.#wake();
     if (out.propose !== undefined) this.#hooks?.propose(this, out.propose);
   }
@@ -273,7 +276,10 @@ export class Partition {
 
   /** Follower: the leader's high watermark from a fetch response. */
   setFollowerHighWatermark(leaderHw: number): void {
-    if (this.#core.setFollowerHighWatermark(leaderHw, this.#offsets())) this.#wake();
+    if (this.#core.setFollowerHighWatermark(leaderHw, this.#offsets())) {
+      this.producerState.state.markReplicated(this.highWatermark);
+      this.#wake();
+    }
   }
 
   #releaseAcks(hw: number): void {

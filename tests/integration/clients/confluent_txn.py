@@ -8,7 +8,10 @@ Usage: confluent_txn.py BOOTSTRAP MODE [ARGS...]
                             (consume-transform-produce), aborting every 4th transaction once
   fencing TOPIC             a second producer with the same transactional id fences the first
   timeout TOPIC             a transaction left open past transaction.timeout.ms is aborted
-  read TOPIC ISOLATION      every value of TOPIC (3 partitions) at the isolation level
+  read TOPIC ISOLATION [P]  every value of TOPIC (P partitions, default 3) at the isolation level
+  held TOPIC P TAG          a transaction writing 20 records to each of P partitions; prints
+                            "produced", then waits for a line on stdin ("commit" or "abort")
+                            before ending it (the test breaks the cluster meanwhile)
 """
 import json
 import sys
@@ -183,6 +186,26 @@ def timeout(topic):
     return {"commit_error": error, "read_committed": sorted(read(topic, "read_committed"))}
 
 
+def held(topic, partitions, tag):
+    p = producer(f"txn-held-{tag}", **{"transaction.timeout.ms": 60000})
+    p.init_transactions(60)
+    p.begin_transaction()
+    for i in range(20 * partitions):
+        p.produce(topic, value=f"{tag}-{i}", partition=i % partitions)
+    p.flush(60)
+    print("produced", flush=True)
+    command = sys.stdin.readline().strip()
+    error = None
+    try:
+        if command == "commit":
+            p.commit_transaction(60)
+        else:
+            p.abort_transaction(60)
+    except KafkaException as e:
+        error = e.args[0].name()
+    return {"error": error}
+
+
 if mode == "basic":
     out = basic(args[0])
 elif mode == "pipeline":
@@ -192,7 +215,9 @@ elif mode == "fencing":
 elif mode == "timeout":
     out = timeout(args[0])
 elif mode == "read":
-    out = sorted(read(args[0], args[1]))
+    out = sorted(read(args[0], args[1], int(args[2]) if len(args) > 2 else 3))
+elif mode == "held":
+    out = held(args[0], int(args[1]), args[2])
 else:
     raise SystemExit(f"unknown mode {mode}")
 print(json.dumps(out))
