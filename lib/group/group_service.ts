@@ -24,6 +24,7 @@ import type { Partition, ReplicaManager } from "../replication/mod.ts";
 import { systemTimers, type Timers } from "../runtime/timers.ts";
 import type { Clock } from "../util/clock.ts";
 import { TidelogError } from "../util/errors.ts";
+import { OnceUntilSuccess } from "../util/concurrency.ts";
 import { getLogger } from "../util/log.ts";
 import type { CoordinatorOutput, GroupCoordinator, RequestId } from "./group_coordinator.ts";
 import { groupPartition } from "./group_partition.ts";
@@ -49,7 +50,7 @@ export class GroupService {
   #nextRequestId = 1;
   #timer: ReturnType<Timers["setTimeout"]> | undefined;
   #closed = false;
-  #topicCreation: Promise<void> | null = null;
+  readonly #topicCreation = new OnceUntilSuccess();
 
   constructor(
     core: GroupCoordinator,
@@ -85,11 +86,7 @@ export class GroupService {
    * forgotten so that the next caller tries again.
    */
   whenOffsetsTopicReady(create: () => Promise<void>): Promise<void> {
-    if (this.#topicCreation) return this.#topicCreation;
-    const run = create().then(() => this.syncPartitions());
-    this.#topicCreation = run;
-    run.catch(() => (this.#topicCreation = null));
-    return run;
+    return this.#topicCreation.run(() => create().then(() => this.syncPartitions()));
   }
 
   /** Whether the offsets topic's partitions are all loaded (FindCoordinator can answer). */

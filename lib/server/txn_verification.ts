@@ -37,9 +37,7 @@ export async function verifyTransactionPartition(
   if (leader < 0) {
     code = ErrorCode.COORDINATOR_NOT_AVAILABLE;
   } else if (leader === services.config.nodeId) {
-    const r = services.txn.verify(txn.transactionalId, txn.producerId, txn.producerEpoch, [
-      { topic, partition },
-    ]);
+    const r = services.txn.verify(txn, [{ topic, partition }]);
     code = typeof r === "number" ? r : r[0]!;
   } else {
     try {

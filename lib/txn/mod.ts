@@ -34,6 +34,7 @@ export {
   type Transition,
   TxnCoordinator,
   type TxnCoordinatorConfig,
+  type TxnProducer,
   type TxnStep,
   type TxnView,
 } from "./txn_coordinator.ts";

@@ -57,6 +57,13 @@ export interface Transition {
   readonly target: TxnMetadata | null;
 }
 
+/** Who makes a transactional call: the id and the producer id and epoch it was given. */
+export interface TxnProducer {
+  readonly transactionalId: string;
+  readonly producerId: bigint;
+  readonly producerEpoch: number;
+}
+
 /** Markers to write to every partition of a transaction that is being completed. */
 export interface MarkerJob {
   readonly transactionalId: string;
@@ -283,9 +290,7 @@ export class TxnCoordinator {
 
   /** Checks a client call's producer id and epoch against the id's metadata. */
   #check(
-    transactionalId: string,
-    producerId: bigint,
-    producerEpoch: number,
+    { transactionalId, producerId, producerEpoch }: TxnProducer,
     fenced: ErrorCode,
   ): Entry | ErrorCode {
     const entry = this.#txns.get(transactionalId);
@@ -299,14 +304,12 @@ export class TxnCoordinator {
 
   /** AddPartitionsToTxn (and AddOffsetsToTxn, with the group's offsets partition). */
   addPartitions(
-    transactionalId: string,
-    producerId: bigint,
-    producerEpoch: number,
+    producer: TxnProducer,
     partitions: readonly TxnPartition[],
     nowMs: number,
     fenced: ErrorCode,
   ): TxnStep {
-    const entry = this.#check(transactionalId, producerId, producerEpoch, fenced);
+    const entry = this.#check(producer, fenced);
     if (typeof entry === "number") return { kind: "reply", code: entry };
     const m = entry.metadata;
     if (m.state === "PrepareCommit" || m.state === "PrepareAbort") {
@@ -337,9 +340,7 @@ export class TxnCoordinator {
    * PRODUCER_FENCED, CONCURRENT_TRANSACTIONS).
    */
   verify(
-    transactionalId: string,
-    producerId: bigint,
-    producerEpoch: number,
+    { transactionalId, producerId, producerEpoch }: TxnProducer,
     partitions: readonly TxnPartition[],
   ): ErrorCode | ErrorCode[] {
     const entry = this.#txns.get(transactionalId);
@@ -360,15 +361,8 @@ export class TxnCoordinator {
   }
 
   /** EndTxn: commit or abort the open transaction. */
-  endTxn(
-    transactionalId: string,
-    producerId: bigint,
-    producerEpoch: number,
-    commit: boolean,
-    nowMs: number,
-    fenced: ErrorCode,
-  ): TxnStep {
-    const entry = this.#check(transactionalId, producerId, producerEpoch, fenced);
+  endTxn(producer: TxnProducer, commit: boolean, nowMs: number, fenced: ErrorCode): TxnStep {
+    const entry = this.#check(producer, fenced);
     if (typeof entry === "number") return { kind: "reply", code: entry };
     const m = entry.metadata;
     const reply = (code: ErrorCode): TxnStep => ({ kind: "reply", code });

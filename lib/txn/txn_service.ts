@@ -18,6 +18,7 @@ import type { Partition, ReplicaManager } from "../replication/mod.ts";
 import { sleep, systemTimers, type Timers } from "../runtime/timers.ts";
 import type { Clock } from "../util/clock.ts";
 import { TidelogError } from "../util/errors.ts";
+import { OnceUntilSuccess } from "../util/concurrency.ts";
 import { getLogger } from "../util/log.ts";
 import { TXN_TOPIC } from "./transaction_topic.ts";
 import type {
@@ -25,6 +26,7 @@ import type {
   MarkerJob,
   Transition,
   TxnCoordinator,
+  TxnProducer,
   TxnStep,
   TxnView,
 } from "./txn_coordinator.ts";
@@ -79,7 +81,7 @@ export class TxnService {
   readonly #loaded = new Map<number, Partition>();
   #timer: ReturnType<Timers["setTimeout"]> | undefined;
   #closed = false;
-  #topicCreation: Promise<void> | null = null;
+  readonly #topicCreation = new OnceUntilSuccess();
   /** Marker jobs in flight (for tests and shutdown). */
   readonly #markerJobs = new Set<Promise<void>>();
 
@@ -130,11 +132,7 @@ export class TxnService {
    * a failed run is forgotten so that the next caller tries again.
    */
   whenTopicReady(create: () => Promise<void>): Promise<void> {
-    if (this.#topicCreation) return this.#topicCreation;
-    const run = create().then(() => this.syncPartitions());
-    this.#topicCreation = run;
-    run.catch(() => (this.#topicCreation = null));
-    return run;
+    return this.#topicCreation.run(() => create().then(() => this.syncPartitions()));
   }
 
   /** InitProducerId with a transactional id. */
@@ -166,54 +164,25 @@ export class TxnService {
 
   /** AddPartitionsToTxn / AddOffsetsToTxn. */
   addPartitions(
-    transactionalId: string,
-    producerId: bigint,
-    producerEpoch: number,
+    producer: TxnProducer,
     partitions: readonly TxnPartition[],
     fenced: ErrorCode,
   ): Promise<TxnReply> {
     return this.#execute(
-      this.#core.addPartitions(
-        transactionalId,
-        producerId,
-        producerEpoch,
-        partitions,
-        this.#clock.nowMs(),
-        fenced,
-      ),
+      this.#core.addPartitions(producer, partitions, this.#clock.nowMs(), fenced),
     );
   }
 
   /** EndTxn. */
-  endTxn(
-    transactionalId: string,
-    producerId: bigint,
-    producerEpoch: number,
-    commit: boolean,
-    fenced: ErrorCode,
-  ): Promise<TxnReply> {
-    return this.#execute(
-      this.#core.endTxn(
-        transactionalId,
-        producerId,
-        producerEpoch,
-        commit,
-        this.#clock.nowMs(),
-        fenced,
-      ),
-    );
+  endTxn(producer: TxnProducer, commit: boolean, fenced: ErrorCode): Promise<TxnReply> {
+    return this.#execute(this.#core.endTxn(producer, commit, this.#clock.nowMs(), fenced));
   }
 
   /** See {@linkcode TxnCoordinator.verify}; NOT_COORDINATOR if this node is not it. */
-  verify(
-    transactionalId: string,
-    producerId: bigint,
-    producerEpoch: number,
-    partitions: readonly TxnPartition[],
-  ): ErrorCode | ErrorCode[] {
-    const code = this.coordinatorError(transactionalId);
+  verify(producer: TxnProducer, partitions: readonly TxnPartition[]): ErrorCode | ErrorCode[] {
+    const code = this.coordinatorError(producer.transactionalId);
     if (code !== ErrorCode.NONE) return code;
-    return this.#core.verify(transactionalId, producerId, producerEpoch, partitions);
+    return this.#core.verify(producer, partitions);
   }
 
   /** A transactional id's state here, if this node coordinates it. */

@@ -12,10 +12,9 @@
  * Version notes: v1 carried a commit timestamp and v2-4 a retention time (both ignored
  * by Kafka 2.1+, and here); v6+ leader epochs; v7+ static members.
  */
-import { ApiKey, ErrorCode, type OffsetCommitRequest } from "../../protocol/mod.ts";
+import { ApiKey, type OffsetCommitRequest } from "../../protocol/mod.ts";
 import type { ApiHandler } from "../handler.ts";
-import { respond } from "../handler.ts";
-import { groupCall } from "./_group_call.ts";
+import { commitKnownPartitions } from "./_group_call.ts";
 
 function errorBody(req: OffsetCommitRequest, code: number) {
   return {
@@ -26,55 +25,17 @@ function errorBody(req: OffsetCommitRequest, code: number) {
   };
 }
 
-type Body = ReturnType<typeof errorBody>;
-
 export const offsetCommitHandler: ApiHandler<typeof ApiKey.OffsetCommit> = {
   apiKey: ApiKey.OffsetCommit,
   minVersion: 0,
   maxVersion: 9,
-  handle(ctx, req: OffsetCommitRequest) {
-    const image = ctx.services.metadata.image;
-    const exists = (name: string, partition: number) => {
-      const t = image.topic(name);
-      return t !== undefined && partition >= 0 && partition < t.partitions.length;
-    };
-    const known = {
-      ...req,
-      topics: req.topics
-        .map((t) => ({
-          ...t,
-          partitions: t.partitions.filter((p) => exists(t.name, p.partitionIndex)),
-        }))
-        .filter((t) => t.partitions.length > 0),
-    };
-    const unknown = req.topics
-      .map((t) => ({
-        name: t.name,
-        partitions: t.partitions.filter((p) => !exists(t.name, p.partitionIndex)).map((p) => ({
-          partitionIndex: p.partitionIndex,
-          errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-        })),
-      }))
-      .filter((t) => t.partitions.length > 0);
-    if (unknown.length === 0) {
-      return groupCall(
-        ctx,
-        req.groupId,
-        (code) => errorBody(req, code),
-        (core, id, now) => core.offsetCommit(id, req, ctx.header.apiVersion, now),
-      );
-    }
-    if (known.topics.length === 0) return respond({ topics: unknown });
-    const reply = groupCall<Body>(
+  handle: (ctx, req: OffsetCommitRequest) =>
+    commitKnownPartitions(
       ctx,
+      req,
       req.groupId,
-      (code) => errorBody(known, code),
-      (core, id, now) => core.offsetCommit(id, known, ctx.header.apiVersion, now),
-    );
-    if (reply.kind !== "respond") return reply;
-    return respond(
-      Promise.resolve(reply.response).then((r) => ({ topics: [...r.topics, ...unknown] })),
-    );
-  },
+      errorBody,
+      (core, id, now, known) => core.offsetCommit(id, known, ctx.header.apiVersion, now),
+    ),
   errorResponse: (req, code) => errorBody(req, code),
 };

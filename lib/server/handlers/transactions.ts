@@ -107,23 +107,15 @@ async function addOrVerify(
     t.partitions.map((partition) => ({ topic: t.name, partition }))
   );
   if (txn.verifyOnly) {
-    const codes = ctx.services.txn.verify(
-      txn.transactionalId,
-      txn.producerId,
-      txn.producerEpoch,
-      partitions,
-    );
+    const codes = ctx.services.txn.verify(txn, partitions);
     let i = 0;
     return topicResults(topics, () => typeof codes === "number" ? codes : codes[i++]!);
   }
-  const r = await txnCall(ctx, txn.transactionalId, () =>
-    ctx.services.txn.addPartitions(
-      txn.transactionalId,
-      txn.producerId,
-      txn.producerEpoch,
-      partitions,
-      fenced,
-    ));
+  const r = await txnCall(
+    ctx,
+    txn.transactionalId,
+    () => ctx.services.txn.addPartitions(txn, partitions, fenced),
+  );
   return topicResults(topics, () => r.code);
 }
 
@@ -177,14 +169,11 @@ export const addOffsetsToTxnHandler: ApiHandler<typeof ApiKey.AddOffsetsToTxn> =
       partition: groupPartition(req.groupId, OFFSETS_TOPIC_PARTITIONS),
     };
     return respond(
-      txnCall(ctx, req.transactionalId, () =>
-        ctx.services.txn.addPartitions(
-          req.transactionalId,
-          req.producerId,
-          req.producerEpoch,
-          [partition],
-          fencedCode(version, 2),
-        )).then((r) => ({ throttleTimeMs: 0, errorCode: r.code })),
+      txnCall(
+        ctx,
+        req.transactionalId,
+        () => ctx.services.txn.addPartitions(req, [partition], fencedCode(version, 2)),
+      ).then((r) => ({ throttleTimeMs: 0, errorCode: r.code })),
     );
   },
   errorResponse: (_req, code) => ({ throttleTimeMs: 0, errorCode: code }),
@@ -197,14 +186,11 @@ export const endTxnHandler: ApiHandler<typeof ApiKey.EndTxn> = {
   handle(ctx, req: EndTxnRequest) {
     const version = ctx.header.apiVersion;
     return respond(
-      txnCall(ctx, req.transactionalId, () =>
-        ctx.services.txn.endTxn(
-          req.transactionalId,
-          req.producerId,
-          req.producerEpoch,
-          req.committed,
-          fencedCode(version, 2),
-        )).then((r) => ({ throttleTimeMs: 0, errorCode: r.code })),
+      txnCall(
+        ctx,
+        req.transactionalId,
+        () => ctx.services.txn.endTxn(req, req.committed, fencedCode(version, 2)),
+      ).then((r) => ({ throttleTimeMs: 0, errorCode: r.code })),
     );
   },
   errorResponse: (_req, code) => ({ throttleTimeMs: 0, errorCode: code }),
@@ -219,29 +205,33 @@ function topicsOf(v: TxnView): { topic: string; partitions: number[] }[] {
   return [...byTopic].map(([topic, partitions]) => ({ topic, partitions }));
 }
 
+/** The DescribeTransactions entry of an id that cannot be described (`errorCode`). */
+function undescribed(transactionalId: string, errorCode: number) {
+  return {
+    errorCode,
+    transactionalId,
+    transactionState: "",
+    transactionTimeoutMs: 0,
+    transactionStartTimeMs: -1n,
+    producerId: -1n,
+    producerEpoch: -1,
+    topics: [],
+  };
+}
+
 export const describeTransactionsHandler: ApiHandler<typeof ApiKey.DescribeTransactions> = {
   apiKey: ApiKey.DescribeTransactions,
   minVersion: 0,
   maxVersion: 0,
   handle(ctx, req: DescribeTransactionsRequest) {
     const { txn } = ctx.services;
-    const none = (transactionalId: string, errorCode: number) => ({
-      errorCode,
-      transactionalId,
-      transactionState: "",
-      transactionTimeoutMs: 0,
-      transactionStartTimeMs: -1n,
-      producerId: -1n,
-      producerEpoch: -1,
-      topics: [],
-    });
     return respond({
       throttleTimeMs: 0,
       transactionStates: req.transactionalIds.map((id) => {
         const code = txn.coordinatorError(id);
-        if (code !== ErrorCode.NONE) return none(id, code);
+        if (code !== ErrorCode.NONE) return undescribed(id, code);
         const v = txn.describe(id);
-        if (v === undefined) return none(id, ErrorCode.TRANSACTIONAL_ID_NOT_FOUND);
+        if (v === undefined) return undescribed(id, ErrorCode.TRANSACTIONAL_ID_NOT_FOUND);
         return {
           errorCode: ErrorCode.NONE,
           transactionalId: id,
@@ -257,16 +247,7 @@ export const describeTransactionsHandler: ApiHandler<typeof ApiKey.DescribeTrans
   },
   errorResponse: (req, code) => ({
     throttleTimeMs: 0,
-    transactionStates: req.transactionalIds.map((transactionalId) => ({
-      errorCode: code,
-      transactionalId,
-      transactionState: "",
-      transactionTimeoutMs: 0,
-      transactionStartTimeMs: -1n,
-      producerId: -1n,
-      producerEpoch: -1,
-      topics: [],
-    })),
+    transactionStates: req.transactionalIds.map((id) => undescribed(id, code)),
   }),
 };
 

@@ -10,9 +10,9 @@
  * partition's producer state refuses the batch). Partitions of unknown topics get
  * UNKNOWN_TOPIC_OR_PARTITION, as OffsetCommit.
  */
-import { ApiKey, ErrorCode, type TxnOffsetCommitRequest } from "../../protocol/mod.ts";
-import { type ApiHandler, respond } from "../handler.ts";
-import { groupCall } from "./_group_call.ts";
+import { ApiKey, type TxnOffsetCommitRequest } from "../../protocol/mod.ts";
+import type { ApiHandler } from "../handler.ts";
+import { commitKnownPartitions } from "./_group_call.ts";
 
 function errorBody(req: TxnOffsetCommitRequest, code: number) {
   return {
@@ -24,50 +24,17 @@ function errorBody(req: TxnOffsetCommitRequest, code: number) {
   };
 }
 
-type Body = ReturnType<typeof errorBody>;
-
 export const txnOffsetCommitHandler: ApiHandler<typeof ApiKey.TxnOffsetCommit> = {
   apiKey: ApiKey.TxnOffsetCommit,
   minVersion: 0,
   maxVersion: 4,
-  handle(ctx, req: TxnOffsetCommitRequest) {
-    const image = ctx.services.metadata.image;
-    const exists = (name: string, partition: number) => {
-      const t = image.topic(name);
-      return t !== undefined && partition >= 0 && partition < t.partitions.length;
-    };
-    const known = {
-      ...req,
-      topics: req.topics
-        .map((t) => ({
-          ...t,
-          partitions: t.partitions.filter((p) => exists(t.name, p.partitionIndex)),
-        }))
-        .filter((t) => t.partitions.length > 0),
-    };
-    const unknown = req.topics
-      .map((t) => ({
-        name: t.name,
-        partitions: t.partitions.filter((p) => !exists(t.name, p.partitionIndex)).map((p) => ({
-          partitionIndex: p.partitionIndex,
-          errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-        })),
-      }))
-      .filter((t) => t.partitions.length > 0);
-    if (known.topics.length === 0) return respond({ throttleTimeMs: 0, topics: unknown });
-    const reply = groupCall<Body>(
+  handle: (ctx, req: TxnOffsetCommitRequest) =>
+    commitKnownPartitions(
       ctx,
+      req,
       req.groupId,
-      (code) => errorBody(known, code),
-      (core, id, now) => core.txnOffsetCommit(id, known, ctx.header.apiVersion, now),
-    );
-    if (reply.kind !== "respond" || unknown.length === 0) return reply;
-    return respond(
-      Promise.resolve(reply.response).then((r) => ({
-        throttleTimeMs: 0,
-        topics: [...r.topics, ...unknown],
-      })),
-    );
-  },
+      errorBody,
+      (core, id, now, known) => core.txnOffsetCommit(id, known, ctx.header.apiVersion, now),
+    ),
   errorResponse: (req, code) => errorBody(req, code),
 };

@@ -16,6 +16,11 @@ import {
 } from "../../../lib/txn/mod.ts";
 
 const ID = "app-1";
+const pr = (producerId: bigint, producerEpoch: number) => ({
+  transactionalId: ID,
+  producerId,
+  producerEpoch,
+});
 const FENCED = ErrorCode.PRODUCER_FENCED;
 
 /** A coordinator that has loaded every partition at coordinator epoch 3. */
@@ -81,23 +86,23 @@ Deno.test("commit: AddPartitions, EndTxn, markers, CompleteCommit; retries and w
   const c = loaded();
   init(c);
   const parts = [{ topic: "b", partition: 1 }, { topic: "a", partition: 0 }];
-  assert.deepEqual(c.core.addPartitions(ID, 100n, 1, parts, 5, FENCED), {
+  assert.deepEqual(c.core.addPartitions(pr(100n, 1), parts, 5, FENCED), {
     kind: "reply",
     code: FENCED,
   });
-  assert.deepEqual(c.core.addPartitions(ID, 7n, 0, parts, 5, FENCED), {
+  assert.deepEqual(c.core.addPartitions(pr(7n, 0), parts, 5, FENCED), {
     kind: "reply",
     code: ErrorCode.INVALID_PRODUCER_ID_MAPPING,
   });
-  assert.deepEqual(persist(c, c.core.addPartitions(ID, 100n, 0, parts, 5, FENCED)).reply, {
+  assert.deepEqual(persist(c, c.core.addPartitions(pr(100n, 0), parts, 5, FENCED)).reply, {
     code: ErrorCode.NONE,
   });
   // Already in the transaction: no write.
-  assert.deepEqual(c.core.addPartitions(ID, 100n, 0, [parts[0]!], 6, FENCED), {
+  assert.deepEqual(c.core.addPartitions(pr(100n, 0), [parts[0]!], 6, FENCED), {
     kind: "reply",
     code: ErrorCode.NONE,
   });
-  const end = c.core.endTxn(ID, 100n, 0, true, 7, FENCED);
+  const end = c.core.endTxn(pr(100n, 0), true, 7, FENCED);
   const after = persist(c, end);
   assert.deepEqual(after.reply, { code: ErrorCode.NONE });
   assert.deepEqual(after.markers, {
@@ -111,15 +116,15 @@ Deno.test("commit: AddPartitions, EndTxn, markers, CompleteCommit; retries and w
   assert.equal(c.core.describe(ID)?.state, "PrepareCommit");
   // While markers go out: a retried commit waits, an abort is wrong, new partitions wait.
   assert.equal(
-    (c.core.endTxn(ID, 100n, 0, true, 8, FENCED) as { code: number }).code,
+    (c.core.endTxn(pr(100n, 0), true, 8, FENCED) as { code: number }).code,
     ErrorCode.CONCURRENT_TRANSACTIONS,
   );
   assert.equal(
-    (c.core.endTxn(ID, 100n, 0, false, 8, FENCED) as { code: number }).code,
+    (c.core.endTxn(pr(100n, 0), false, 8, FENCED) as { code: number }).code,
     ErrorCode.INVALID_TXN_STATE,
   );
   assert.equal(
-    (c.core.addPartitions(ID, 100n, 0, parts, 8, FENCED) as { code: number }).code,
+    (c.core.addPartitions(pr(100n, 0), parts, 8, FENCED) as { code: number }).code,
     ErrorCode.CONCURRENT_TRANSACTIONS,
   );
   const complete = c.core.markersWritten(after.markers!, 9);
@@ -128,11 +133,11 @@ Deno.test("commit: AddPartitions, EndTxn, markers, CompleteCommit; retries and w
   assert.equal(c.core.describe(ID)?.state, "CompleteCommit");
   assert.deepEqual(c.core.describe(ID)?.partitions, []);
   assert.equal(
-    (c.core.endTxn(ID, 100n, 0, true, 10, FENCED) as { code: number }).code,
+    (c.core.endTxn(pr(100n, 0), true, 10, FENCED) as { code: number }).code,
     ErrorCode.NONE,
   );
   assert.equal(
-    (c.core.endTxn(ID, 100n, 0, false, 10, FENCED) as { code: number }).code,
+    (c.core.endTxn(pr(100n, 0), false, 10, FENCED) as { code: number }).code,
     ErrorCode.INVALID_TXN_STATE,
   );
 });
@@ -140,7 +145,7 @@ Deno.test("commit: AddPartitions, EndTxn, markers, CompleteCommit; retries and w
 Deno.test("a new incarnation fences an open transaction: abort with a bumped epoch, then the next epoch", () => {
   const c = loaded();
   init(c);
-  persist(c, c.core.addPartitions(ID, 100n, 0, [{ topic: "a", partition: 0 }], 1, FENCED));
+  persist(c, c.core.addPartitions(pr(100n, 0), [{ topic: "a", partition: 0 }], 1, FENCED));
   const step = c.core.initProducerId(ID, 10_000, null, null, 2, 5);
   assert.equal(step.kind, "write");
   assert.equal((step as { reply?: number }).reply, ErrorCode.CONCURRENT_TRANSACTIONS);
@@ -148,7 +153,7 @@ Deno.test("a new incarnation fences an open transaction: abort with a bumped epo
   assert.deepEqual(after.markers?.commit, false);
   assert.equal(after.markers?.producerEpoch, 1, "the abort markers carry the bumped epoch");
   // The old producer is fenced.
-  assert.equal((c.core.endTxn(ID, 100n, 0, true, 3, FENCED) as { code: number }).code, FENCED);
+  assert.equal((c.core.endTxn(pr(100n, 0), true, 3, FENCED) as { code: number }).code, FENCED);
   persist(c, { kind: "write", transition: c.core.markersWritten(after.markers!, 4)! });
   assert.deepEqual(init(c, 5, null).reply, {
     code: ErrorCode.NONE,
@@ -160,7 +165,7 @@ Deno.test("a new incarnation fences an open transaction: abort with a bumped epo
 Deno.test("timeouts abort open transactions with the producer fenced; idle ids expire", () => {
   const c = loaded();
   init(c);
-  persist(c, c.core.addPartitions(ID, 100n, 0, [{ topic: "a", partition: 0 }], 1_000, FENCED));
+  persist(c, c.core.addPartitions(pr(100n, 0), [{ topic: "a", partition: 0 }], 1_000, FENCED));
   assert.equal(c.core.nextDeadlineMs(), 11_000);
   assert.deepEqual(c.core.tick(10_999), []);
   const [abort] = c.core.tick(11_000);
@@ -178,8 +183,8 @@ Deno.test("timeouts abort open transactions with the producer fenced; idle ids e
 Deno.test("a reload from the written records resumes the markers of a transaction being completed", () => {
   const c = loaded();
   init(c);
-  persist(c, c.core.addPartitions(ID, 100n, 0, [{ topic: "a", partition: 2 }], 1, FENCED));
-  persist(c, c.core.endTxn(ID, 100n, 0, false, 2, FENCED));
+  persist(c, c.core.addPartitions(pr(100n, 0), [{ topic: "a", partition: 2 }], 1, FENCED));
+  persist(c, c.core.endTxn(pr(100n, 0), false, 2, FENCED));
   const fresh = new TxnCoordinator();
   const p = fresh.partitionOf(ID);
   const jobs = fresh.load(p, 4, c.log);
@@ -200,7 +205,7 @@ Deno.test("a reload from the written records resumes the markers of a transactio
 Deno.test("a transition that could not be persisted changes nothing", () => {
   const c = loaded();
   init(c);
-  const step = c.core.addPartitions(ID, 100n, 0, [{ topic: "a", partition: 0 }], 1, FENCED);
+  const step = c.core.addPartitions(pr(100n, 0), [{ topic: "a", partition: 0 }], 1, FENCED);
   assert.equal(step.kind, "write");
   assert.equal(
     c.core.failed((step as { transition: Transition }).transition).reply?.code,
