@@ -150,6 +150,7 @@ export const KAFKA_TOOLS = {
   "kafka-leader-election": "org.apache.kafka.tools.LeaderElectionCommand",
   "kafka-storage": "kafka.tools.StorageTool",
   "kafka-dump-log": "kafka.tools.DumpLogSegments",
+  "kafka-transactions": "org.apache.kafka.tools.TransactionsCommand",
   "kafka-server-start": "kafka.Kafka",
 } as const;
 

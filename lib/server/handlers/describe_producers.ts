@@ -5,8 +5,10 @@
  * state remembers: id, epoch, last sequence and timestamp of the newest batch, the epoch of
  * the coordinator that wrote its last transaction marker, and the first offset of its open
  * transaction (-1 when none is open), as `kafka-transactions describe-producers` shows.
- * A partition of a missing topic gets UNKNOWN_TOPIC_OR_PARTITION; one this node does not
- * lead gets NOT_LEADER_OR_FOLLOWER (the admin client asks the leader).
+ * Any replica answers from its own log, as Kafka's Partition.activeProducerState does
+ * (`kafka-transactions describe-producers --broker-id` and `find-hanging` ask followers);
+ * a partition of a missing topic gets UNKNOWN_TOPIC_OR_PARTITION, one with no replica here
+ * NOT_LEADER_OR_FOLLOWER.
  *
  * Version notes: v0 is flexible.
  */
@@ -37,10 +39,10 @@ export const describeProducersHandler: ApiHandler<typeof ApiKey.DescribeProducer
           );
         }
         const partition = services.replicas.getPartition(t.name, partitionIndex);
-        if (!partition || !partition.isLeader) {
+        if (!partition || partition.closed) {
           return fail(
             ErrorCode.NOT_LEADER_OR_FOLLOWER,
-            `This node is not the leader of ${t.name}-${partitionIndex}.`,
+            `This node holds no replica of ${t.name}-${partitionIndex}.`,
           );
         }
         return {

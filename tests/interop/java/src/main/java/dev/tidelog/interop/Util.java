@@ -99,8 +99,19 @@ final class Util {
    */
   static List<ConsumerRecord<String, String>> readAll(
       String bootstrap, List<TopicPartition> tps, long timeoutMs) {
-    try (KafkaConsumer<String, String> c =
-        new KafkaConsumer<>(consumerProps(bootstrap, "reader", null))) {
+    return readAll(bootstrap, tps, timeoutMs, "read_uncommitted");
+  }
+
+  /**
+   * {@link #readAll(String, List, long)} with an {@code isolation.level}: under
+   * read_committed the end offsets are the last stable offsets, so an open transaction
+   * stops the read where it began.
+   */
+  static List<ConsumerRecord<String, String>> readAll(
+      String bootstrap, List<TopicPartition> tps, long timeoutMs, String isolationLevel) {
+    Properties props = consumerProps(bootstrap, "reader", null);
+    props.put("isolation.level", isolationLevel);
+    try (KafkaConsumer<String, String> c = new KafkaConsumer<>(props)) {
       c.assign(tps);
       c.seekToBeginning(tps);
       Map<TopicPartition, Long> end = c.endOffsets(tps);
