@@ -448,7 +448,8 @@ export class Node {
           timers,
           allocateProducerId: () => producerIds.generateProducerId(),
           writeMarkers: (job, partitions) => markers.write(job, partitions),
-          topicExists: (topic) => store!.image.topic(topic) !== undefined,
+          partitionExists: (topic, partition) =>
+            store!.image.topic(topic)?.partitions[partition] !== undefined,
         },
       );
       txn.syncPartitions();

@@ -1,11 +1,13 @@
 /**
- * One connection per broker, opened on first use (with a connect deadline: a broker behind
- * a partition must fail the call, not hang it) and forgotten when it closes or a request on
- * it fails; for broker-to-broker calls such as transaction markers and transaction
- * verification.
+ * Connections to the other brokers, one per broker and lane (so that a slow kind of call,
+ * such as markers waiting for a high watermark, never queues a quick one behind it), opened
+ * on first use with a connect deadline and dropped when a call fails or passes its own
+ * deadline: a broker behind a partition must fail the call, not hang it. For
+ * broker-to-broker calls: transaction markers and transaction verification.
  */
 import type { Network } from "../runtime/net.ts";
 import type { Timers } from "../runtime/timers.ts";
+import { withTimeout } from "../util/timeout.ts";
 import { KafkaConnection } from "./kafka_connection.ts";
 
 /** A connect to a broker behind a partition must fail, not hang the call. */
@@ -19,7 +21,7 @@ export class BrokerConnections {
     net?: Network;
     timers: Timers;
   };
-  readonly #conns = new Map<number, Promise<KafkaConnection>>();
+  readonly #conns = new Map<string, Promise<KafkaConnection>>();
   #closed = false;
 
   constructor(options: {
@@ -33,21 +35,32 @@ export class BrokerConnections {
   }
 
   /**
-   * Runs `call` on the connection to `brokerId`; a failed call drops the connection (the
-   * next one reconnects).
+   * Runs `call` on the `lane` connection to `brokerId` within `timeoutMs` (the connect
+   * included); a failed or late call drops the connection (the next one reconnects).
    */
-  async call<T>(brokerId: number, call: (conn: KafkaConnection) => Promise<T>): Promise<T> {
-    const conn = await this.#connection(brokerId);
+  async call<T>(
+    brokerId: number,
+    lane: string,
+    timeoutMs: number,
+    call: (conn: KafkaConnection) => Promise<T>,
+  ): Promise<T> {
+    const key = `${brokerId}/${lane}`;
+    let conn: KafkaConnection | undefined;
     try {
-      return await call(conn);
+      return await withTimeout(
+        this.#connection(brokerId, key).then((c) => call(conn = c)),
+        timeoutMs,
+        undefined,
+        this.#o.timers,
+      );
     } catch (err) {
-      this.#drop(brokerId, conn);
+      if (conn !== undefined) this.#drop(key, conn);
       throw err;
     }
   }
 
-  #connection(brokerId: number): Promise<KafkaConnection> {
-    const existing = this.#conns.get(brokerId);
+  #connection(brokerId: number, key: string): Promise<KafkaConnection> {
+    const existing = this.#conns.get(key);
     if (existing !== undefined) return existing;
     if (this.#closed) return Promise.reject(new Error("The broker connections are closed"));
     const endpoint = this.#o.endpointOf(brokerId);
@@ -59,18 +72,18 @@ export class BrokerConnections {
       timeoutMs: CONNECT_TIMEOUT_MS,
       timers: this.#o.timers,
     });
-    this.#conns.set(brokerId, conn);
+    this.#conns.set(key, conn);
     const forget = () => {
-      if (this.#conns.get(brokerId) === conn) this.#conns.delete(brokerId);
+      if (this.#conns.get(key) === conn) this.#conns.delete(key);
     };
     conn.then((c) => c.closed.finally(forget), forget);
     return conn;
   }
 
-  #drop(brokerId: number, conn: KafkaConnection): void {
-    const entry = this.#conns.get(brokerId);
+  #drop(key: string, conn: KafkaConnection): void {
+    const entry = this.#conns.get(key);
     entry?.then((c) => {
-      if (c === conn && this.#conns.get(brokerId) === entry) this.#conns.delete(brokerId);
+      if (c === conn && this.#conns.get(key) === entry) this.#conns.delete(key);
     }, () => {});
     void conn.close();
   }

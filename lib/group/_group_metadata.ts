@@ -94,13 +94,13 @@ export class GroupMetadata {
   /** The latest commit per partition whose append is in flight, by `offsetKey`. */
   readonly #pendingOffsets = new Map<string, PendingOffsetCommit>();
   /**
-   * Transactional commits (TxnOffsetCommit) that are durable but wait for their
-   * transaction's marker: producer id → `offsetKey` → offset (Kafka's
-   * pendingTransactionalOffsetCommits).
+   * Transactional commits (TxnOffsetCommit) waiting for their transaction's marker, from the
+   * moment they are staged (their append may still be in flight): producer id →
+   * `offsetKey` → offset (Kafka's pendingTransactionalOffsetCommits).
    */
   readonly #pendingTxnOffsets = new Map<
     bigint,
-    Map<string, { offset: CommittedOffset; appendId: number }>
+    Map<string, { offset: CommittedOffset; appendId: number; appended: boolean }>
   >();
   joinTimer: JoinTimer | null = null;
   syncTimer: { deadlineMs: number; generationId: number } | null = null;
@@ -297,7 +297,8 @@ export class GroupMetadata {
 
   /**
    * Stages a transactional commit of `producerId` until its transaction ends; `appendId`
-   * is the append that wrote it (0: loaded, newer than every loaded offset).
+   * is the append that writes it (0: loaded, newer than every loaded offset), `appended`
+   * whether that append is durable.
    */
   addPendingTxnOffset(
     producerId: bigint,
@@ -305,10 +306,26 @@ export class GroupMetadata {
     partition: number,
     o: CommittedOffset,
     appendId: number,
+    appended: boolean,
   ) {
     let m = this.#pendingTxnOffsets.get(producerId);
     if (m === undefined) this.#pendingTxnOffsets.set(producerId, m = new Map());
-    m.set(offsetKey(topic, partition), { offset: o, appendId });
+    m.set(offsetKey(topic, partition), { offset: o, appendId, appended });
+  }
+
+  /**
+   * The append `appendId` of `producerId`'s commits is durable (`durable`) or failed: its
+   * commits may now be applied by a commit marker, or are dropped.
+   */
+  txnAppendDone(producerId: bigint, appendId: number, durable: boolean): void {
+    const m = this.#pendingTxnOffsets.get(producerId);
+    if (m === undefined) return;
+    for (const [key, e] of m) {
+      if (e.appendId !== appendId) continue;
+      if (durable) e.appended = true;
+      else m.delete(key);
+    }
+    if (m.size === 0) this.#pendingTxnOffsets.delete(producerId);
   }
 
   /** Whether a transaction has a commit for the partition that is not decided yet. */
@@ -332,7 +349,10 @@ export class GroupMetadata {
     if (m === undefined) return false;
     this.#pendingTxnOffsets.delete(producerId);
     if (commit) {
-      for (const [key, { offset, appendId }] of m) {
+      for (const [key, { offset, appendId, appended }] of m) {
+        // A commit whose append is not durable is not part of the transaction's log (the
+        // client waits for its answer before it ends the transaction; Kafka asserts this).
+        if (!appended) continue;
         const { topic, partition } = parseOffsetKey(key);
         // As Kafka: a commit written after the transaction's (a plain OffsetCommit that
         // came between it and the marker) stays.

@@ -62,10 +62,10 @@ export interface CoordinatorOutput {
    */
   appendId: AppendId | null;
   /**
-   * Set when `records` are a transaction's offset commits (TxnOffsetCommit): the shell
-   * writes them as a transactional batch of this producer.
+   * A transaction's offset commits (TxnOffsetCommit), persisted with `records` under the
+   * same append id but as a transactional batch of `producerId` in the group's partition.
    */
-  txnProducer?: { producerId: bigint; producerEpoch: number };
+  txn?: { producerId: bigint; producerEpoch: number; records: GroupRecord[] };
 }
 
 /** Identifies the append of one {@linkcode CoordinatorOutput}'s records. */
@@ -188,6 +188,8 @@ export class GroupCoordinator {
       txnProducerId?: bigint;
     }
   >();
+  /** A transaction's offset records of the output being built (never mixed with others). */
+  #txnRecords: GroupRecord[] = [];
   #txnProducer: { producerId: bigint; producerEpoch: number } | null = null;
 
   constructor(config: GroupCoordinatorConfig, options: { random: Random; log?: Logger }) {
@@ -1120,7 +1122,10 @@ export class GroupCoordinator {
           );
         }
         pending.commits.push({ topic: t.name, partition: p.partitionIndex, offset: o });
-        this.#records.push({
+        // Staged now (Kafka's prepareTxnOffsetCommit): a marker that comes before the
+        // append is durable still finds it, and an abort drops it.
+        group!.addPendingTxnOffset(req.producerId, t.name, p.partitionIndex, o, appendId, false);
+        this.#txnRecords.push({
           kind: "offset",
           groupId: group!.groupId,
           topic: t.name,
@@ -1130,7 +1135,7 @@ export class GroupCoordinator {
         return { partitionIndex: p.partitionIndex, errorCode: ErrorCode.NONE };
       }),
     }));
-    if (this.#records.length > 0) {
+    if (this.#txnRecords.length > 0) {
       this.#txnProducer = { producerId: req.producerId, producerEpoch: req.producerEpoch };
     } else {
       // Nothing staged: a group this call created holds nothing (with commits staged, the
@@ -1230,9 +1235,7 @@ export class GroupCoordinator {
     const { group } = pending;
     if (this.#groups.get(group.groupId) !== group) return;
     if (pending.txnProducerId !== undefined) {
-      for (const c of pending.commits) {
-        group.addPendingTxnOffset(pending.txnProducerId, c.topic, c.partition, c.offset, appendId);
-      }
+      group.txnAppendDone(pending.txnProducerId, appendId, true);
       return;
     }
     for (const c of pending.commits) {
@@ -1256,7 +1259,11 @@ export class GroupCoordinator {
     this.#pendingAppends.delete(appendId);
     const { group } = pending;
     if (this.#groups.get(group.groupId) !== group) return;
-    for (const c of pending.commits) group.clearPendingOffset(c.topic, c.partition, appendId);
+    if (pending.txnProducerId !== undefined) {
+      group.txnAppendDone(pending.txnProducerId, appendId, false);
+    } else {
+      for (const c of pending.commits) group.clearPendingOffset(c.topic, c.partition, appendId);
+    }
     this.#maybeForgetUnusedGroup(group);
   }
 
@@ -1665,13 +1672,20 @@ export class GroupCoordinator {
           group = new GroupMetadata(r.groupId, nowMs);
           this.#groups.set(r.groupId, group);
         }
-        group.addPendingTxnOffset(producerId, r.topic, r.partition, {
-          offset: r.offset,
-          leaderEpoch: r.leaderEpoch,
-          metadata: r.metadata,
-          commitTimestampMs: r.commitTimestampMs,
-          expireTimestampMs: r.expireTimestampMs,
-        }, 0);
+        group.addPendingTxnOffset(
+          producerId,
+          r.topic,
+          r.partition,
+          {
+            offset: r.offset,
+            leaderEpoch: r.leaderEpoch,
+            metadata: r.metadata,
+            commitTimestampMs: r.commitTimestampMs,
+            expireTimestampMs: r.expireTimestampMs,
+          },
+          0,
+          true,
+        );
       }
     }
     this.#log.info("Loaded {groups} groups from {records} records", {
@@ -1812,11 +1826,16 @@ export class GroupCoordinator {
   }
 
   #flush(): CoordinatorOutput {
-    const appendId = this.#records.length > 0 ? this.#appendIdOfOutput() : null;
+    const appendId = this.#records.length > 0 || this.#txnRecords.length > 0
+      ? this.#appendIdOfOutput()
+      : null;
     const out: CoordinatorOutput = { responses: this.#responses, records: this.#records, appendId };
-    if (this.#txnProducer !== null) out.txnProducer = this.#txnProducer;
+    if (this.#txnProducer !== null && this.#txnRecords.length > 0) {
+      out.txn = { ...this.#txnProducer, records: this.#txnRecords };
+    }
     this.#responses = [];
     this.#records = [];
+    this.#txnRecords = [];
     this.#outputAppendId = null;
     this.#txnProducer = null;
     return out;

@@ -13,6 +13,7 @@
  */
 import { forEachStoredBatch } from "../log/mod.ts";
 import {
+  type BatchProducer,
   decodeRecords,
   encodeRecordBatch,
   ErrorCode,
@@ -126,9 +127,9 @@ export class GroupService {
   /** Persists the output's records, then releases its responses; re-arms the timer. */
   #dispatch(output: CoordinatorOutput): void {
     let durable: Promise<unknown> = Promise.resolve();
-    if (output.records.length > 0) {
+    if (output.records.length > 0 || output.txn !== undefined) {
       try {
-        durable = this.#persist(output.records, output.txnProducer);
+        durable = this.#persist(output.records, output.txn);
       } catch (err) {
         durable = Promise.reject(err);
       }
@@ -149,7 +150,7 @@ export class GroupService {
         if (appendId !== null) this.#core.onAppendFailed(appendId);
         log.warn("Could not persist group records: {error}", { error: err });
         const failure = new TidelogError(
-          ErrorCode.COORDINATOR_NOT_AVAILABLE,
+          persistFailureCode(err),
           `Group state not persisted: ${err}`,
         );
         waiters.forEach(({ w }) => w?.reject(failure));
@@ -159,10 +160,7 @@ export class GroupService {
   }
 
   /** Appends the records, one batch per offsets partition, and waits for them. */
-  #persist(
-    records: GroupRecord[],
-    txnProducer?: { producerId: bigint; producerEpoch: number },
-  ): Promise<unknown> {
+  #persist(records: GroupRecord[], txn?: CoordinatorOutput["txn"]): Promise<unknown> {
     const byPartition = new Map<number, GroupRecord[]>();
     for (const r of records) {
       const p = groupPartition(r.groupId, OFFSETS_TOPIC_PARTITIONS);
@@ -170,7 +168,7 @@ export class GroupService {
     }
     const now = this.#clock.nowMs();
     const waits: Promise<void>[] = [];
-    for (const [p, list] of byPartition) {
+    const append = (p: number, list: GroupRecord[], producer?: BatchProducer) => {
       const partition = this.#replicas.getPartition(OFFSETS_TOPIC, p);
       if (!partition) {
         throw new TidelogError(
@@ -180,10 +178,21 @@ export class GroupService {
       }
       const batch = encodeRecordBatch(
         list.map((r) => ({ ...encodeGroupRecord(r), timestampMs: now })),
-        txnProducer && { ...txnProducer, baseSequence: -1, transactional: true },
+        producer,
       );
       const { lastOffset } = this.#replicas.appendAsLeader(partition, batch, "coordinator");
       waits.push(partition.waitForHighWatermark(lastOffset));
+    };
+    // Records the core already applied (its timers') go first, whatever becomes of the
+    // transaction's: a fenced producer epoch refuses only the transactional batch.
+    for (const [p, list] of byPartition) append(p, list);
+    if (txn !== undefined) {
+      append(groupPartition(txn.records[0]!.groupId, OFFSETS_TOPIC_PARTITIONS), txn.records, {
+        producerId: txn.producerId,
+        producerEpoch: txn.producerEpoch,
+        baseSequence: -1,
+        transactional: true,
+      });
     }
     return Promise.all(waits);
   }
@@ -338,5 +347,25 @@ export class GroupService {
     );
     for (const w of this.#pending.values()) w.reject(failure);
     this.#pending.clear();
+  }
+}
+
+/**
+ * The code a request gets when its records could not be persisted (Kafka's storeOffsets
+ * mapping): a fenced transactional producer keeps its own code, a lost leadership is
+ * NOT_COORDINATOR, the rest COORDINATOR_NOT_AVAILABLE (retriable).
+ */
+function persistFailureCode(err: unknown): ErrorCode {
+  if (!(err instanceof TidelogError)) return ErrorCode.COORDINATOR_NOT_AVAILABLE;
+  switch (err.code) {
+    case ErrorCode.INVALID_PRODUCER_EPOCH:
+    case ErrorCode.INVALID_TXN_STATE:
+    case ErrorCode.NOT_COORDINATOR:
+      return err.code;
+    case ErrorCode.NOT_LEADER_OR_FOLLOWER:
+    case ErrorCode.KAFKA_STORAGE_ERROR:
+      return ErrorCode.NOT_COORDINATOR;
+    default:
+      return ErrorCode.COORDINATOR_NOT_AVAILABLE;
   }
 }

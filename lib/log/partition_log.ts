@@ -113,6 +113,16 @@ export class LogSlice {
     seg.readInto(this.#position, target);
   }
 
+  /**
+   * The offset after the slice's data: the base offset of the batch that follows it (the
+   * segment's next offset at its end); read now, so call it in the same step as `slice`.
+   */
+  endOffset(): number {
+    const seg = this.#segment;
+    if (seg === null) return 0;
+    return seg.offsetAtBoundary(this.#position + this.byteLength);
+  }
+
   /** The bytes, read now into a new array. */
   bytes(): Uint8Array {
     if (this.byteLength === 0) return EMPTY;

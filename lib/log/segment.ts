@@ -297,6 +297,16 @@ export class LogSegment {
     return { position: start, length: end - start };
   }
 
+  /**
+   * The offset of the batch at `position` (a batch boundary), or the segment's next
+   * offset at its end: where a range ending there stops.
+   */
+  offsetAtBoundary(position: number): number {
+    if (position >= this.#size) return this.#nextOffset;
+    const b = this.readAt(position, 8);
+    return Number(new DataView(b.buffer, b.byteOffset, 8).getBigInt64(0));
+  }
+
   /** Bytes of {@linkcode range}, read now. */
   read(
     offset: number,

@@ -21,10 +21,13 @@
  *
  * Append contract (the replication layer drives it):
  * 1. Open the log, then `PartitionProducerState.load()` before the first append.
- * 2. Per leader append: `check(headers)`. A returned duplicate is answered with its
+ * 2. Per leader append: `check(headers, origin)` (a coordinator's own transactional
+ *    records carry no sequence: origin "coordinator"); a marker: `state.checkMarker(m)`.
+ *    A returned duplicate is answered with its
  *    original offsets and nothing is written; a thrown `ProducerStateError` fails the
  *    partition with its code (nothing written).
- * 3. `log.append(...)`, then at once `onAppended(headers, baseOffset, ...)`, with no await
+ * 3. `log.append(...)`, then at once `onAppended(headers, batches, baseOffset, ...)` (the
+ *    bytes are read for markers), with no await
  *    between 2 and 3, so no other append interleaves.
  * 4. After the log was truncated (`truncateTo`, `truncateFullyAndStartAt`):
  *    `producerState = await producerState.reloadAfterTruncation()`, with no append or other

@@ -174,7 +174,9 @@ export class Partition {
   get lastStableOffset(): number {
     const hw = this.highWatermark;
     const first = this.producerState.state.firstUnstableOffset(hw);
-    return first === null ? hw : Math.min(first, hw);
+    // Retention or DeleteRecords may have removed an open transaction's start (Kafka clamps
+    // the first unstable offset to the log start too).
+    return first === null ? hw : Math.max(this.log.logStartOffset, Math.min(first, hw));
   }
 
   /** Leader only: the followers' fetch state (for ISR decisions). */

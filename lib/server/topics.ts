@@ -29,6 +29,15 @@ import type { BrokerServices } from "./services.ts";
 const log = getLogger(["tidelog", "server"]);
 
 /**
+ * Kafka's internal topics: the coordinators' state. Shown as internal in Metadata, never
+ * deleted, and written only by their coordinators (a client's Produce gets
+ * INVALID_TOPIC_EXCEPTION, as Kafka's "Cannot append to internal topic").
+ */
+export function isInternalTopic(name: string): boolean {
+  return name === OFFSETS_TOPIC || name === TXN_TOPIC;
+}
+
+/**
  * Creates a topic unless `validateOnly`; resolves with the plan (ids, resolved numbers).
  * Throws {@linkcode TidelogError} with Kafka's code.
  */

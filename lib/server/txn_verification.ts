@@ -14,6 +14,8 @@ import type { BrokerServices } from "./services.ts";
 
 const log = getLogger(["tidelog", "txn"]);
 
+/** How long asking a remote coordinator may take before the produce is answered retriable. */
+const VERIFY_CALL_MS = 5000;
 /** The first AddPartitionsToTxn version with verifyOnly. */
 const VERIFY_VERSION = 4;
 
@@ -43,6 +45,8 @@ export async function verifyTransactionPartition(
     try {
       const response = await services.brokers.call(
         leader,
+        "verify",
+        VERIFY_CALL_MS,
         (conn) =>
           conn.request(ApiKey.AddPartitionsToTxn, VERIFY_VERSION, {
             transactions: [{

@@ -15,6 +15,12 @@ import { type MarkerResults, partitionKey } from "./txn_service.ts";
 
 const log = getLogger(["tidelog", "txn"]);
 
+/**
+ * How long a WriteTxnMarkers call may take: the leader waits up to 5 s for its high
+ * watermark; past this the connection is dropped and the partitions retried (a leader cut
+ * off without a reset would otherwise hold the transaction in its Prepare state).
+ */
+const MARKER_CALL_MS = 10_000;
 /** WriteTxnMarkers v1 (flexible), as Kafka 4.x brokers send it. */
 const WRITE_TXN_MARKERS_VERSION = 1;
 
@@ -81,6 +87,8 @@ export class MarkerChannel {
     for (const p of partitions) topics.set(p.topic, [...(topics.get(p.topic) ?? []), p.partition]);
     const response = await this.#deps.brokers.call(
       brokerId,
+      "markers",
+      MARKER_CALL_MS,
       (conn) =>
         conn.request(ApiKey.WriteTxnMarkers, WRITE_TXN_MARKERS_VERSION, {
           markers: [{

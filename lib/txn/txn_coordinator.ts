@@ -208,16 +208,20 @@ export class TxnCoordinator {
     if (entry.pending !== null) return { kind: "reply", code: ErrorCode.CONCURRENT_TRANSACTIONS };
     const m = entry.metadata;
     const fenced = version >= 4 ? ErrorCode.PRODUCER_FENCED : ErrorCode.INVALID_PRODUCER_EPOCH;
-    if (expected !== null) {
-      const current = expected.producerId === m.producerId &&
-        (expected.producerEpoch === m.producerEpoch ||
-          expected.producerEpoch === m.lastProducerEpoch);
-      const rotated = expected.producerId === m.prevProducerId;
-      if (!current && !rotated) return { kind: "reply", code: fenced };
-      // A retry of the InitProducerId that bumped the epoch (KIP-360): answer it again.
-      if (
-        current && expected.producerEpoch === m.lastProducerEpoch && m.state === "Empty"
-      ) {
+    // KIP-360: a producer recovering names the id and epoch it had. Kafka's
+    // isValidProducerId: anything goes for an id just created (its previous state expired),
+    // the current producer id at its epoch or the one before, or the previous producer id
+    // at an exhausted epoch (a retry after the id rotated).
+    if (expected !== null && m.producerEpoch >= 0) {
+      const samePid = expected.producerId === m.producerId;
+      const rotated = expected.producerId === m.prevProducerId &&
+        expected.producerEpoch >= MAX_EPOCH;
+      const knownEpoch = expected.producerEpoch === m.producerEpoch ||
+        expected.producerEpoch === m.lastProducerEpoch;
+      if (!(samePid && knownEpoch) && !rotated) return { kind: "reply", code: fenced };
+      // A retry of the InitProducerId that bumped the epoch: answer it again.
+      const retry = rotated || expected.producerEpoch === m.lastProducerEpoch;
+      if (retry && m.state === "Empty") {
         return {
           kind: "reply",
           code: ErrorCode.NONE,

@@ -75,7 +75,7 @@ export class TxnService {
   readonly #timers: Timers;
   readonly #allocateProducerId: () => Promise<bigint>;
   readonly #writeMarkers: MarkerWriter;
-  readonly #topicExists: (topic: string) => boolean;
+  readonly #partitionExists: (topic: string, partition: number) => boolean;
   readonly #loading = new Map<number, Partition>();
   /** Loaded partitions and the partition object they were loaded from. */
   readonly #loaded = new Map<number, Partition>();
@@ -93,8 +93,8 @@ export class TxnService {
       timers?: Timers;
       allocateProducerId: () => Promise<bigint>;
       writeMarkers: MarkerWriter;
-      /** Whether a topic exists (markers for a deleted topic are dropped). */
-      topicExists: (topic: string) => boolean;
+      /** Whether a partition exists (markers for a deleted one are dropped). */
+      partitionExists: (topic: string, partition: number) => boolean;
     },
   ) {
     this.#core = core;
@@ -103,7 +103,7 @@ export class TxnService {
     this.#timers = deps.timers ?? systemTimers;
     this.#allocateProducerId = deps.allocateProducerId;
     this.#writeMarkers = deps.writeMarkers;
-    this.#topicExists = deps.topicExists;
+    this.#partitionExists = deps.partitionExists;
   }
 
   get partitions(): number {
@@ -292,7 +292,7 @@ export class TxnService {
           });
           return;
         }
-        if (!this.#topicExists(p.topic)) continue;
+        if (!this.#partitionExists(p.topic, p.partition)) continue;
         next.push(p);
       }
       remaining = next;
@@ -378,7 +378,17 @@ export class TxnService {
       if (isControl(h)) return;
       for (const r of decodeRecords(batch)) {
         if (r.key === null) continue;
-        records.push(decodeTxnRecord(r.key, r.value));
+        try {
+          records.push(decodeTxnRecord(r.key, r.value));
+        } catch (err) {
+          // Only coordinators write this topic; a record no version of them wrote is
+          // skipped rather than keep every id of the partition without a coordinator.
+          log.error("Skipping an undecodable record at offset {offset} of {partition}: {error}", {
+            offset: r.offset,
+            partition: partition.name,
+            error: err,
+          });
+        }
       }
     });
     const jobs = this.#core.load(id, partition.leaderEpoch, records);

@@ -261,4 +261,46 @@ Deno.test("transactions on the wire: LSO, aborted transactions, verification, co
     assert.deepEqual([next.errorCode, next.producerId, next.producerEpoch], [0, pid, epoch + 1]);
     assert.deepEqual(await addPartitions(conn, pid, epoch, [0]), [ErrorCode.PRODUCER_FENCED]);
   });
+
+  await t.step("offsets of a group the transaction did not add are refused", async () => {
+    await conn.request(ApiKey.FindCoordinator, 4, { keyType: 0, coordinatorKeys: ["unadded"] });
+    const r = await conn.request(ApiKey.TxnOffsetCommit, 3, {
+      transactionalId: TXN_ID,
+      groupId: "unadded",
+      producerId: pid,
+      producerEpoch: epoch + 1,
+      generationId: -1,
+      memberId: "",
+      groupInstanceId: null,
+      topics: [{
+        name: TOPIC,
+        partitions: [{
+          partitionIndex: 0,
+          committedOffset: 1n,
+          committedLeaderEpoch: -1,
+          committedMetadata: "",
+        }],
+      }],
+    });
+    assert.equal(r.topics[0]!.partitions[0]!.errorCode, ErrorCode.INVALID_TXN_STATE);
+  });
+
+  await t.step("clients cannot write the internal topics", async () => {
+    const r = await conn.request(ApiKey.Produce, 9, {
+      transactionalId: null,
+      acks: -1,
+      timeoutMs: 5000,
+      topicData: [{
+        name: "__transaction_state",
+        partitionData: [{
+          index: 0,
+          records: encodeRecordBatch([{ key: null, value: null, timestampMs: 0 }]),
+        }],
+      }],
+    });
+    assert.equal(
+      r.responses[0]!.partitionResponses[0]!.errorCode,
+      ErrorCode.INVALID_TOPIC_EXCEPTION,
+    );
+  });
 });

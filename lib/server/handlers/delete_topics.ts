@@ -9,7 +9,7 @@
  *
  * Version notes: v0-5 name topics in `topicNames`; v6 uses `topics` with a name or an id.
  */
-import { OFFSETS_TOPIC } from "../../group/mod.ts";
+import { isInternalTopic } from "../topics.ts";
 import { planDeleteTopic, type TopicImage } from "../../metadata/mod.ts";
 import { ApiKey, type DeleteTopicsRequest, ErrorCode, ZERO_UUID } from "../../protocol/mod.ts";
 import { TidelogError } from "../../util/errors.ts";
@@ -74,10 +74,10 @@ export const deleteTopicsHandler: ApiHandler<typeof ApiKey.DeleteTopics> = {
               );
             }
           }
-          if (topic.name === OFFSETS_TOPIC) {
+          if (isInternalTopic(topic.name)) {
             throw new TidelogError(
               ErrorCode.INVALID_TOPIC_EXCEPTION,
-              `The internal topic ${OFFSETS_TOPIC} cannot be deleted`,
+              `The internal topic ${topic.name} cannot be deleted`,
             );
           }
           log.info("Deleting topic {topic} ({id})", { topic: topic.name, id: topic.topicId });

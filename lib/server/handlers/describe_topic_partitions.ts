@@ -10,7 +10,7 @@
  *
  * Version notes: v0 is flexible.
  */
-import { OFFSETS_TOPIC } from "../../group/offsets_topic.ts";
+import { isInternalTopic } from "../topics.ts";
 import {
   ApiKey,
   type DescribeTopicPartitionsRequest,
@@ -79,7 +79,7 @@ export const describeTopicPartitionsHandler: ApiHandler<typeof ApiKey.DescribeTo
         errorCode: ErrorCode.NONE,
         name,
         topicId: topic.topicId,
-        isInternal: name === OFFSETS_TOPIC,
+        isInternal: isInternalTopic(name),
         partitions,
         topicAuthorizedOperations: ALL_TOPIC_OPERATIONS,
       });

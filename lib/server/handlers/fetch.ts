@@ -39,7 +39,7 @@ import {
 import type { DeepPartial } from "../../protocol/mod.ts";
 import type { Partition } from "../../replication/mod.ts";
 import { errorCodeOf } from "../../util/errors.ts";
-import type { LogSlice } from "../../log/mod.ts";
+import { LogSlice } from "../../log/mod.ts";
 import { type ApiHandler, respond } from "../handler.ts";
 import type { Timers } from "../../runtime/timers.ts";
 import type { BrokerServices } from "../services.ts";
@@ -193,8 +193,10 @@ function readAll(
       }
       bytes += records.byteLength;
       remaining -= records.byteLength;
+      // Kafka's fetchUpperBoundOffset: only the transactions the returned data can hold.
+      const upper = records instanceof LogSlice ? records.endOffset() : readEnd;
       const abortedTransactions = t.readCommitted && records.byteLength > 0
-        ? p.producerState.state.abortedTransactions(t.fetchOffset, readEnd).map((a) => ({
+        ? p.producerState.state.abortedTransactions(t.fetchOffset, upper).map((a) => ({
           producerId: a.producerId,
           firstOffset: BigInt(a.firstOffset),
         }))

@@ -12,13 +12,12 @@
  * v8+ authorized operations are not computed (no ACLs), so the "not requested" sentinel
  * is returned.
  */
-import { OFFSETS_TOPIC } from "../../group/offsets_topic.ts";
 import type { TopicImage } from "../../metadata/mod.ts";
 import { ApiKey, ErrorCode, type MetadataRequest, ZERO_UUID } from "../../protocol/mod.ts";
 import { errorCodeOf } from "../../util/errors.ts";
 import { type ApiHandler, respond } from "../handler.ts";
 import type { BrokerServices } from "../services.ts";
-import { getOrAutoCreateTopic } from "../topics.ts";
+import { getOrAutoCreateTopic, isInternalTopic } from "../topics.ts";
 
 /**
  * The live brokers as Metadata and DescribeCluster describe them: registered and not
@@ -80,7 +79,7 @@ function describeTopicWith(
     errorCode: ErrorCode.NONE,
     name: topic.name,
     topicId: topic.topicId,
-    isInternal: topic.name === OFFSETS_TOPIC,
+    isInternal: isInternalTopic(topic.name),
     // Asked for (v8+): with no authorizer every operation is allowed.
     ...(withOperations ? { topicAuthorizedOperations: ALL_TOPIC_OPERATIONS } : {}),
     partitions: topic.partitions.map((p, partitionIndex) => {

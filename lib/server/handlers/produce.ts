@@ -48,7 +48,7 @@ import type { Partition } from "../../replication/mod.ts";
 import type { Timers } from "../../runtime/timers.ts";
 import { errorCodeOf, TidelogError } from "../../util/errors.ts";
 import { type ApiHandler, respond } from "../handler.ts";
-import { getOrAutoCreateTopic } from "../topics.ts";
+import { getOrAutoCreateTopic, isInternalTopic } from "../topics.ts";
 import type { BrokerServices } from "../services.ts";
 import { verifyTransactionPartition } from "../txn_verification.ts";
 import { leaderForClients, nodeEndpoints } from "./metadata.ts";
@@ -93,6 +93,7 @@ export const produceHandler: ApiHandler<typeof ApiKey.Produce> = {
       responses.push({ name: topicData.name, partitionResponses });
       let topicError: number = ErrorCode.NONE;
       if (acks !== 0 && acks !== 1 && acks !== -1) topicError = ErrorCode.INVALID_REQUIRED_ACKS;
+      else if (isInternalTopic(topicData.name)) topicError = ErrorCode.INVALID_TOPIC_EXCEPTION;
       else {
         try {
           const topic = await getOrAutoCreateTopic(services, topicData.name, true);
@@ -127,7 +128,12 @@ export const produceHandler: ApiHandler<typeof ApiKey.Produce> = {
           continue;
         }
         try {
-          await verifyTransaction(services, req.transactionalId, partition, p.records);
+          const stillVerified = await verifyTransaction(
+            services,
+            req.transactionalId,
+            partition,
+            p.records,
+          );
           const image = services.metadata.image;
           const topic = image.topicsById.get(partition.topicId);
           const isrSize = partition.isr.length;
@@ -142,6 +148,13 @@ export const produceHandler: ApiHandler<typeof ApiKey.Produce> = {
             throw new TidelogError(
               ErrorCode.NOT_ENOUGH_REPLICAS,
               `The size of the current ISR ${isrSize} is insufficient to satisfy the min.isr requirement of ${minIsr} for partition ${partition.name}`,
+            );
+          }
+          if (!stillVerified()) {
+            // A marker (or a truncation) came while the coordinator was asked: ask again.
+            throw new TidelogError(
+              ErrorCode.NOT_ENOUGH_REPLICAS,
+              `The transaction state of ${partition.name} changed during verification`,
             );
           }
           const result = services.replicas.appendAsLeader(partition, p.records);
@@ -198,38 +211,54 @@ export const produceHandler: ApiHandler<typeof ApiKey.Produce> = {
 /**
  * Before a transaction's first batch on `partition`: asks the coordinator that the
  * partition is in the producer's open transaction; throws the produce error if not.
+ * Returns a check to make in the same step as the append: false if a marker (or a
+ * truncation) came meanwhile, which may have ended the transaction verified.
  */
 async function verifyTransaction(
   services: BrokerServices,
   transactionalId: string | null,
   partition: Partition,
   records: Uint8Array | null,
-): Promise<void> {
-  if (transactionalId === null || records === null || records.length < BATCH_HEADER_SIZE) return;
-  const h = readBatchHeader(records, 0);
-  if (!isTransactional(h) || isControl(h) || h.producerId < 0n) return;
+): Promise<() => boolean> {
+  const always = () => true;
+  if (records === null) return always;
+  // Every producer with a transactional batch here and no transaction open yet (clients
+  // send one batch per partition; a request with more is checked batch by batch).
+  const producers = new Map<bigint, number>();
+  for (let pos = 0; pos + BATCH_HEADER_SIZE <= records.length;) {
+    const h = readBatchHeader(records, pos);
+    if (h.sizeInBytes <= 0) break;
+    pos += h.sizeInBytes;
+    if (!isTransactional(h) || isControl(h) || h.producerId < 0n) continue;
+    if (transactionalId === null) {
+      // As Kafka: transactional records need the transactional id they belong to.
+      throw new TidelogError(
+        ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        `Transactional records for ${partition.name} without a transactional id`,
+      );
+    }
+    producers.set(h.producerId, h.producerEpoch);
+  }
+  if (transactionalId === null) return always;
   const state = partition.producerState.state;
-  if (state.ongoingTransactions().has(h.producerId)) return;
+  for (const id of state.ongoingTransactions().keys()) producers.delete(id);
+  if (producers.size === 0) return always;
   const markers = state.markersAppended;
-  const code = await verifyTransactionPartition(
-    services,
-    { transactionalId, producerId: h.producerId, producerEpoch: h.producerEpoch },
-    partition.topic,
-    partition.partitionId,
-  );
-  if (code !== ErrorCode.NONE) {
-    throw new TidelogError(
-      code,
-      `${partition.name} is not in an open transaction of ${transactionalId} (producer ${h.producerId}, epoch ${h.producerEpoch})`,
+  for (const [producerId, producerEpoch] of producers) {
+    const code = await verifyTransactionPartition(
+      services,
+      { transactionalId, producerId, producerEpoch },
+      partition.topic,
+      partition.partitionId,
     );
+    if (code !== ErrorCode.NONE) {
+      throw new TidelogError(
+        code,
+        `${partition.name} is not in an open transaction of ${transactionalId} (producer ${producerId}, epoch ${producerEpoch})`,
+      );
+    }
   }
-  if (partition.producerState.state !== state || state.markersAppended !== markers) {
-    // A marker (or a truncation) came while the coordinator was asked: ask again.
-    throw new TidelogError(
-      ErrorCode.NOT_ENOUGH_REPLICAS,
-      `The transaction state of ${partition.name} changed during verification`,
-    );
-  }
+  return () => partition.producerState.state === state && state.markersAppended === markers;
 }
 
 /**

@@ -4,8 +4,8 @@
  * Behaviour: for each marker and partition this node leads, appends a control batch (commit
  * or abort, with the producer id and epoch and the coordinator epoch) and answers once it
  * is below the high watermark (markers are written with acks=all, as Kafka does), or
- * REQUEST_TIMED_OUT after 30 s. A marker of an older producer epoch gets
- * INVALID_PRODUCER_EPOCH, one of an older coordinator epoch
+ * REQUEST_TIMED_OUT after 5 s (the coordinator retries). A marker of an older producer
+ * epoch gets INVALID_PRODUCER_EPOCH, one of an older coordinator epoch
  * TRANSACTION_COORDINATOR_FENCED; a partition led elsewhere NOT_LEADER_OR_FOLLOWER, one of
  * an unknown topic UNKNOWN_TOPIC_OR_PARTITION, an ISR below `min.insync.replicas`
  * NOT_ENOUGH_REPLICAS. Once a marker is durable in a `__consumer_offsets` partition, the
@@ -30,8 +30,12 @@ import type { BrokerServices } from "../services.ts";
 
 const log = getLogger(["tidelog", "txn"]);
 
-/** How long a marker waits for the high watermark (Kafka's request.timeout.ms). */
-const MARKER_TIMEOUT_MS = 30_000;
+/**
+ * How long a marker waits for the high watermark before REQUEST_TIMED_OUT (the coordinator
+ * retries, with the partition's leader of then): shorter than the coordinator's call
+ * deadline, so a slow ISR is told apart from a lost leader.
+ */
+const MARKER_TIMEOUT_MS = 5000;
 
 /** Writes `job`'s markers to the partitions of `partitions` led here. */
 export async function writeMarkersLocally(

@@ -126,8 +126,8 @@ export class Harness {
 
   #absorb(out: CoordinatorOutput): CoordinatorOutput {
     this.last = out;
-    this.records.push(...out.records);
-    if (out.records.length > 0) {
+    this.records.push(...out.records, ...(out.txn?.records ?? []));
+    if (out.records.length > 0 || out.txn !== undefined) {
       if (out.appendId === null) throw new Error("Records without an appendId");
       if (this.holdAppends) this.held.push(out);
       else this.core.onAppendCompleted(out.appendId);
@@ -331,6 +331,48 @@ export class Harness {
     });
     this.#absorb(this.core.offsetCommit(id, req, version, this.now));
     return this.response(ApiKey.OffsetCommit, id)!;
+  }
+
+  /** TxnOffsetCommit v3 of producer `producerId` for group `groupId`. */
+  txnCommit(o: {
+    groupId?: string;
+    producerId: bigint;
+    offsets: { topic: string; partition: number; offset: number }[];
+  }): CoordinatorOutput {
+    const id = this.#send(ApiKey.TxnOffsetCommit, 3);
+    const req = request(ApiKey.TxnOffsetCommit, 3, {
+      transactionalId: "tx",
+      groupId: o.groupId ?? "g",
+      producerId: o.producerId,
+      producerEpoch: 0,
+      generationId: -1,
+      memberId: "",
+      groupInstanceId: null,
+      topics: [...new Set(o.offsets.map((x) => x.topic))].map((name) => ({
+        name,
+        partitions: o.offsets.filter((x) => x.topic === name).map((x) => ({
+          partitionIndex: x.partition,
+          committedOffset: BigInt(x.offset),
+          committedLeaderEpoch: -1,
+          committedMetadata: "",
+        })),
+      })),
+    });
+    return this.#absorb(this.core.txnOffsetCommit(id, req, 3, this.now));
+  }
+
+  /** OffsetFetch v7 with requireStable of one partition: [code, offset]. */
+  fetchStable(groupId: string, topic: string, partition: number): [number, bigint] {
+    const r = this.core.offsetFetch(
+      request(ApiKey.OffsetFetch, 7, {
+        groupId,
+        topics: [{ name: topic, partitionIndexes: [partition] }],
+        requireStable: true,
+      }),
+      7,
+    ) as Resp<9>;
+    const p = r.topics[0]!.partitions[0]!;
+    return [p.errorCode, p.committedOffset];
   }
 
   /** The codes of a commit response, flattened to "topic-partition:code". */

@@ -217,3 +217,26 @@ Deno.test("a transition that could not be persisted changes nothing", () => {
   c.core.failed((other as { transition: Transition }).transition);
   assert.equal(c.core.describe("app-2"), undefined);
 });
+
+Deno.test("KIP-360: a producer recovering with an id whose state expired gets a fresh producer id", () => {
+  const c = loaded();
+  const step = c.core.initProducerId(
+    "expired",
+    10_000,
+    { producerId: 77n, producerEpoch: 3 },
+    200n,
+    0,
+    5,
+  );
+  assert.equal(step.kind, "write");
+  assert.deepEqual(persist(c, step).reply, {
+    code: ErrorCode.NONE,
+    producerId: 200n,
+    producerEpoch: 0,
+  });
+  // A stale incarnation of another producer id is fenced once the id is known.
+  assert.deepEqual(
+    c.core.initProducerId("expired", 10_000, { producerId: 77n, producerEpoch: 3 }, null, 1, 5),
+    { kind: "reply", code: FENCED },
+  );
+});
