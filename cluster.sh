@@ -39,6 +39,7 @@ die() {
 
 kafka_port() { echo $((9091 + $1)); }
 raft_port() { echo $((9191 + $1)); }
+http_port() { echo $((9643 + $1)); }
 pid_file() { echo "$DATA/node-$1.pid"; }
 log_file() { echo "$DATA/node-$1.log"; }
 
@@ -94,12 +95,13 @@ launch() {
     --node-id "$n" \
     --kafka-addr "127.0.0.1:$(kafka_port "$n")" \
     --raft-addr "127.0.0.1:$(raft_port "$n")" \
+    --http-addr "127.0.0.1:$(http_port "$n")" \
     --peers "$PEERS" \
     --data-dir "$DATA/node-$n" \
     ${extra[@]+"${extra[@]}"} \
     >>"$(log_file "$n")" 2>&1 </dev/null &
   echo $! >"$(pid_file "$n")"
-  echo "node $n starting (pid $!, Kafka 127.0.0.1:$(kafka_port "$n"), log $(log_file "$n"))"
+  echo "node $n starting (pid $!, Kafka 127.0.0.1:$(kafka_port "$n"), HTTP 127.0.0.1:$(http_port "$n"), log $(log_file "$n"))"
 }
 
 # Waits until node N accepts Kafka connections; 1 if it died or took too long.

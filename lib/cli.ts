@@ -54,6 +54,8 @@ export interface ServeOptions {
   logCleanerBackoffMs: number;
   /** Kafka `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` accepted. */
   transactionMaxTimeoutMs: number;
+  /** The HTTP listener (metrics, health, readiness); null: none. */
+  httpAddr: { host: string; port: number } | null;
 }
 
 /** Options of `tidelog status`. */
@@ -85,6 +87,11 @@ const FLAGS = {
     type: "string",
     help: "HOST:PORT",
     doc: "Kafka listener address (default 127.0.0.1:9092)",
+  },
+  "http-addr": {
+    type: "string",
+    help: "HOST:PORT",
+    doc: "HTTP listener for /metrics, /health and /ready; none: off (default 127.0.0.1:9644)",
   },
   "advertised-addr": {
     type: "string",
@@ -352,6 +359,14 @@ export function parseCommandLine(
   if (raft.port === kafka.port && kafka.port !== 0 && raft.host === kafka.host) {
     throw new UsageError(`--raft-addr: ${raftListenAddr} is also the Kafka address`);
   }
+  const httpRaw = get("http-addr") ?? "127.0.0.1:9644";
+  const httpAddr = httpRaw.trim() === "none" ? null : parseAddr("http-addr", httpRaw);
+  if (
+    httpAddr !== null && httpAddr.port !== 0 &&
+    [kafka, raft].some((a) => a.port === httpAddr.port && a.host === httpAddr.host)
+  ) {
+    throw new UsageError(`--http-addr: ${httpRaw} is also the Kafka or Raft address`);
+  }
   const logLevel = get("log-level") ?? "info";
   if (!LEVELS.includes(logLevel as LogLevel)) {
     throw new UsageError(`--log-level: expected one of ${LEVELS.join(", ")}, got "${logLevel}"`);
@@ -447,6 +462,7 @@ export function parseCommandLine(
         get("transaction-max-timeout-ms") ?? "900000",
         1,
       ),
+      httpAddr,
     },
   };
 }

@@ -9,6 +9,8 @@ import { BrokerConnections } from "./client/mod.ts";
 import { ProducerIdManager } from "./producer/mod.ts";
 import { writeMarkersLocally } from "./server/handlers/write_txn_markers.ts";
 import { DEFAULT_TXN_CONFIG, MarkerChannel, TxnCoordinator, TxnService } from "./txn/mod.ts";
+import { HttpServer } from "./http/mod.ts";
+import { BrokerMetrics, registerNodeGauges } from "./server/broker_metrics.ts";
 import {
   BrokerLifecycle,
   ControllerChannel,
@@ -174,6 +176,29 @@ export interface NodeParts {
   readonly replicas: ReplicaManager;
 }
 
+/** How often the event loop's lateness is measured (tidelog_event_loop_lag_ms). */
+const LAG_CHECK_MS = 500;
+
+/** What /ready reads. */
+interface ReadinessView {
+  lifecycle: BrokerLifecycle | undefined;
+  quorumLost: boolean;
+  stopping: boolean;
+}
+
+/** Why the node is not ready to serve, or null if it is (GET /ready). */
+function notReadyReason(view: ReadinessView): string | null {
+  if (view.stopping) return "shutting down";
+  const lc = view.lifecycle;
+  if (lc === undefined) return "starting: recovering logs and joining the metadata quorum";
+  if (lc.brokerEpoch < 0) return "not registered with the controller yet";
+  if (lc.fenced) {
+    return "fenced: the controller has not unfenced this broker (catching up with the metadata log, or cut off from it)";
+  }
+  if (view.quorumLost) return "cut off from the controller quorum";
+  return null;
+}
+
 /** A running node. */
 export class Node {
   readonly #listener: KafkaListener;
@@ -182,6 +207,9 @@ export class Node {
   readonly #groups: GroupService;
   readonly #txn: TxnService;
   readonly #brokers: BrokerConnections;
+  readonly #http: HttpServer | undefined;
+  readonly #view: ReadinessView;
+  readonly #lagTimer: ReturnType<Timers["setInterval"]>;
   readonly #controller: ControllerService;
   readonly #channel: ControllerChannel;
   readonly #lifecycle: BrokerLifecycle;
@@ -202,6 +230,9 @@ export class Node {
     groups: GroupService;
     txn: TxnService;
     brokers: BrokerConnections;
+    http: HttpServer | undefined;
+    view: ReadinessView;
+    lagTimer: ReturnType<Timers["setInterval"]>;
     controller: ControllerService;
     channel: ControllerChannel;
     lifecycle: BrokerLifecycle;
@@ -218,6 +249,9 @@ export class Node {
     this.#groups = parts.groups;
     this.#txn = parts.txn;
     this.#brokers = parts.brokers;
+    this.#http = parts.http;
+    this.#view = parts.view;
+    this.#lagTimer = parts.lagTimer;
     this.#controller = parts.controller;
     this.#channel = parts.channel;
     this.#lifecycle = parts.lifecycle;
@@ -246,6 +280,7 @@ export class Node {
       const lost = sent >= 0 && now - Math.max(sent, resumedMs) > parts.sessionTimeoutMs;
       if (lost !== this.#quorumLost) {
         this.#quorumLost = lost;
+        this.#view.quorumLost = lost;
         // The group coordinator follows the offsets partitions this node leads.
         // A failure to apply the image stops the node (onStorageFailure); nothing to add.
         this.#replicas.setQuorumLost(lost).then(() => {
@@ -287,6 +322,31 @@ export class Node {
     const rt: Runtime = deps.clock ? { ...base, clock: deps.clock } : base;
     const { clock, timers, fs, net, random } = rt;
     const { lock, meta } = await claimDataDir(rt, options.dataDir, options.nodeId);
+    // What /ready reads while the node starts, serves and stops.
+    const view: ReadinessView = { lifecycle: undefined, quorumLost: false, stopping: false };
+    const metrics = new BrokerMetrics();
+    let http: HttpServer | undefined;
+    if (options.httpAddr !== null) {
+      const { host, port } = options.httpAddr;
+      try {
+        http = HttpServer.start(host, port, {
+          notReadyReason: () => notReadyReason(view),
+          metrics: () => metrics.registry.render(),
+        });
+      } catch (err) {
+        lock.close();
+        throw new StartupError(
+          `Cannot listen on ${host}:${port} (--http-addr): ${(err as Error).message}`,
+        );
+      }
+    }
+    let lagMs = 0;
+    let lagCheck = clock.nowMs();
+    const lagTimer = timers.setInterval(() => {
+      const now = clock.nowMs();
+      lagMs = Math.max(0, now - lagCheck - LAG_CHECK_MS);
+      lagCheck = now;
+    }, LAG_CHECK_MS);
     let fatalSeen = false;
     const halt: { current: (() => Promise<void>) | null } = { current: null };
     // Before start() returns, a failure ends start-up (it throws); after, it halts the node.
@@ -482,6 +542,7 @@ export class Node {
         txn,
         producerIds,
         brokers,
+        metrics,
         clock,
         timers,
         controllerContext: (): ControllerContext => ({
@@ -540,6 +601,17 @@ export class Node {
         clock,
       });
       lifecycleRef.current = lifecycle;
+      view.lifecycle = lifecycle;
+      const lifecycleNow = lifecycle;
+      registerNodeGauges(metrics, {
+        nodeId: options.nodeId,
+        clock,
+        store,
+        replicas,
+        groups,
+        lifecycle: () => lifecycleNow,
+        eventLoopLagMs: () => lagMs,
+      });
       const lc = lifecycle;
       brokerEpoch = () => lc.brokerEpoch;
       const unfenced = await Promise.race([
@@ -590,6 +662,9 @@ export class Node {
         groups,
         txn,
         brokers,
+        http,
+        view,
+        lagTimer,
         controller,
         channel,
         lifecycle,
@@ -604,6 +679,8 @@ export class Node {
       return node;
     } catch (err) {
       timers.clearInterval(failureWatch);
+      timers.clearInterval(lagTimer);
+      await http?.close();
       await listener?.close();
       await lifecycle?.close();
       channel?.close();
@@ -692,7 +769,10 @@ export class Node {
       timers.clearInterval(this.#retentionTimer);
       timers.clearInterval(this.#failureWatch);
       timers.clearInterval(this.#quorumWatch);
+      timers.clearInterval(this.#lagTimer);
+      this.#view.stopping = true;
       const steps: (() => unknown)[] = [
+        () => this.#http?.close(),
         () => this.#listener.close(),
         () => this.#lifecycle.close(),
         () => this.#channel.close(),
@@ -728,6 +808,8 @@ export class Node {
       const { clock, timers } = this.#runtime;
       timers.clearInterval(this.#retentionTimer);
       timers.clearInterval(this.#failureWatch);
+      timers.clearInterval(this.#lagTimer);
+      this.#view.stopping = true;
       if (this.#clustered) {
         const started = clock.nowMs();
         const done = await this.#lifecycle.controlledShutdown(CONTROLLED_SHUTDOWN_TIMEOUT_MS);
@@ -744,6 +826,7 @@ export class Node {
       timers.clearInterval(this.#quorumWatch);
       await this.#lifecycle.close();
       await this.#listener.close();
+      await this.#http?.close();
       this.#channel.close();
       this.#controller.close();
       this.#groups.close();

@@ -254,10 +254,14 @@ export class ReplicaManager {
     for (const p of this.#partitions.values()) if (p.isLeader) p.tick();
   }
 
+  /** ISR changes the controller accepted, led here (Kafka's IsrShrinksPerSec/IsrExpandsPerSec). */
+  readonly isrChanges = { shrinks: 0, expands: 0 };
+
   /** Sends a partition's ISR proposal and hands the answer back to it. */
   #propose(partition: Partition, proposal: IsrProposal): void {
     const alter = this.#options.alterIsr;
     if (!alter || this.#closed) return;
+    const before = partition.isr.length;
     log.info("{partition}: asking the controller to change the ISR {from} → {to}{recovered}", {
       partition: partition.name,
       from: partition.isr.join(","),
@@ -276,6 +280,10 @@ export class ReplicaManager {
         const answer: IsrAnswer = a.partition
           ? { kind: "answered", errorCode: a.errorCode, state: a.partition }
           : { kind: "answered", errorCode: a.errorCode };
+        if (a.errorCode === ErrorCode.NONE) {
+          if (proposal.newIsr.length < before) this.isrChanges.shrinks++;
+          else if (proposal.newIsr.length > before) this.isrChanges.expands++;
+        }
         partition.answered(proposal, answer);
       },
       (err) => partition.answered(proposal, { kind: "unknown", reason: String(err) }),

@@ -137,6 +137,28 @@ export class Broker {
       version,
       cid: header.correlationId,
     });
+    const labels = { request: name };
+    const metrics = this.services.metrics;
+    metrics.requests.inc(labels);
+    const started = this.services.clock.nowMs();
+    const measured = (outcome: FrameOutcome): FrameOutcome => {
+      if (outcome.kind !== "respond") return outcome;
+      const frame = outcome.frame.finally(() =>
+        metrics.requestTime.observe(this.services.clock.nowMs() - started, labels)
+      );
+      return { kind: "respond", frame };
+    };
+    return measured(await this.#handle(handler, ctx, request, version, name));
+  }
+
+  async #handle(
+    handler: AnyApiHandler,
+    ctx: RequestContext,
+    request: unknown,
+    version: number,
+    name: string,
+  ): Promise<FrameOutcome> {
+    const { header, log } = ctx;
     try {
       const reply = await handler.handle(ctx, request);
       if (reply.kind === "silent") return { kind: "respond", frame: Promise.resolve(null) };

@@ -14,6 +14,7 @@ import type {
   RaftMetadataStore,
 } from "../metadata/mod.ts";
 import type { ReplicaManager } from "../replication/mod.ts";
+import type { BrokerMetrics } from "./broker_metrics.ts";
 import type { Timers } from "../runtime/timers.ts";
 import type { Clock } from "../util/clock.ts";
 
@@ -54,6 +55,8 @@ export interface BrokerServices {
   readonly producerIds: ProducerIdManager;
   /** Connections to the other brokers (transaction markers and verification). */
   readonly brokers: BrokerConnections;
+  /** Counters the request path updates (rendered at /metrics). */
+  readonly metrics: BrokerMetrics;
   readonly clock: Clock;
   /** Timers for request deadlines and long polls. */
   readonly timers: Timers;

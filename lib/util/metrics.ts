@@ -72,12 +72,12 @@ export class Counter implements Metric {
 
 /** A value read when scraped: `collect` returns the series. */
 export class Gauge implements Metric {
-  readonly kind = "gauge";
-
   constructor(
     readonly name: string,
     readonly help: string,
     readonly collect: () => Iterable<[Labels, number]>,
+    /** "counter" for a count kept elsewhere (read when scraped). */
+    readonly kind: "gauge" | "counter" = "gauge",
   ) {}
 
   render(out: string[]): void {
@@ -168,6 +168,11 @@ export class MetricsRegistry {
 
   gauge(name: string, help: string, collect: () => Iterable<[Labels, number]>): Gauge {
     return this.#add(new Gauge(name, help, collect));
+  }
+
+  /** A counter whose value is kept elsewhere and read when scraped. */
+  counterOf(name: string, help: string, collect: () => Iterable<[Labels, number]>): Gauge {
+    return this.#add(new Gauge(name, help, collect, "counter"));
   }
 
   histogram(name: string, help: string, bounds: readonly number[] = LATENCY_MS_BUCKETS): Histogram {

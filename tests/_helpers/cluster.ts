@@ -32,6 +32,8 @@ export interface ClusterNode {
   /** The Raft listener's host. @default "127.0.0.1" */
   readonly raftHost: string;
   readonly raftPort: number;
+  /** The HTTP listener's port on 127.0.0.1 (with `http: true`), else null. */
+  readonly httpPort: number | null;
   readonly dataDir: string;
   /** The running process; null while the node is down. */
   process: NodeProcess | null;
@@ -47,6 +49,8 @@ export interface TestClusterOptions {
   dir?: string;
   /** Where each node listens and how it is run; default: all on 127.0.0.1, run directly. */
   network?: ClusterNetwork;
+  /** Give each node an HTTP listener on 127.0.0.1 (`httpPort`). @default false */
+  http?: boolean;
 }
 
 /**
@@ -93,19 +97,20 @@ export class TestCluster implements AsyncDisposable {
     dir: string,
     ownsDir: boolean,
     size: number,
-    options: { args: string[]; network?: ClusterNetwork | undefined },
+    options: { args: string[]; network?: ClusterNetwork | undefined; http?: boolean },
   ) {
     this.#dir = dir;
     this.#ownsDir = ownsDir;
     this.#args = options.args;
     this.#network = options.network;
-    const ports = freePorts(2 * size);
+    const ports = freePorts(3 * size);
     this.nodes = Array.from({ length: size }, (_, i) => ({
       id: i + 1,
       kafkaHost: options.network?.kafkaHost(i + 1) ?? "127.0.0.1",
-      kafkaPort: ports[2 * i]!,
+      kafkaPort: ports[3 * i]!,
       raftHost: options.network?.raftHost(i + 1) ?? "127.0.0.1",
-      raftPort: ports[2 * i + 1]!,
+      raftPort: ports[3 * i + 1]!,
+      httpPort: options.http ? ports[3 * i + 2]! : null,
       dataDir: join(dir, `node-${i + 1}`),
       process: null,
     }));
@@ -121,6 +126,7 @@ export class TestCluster implements AsyncDisposable {
     const cluster = new TestCluster(dir, options.dir === undefined, size, {
       args: options.args ?? [],
       network: options.network,
+      http: options.http,
     });
     try {
       await Promise.all(cluster.nodes.map((n) => cluster.#launch(n)));
@@ -149,6 +155,7 @@ export class TestCluster implements AsyncDisposable {
         `${node.raftHost}:${node.raftPort}`,
         "--peers",
         this.peers,
+        ...(node.httpPort === null ? [] : ["--http-addr", `127.0.0.1:${node.httpPort}`]),
         ...DEFAULT_ARGS,
         // node:util parseArgs keeps the last value of a repeated flag: these win.
         ...this.#args,

@@ -49,6 +49,7 @@ export async function startTestNode(
     logCleanerIoMaxBytesPerSecond: 0,
     logCleanerBackoffMs: 15_000,
     transactionMaxTimeoutMs: 900_000,
+    httpAddr: null,
     ...overrides,
   };
   const connections: KafkaConnection[] = [];

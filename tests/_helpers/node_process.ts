@@ -91,6 +91,8 @@ export class NodeProcess {
         `${host}:${port}`,
         "--data-dir",
         options.dataDir,
+        // Tests run many nodes at once: no HTTP listener unless a test asks for one.
+        ...(options.args?.includes("--http-addr") ? [] : ["--http-addr", "none"]),
         ...(options.args ?? []),
       ],
       stdin: "null",

@@ -236,6 +236,24 @@ function assemble(
   };
 }
 
+/** Consumers' bytes out and failed partitions, per topic, for /metrics (replicas excluded). */
+function countTraffic(
+  services: BrokerServices,
+  responses: { topic: string; topicId: string }[],
+  targets: FetchTarget[],
+  entries: PartitionData[],
+): void {
+  targets.forEach((t, i) => {
+    if (t.toLogEnd) return;
+    const e = entries[i]!;
+    const name = t.partition?.topic ?? responses[t.topicIndex]!.topic;
+    if (e.errorCode !== ErrorCode.NONE) services.metrics.failedFetch.inc({ topic: name });
+    else if (e.records !== undefined && e.records !== null && e.records.byteLength > 0) {
+      services.metrics.bytesOut.inc({ topic: name }, e.records.byteLength);
+    }
+  });
+}
+
 export const fetchHandler: ApiHandler<typeof ApiKey.Fetch> = {
   apiKey: ApiKey.Fetch,
   minVersion: 4,
@@ -262,8 +280,11 @@ export const fetchHandler: ApiHandler<typeof ApiKey.Fetch> = {
     const first = readAll(targets, maxBytes);
     // The slices are read again when the response is built: the log may change between
     // now and the encoding, and locating them costs a few header reads.
-    const build = () =>
-      assemble(ctx.services, responses, targets, readAll(targets, maxBytes).entries);
+    const build = () => {
+      const { entries } = readAll(targets, maxBytes);
+      countTraffic(ctx.services, responses, targets, entries);
+      return assemble(ctx.services, responses, targets, entries);
+    };
     if (
       first.bytes >= req.minBytes || first.errors > 0 || req.maxWaitMs <= 0 || targets.length === 0
     ) {

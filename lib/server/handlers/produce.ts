@@ -106,6 +106,7 @@ export const produceHandler: ApiHandler<typeof ApiKey.Produce> = {
         if (topicError !== ErrorCode.NONE) {
           partitionResponses.push(errorEntry(p.index, topicError));
           failed = true;
+          services.metrics.failedProduce.inc({ topic: topicData.name });
           continue;
         }
         const partition = services.replicas.getPartition(topicData.name, p.index);
@@ -125,6 +126,7 @@ export const produceHandler: ApiHandler<typeof ApiKey.Produce> = {
             if (leader >= 0) leaders.add(leader);
           }
           failed = true;
+          services.metrics.failedProduce.inc({ topic: topicData.name });
           continue;
         }
         try {
@@ -158,6 +160,11 @@ export const produceHandler: ApiHandler<typeof ApiKey.Produce> = {
             );
           }
           const result = services.replicas.appendAsLeader(partition, p.records);
+          if (!result.duplicate) {
+            const labels = { topic: topicData.name };
+            services.metrics.messagesIn.inc(labels, result.lastOffset - result.baseOffset + 1);
+            services.metrics.bytesIn.inc(labels, p.records?.length ?? 0);
+          }
           const response: PartitionResponse = {
             index: p.index,
             errorCode: ErrorCode.NONE,
@@ -185,6 +192,7 @@ export const produceHandler: ApiHandler<typeof ApiKey.Produce> = {
             err.code === ErrorCode.INVALID_TIMESTAMP;
           partitionResponses.push(errorEntry(p.index, err.code, custom ? err.message : null));
           failed = true;
+          services.metrics.failedProduce.inc({ topic: topicData.name });
         }
       }
     }

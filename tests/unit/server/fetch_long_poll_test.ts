@@ -10,6 +10,7 @@ import { ReplicaManager } from "../../../lib/replication/mod.ts";
 import type { RequestContext } from "../../../lib/server/handler.ts";
 import { fetchHandler } from "../../../lib/server/handlers/fetch.ts";
 import type { BrokerServices } from "../../../lib/server/services.ts";
+import { BrokerMetrics } from "../../../lib/server/broker_metrics.ts";
 import { ManualClock } from "../../../lib/util/clock.ts";
 import { onePartitionImage, TEST_TOPIC_ID } from "../../_helpers/images.ts";
 
@@ -46,6 +47,7 @@ async function longPoll(
   const services = {
     replicas: rm,
     timers: systemTimers,
+    metrics: new BrokerMetrics(),
     metadata: {
       get image() {
         return current();
