@@ -358,6 +358,7 @@ export class ClusterSim {
       logCleanerIoMaxBytesPerSecond: 0,
       logCleanerBackoffMs: 15_000,
       transactionMaxTimeoutMs: 900_000,
+      httpAddr: null,
     };
   }
 
