@@ -14,7 +14,11 @@ function write(stream: { writeSync(p: Uint8Array): number }, text: string): void
 async function main(): Promise<number> {
   let command;
   try {
-    command = parseCommandLine(Deno.args, (name) => Deno.env.get(name));
+    command = parseCommandLine(
+      Deno.args,
+      (name) => Deno.env.get(name),
+      (path) => Deno.readTextFileSync(path),
+    );
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     write(Deno.stderr, `tidelog: ${err.message} (see tidelog --help)`);
@@ -29,8 +33,13 @@ async function main(): Promise<number> {
     return 0;
   }
   if (command.kind === "status") return await runStatus(command.options);
-  await configureLogging(command.options.logLevel);
+  await configureLogging(command.options.logLevel, command.options.logFormat);
   const log = getLogger(["tidelog", "main"]);
+  if (command.options.unusedConfigKeys.length > 0) {
+    log.info("Keys of the config file Tidelog does not use: {keys}", {
+      keys: command.options.unusedConfigKeys.join(", "),
+    });
+  }
   // A rejection nobody handles is a bug: record it in the node's log before Deno exits.
   globalThis.addEventListener("unhandledrejection", (e) => {
     const err = e.reason as Error;

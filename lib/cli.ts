@@ -4,6 +4,12 @@
  * the command line wins. A bad flag is reported in one line and exits with code 2.
  */
 import { parseArgs } from "node:util";
+import {
+  ConfigFileError,
+  mapServerProperties,
+  parseProperties,
+  type ServerProperties,
+} from "./config_file.ts";
 import type { FlushPolicy } from "./log/mod.ts";
 import type { LogLevel } from "./util/log.ts";
 
@@ -56,6 +62,15 @@ export interface ServeOptions {
   transactionMaxTimeoutMs: number;
   /** The HTTP listener (metrics, health, readiness); null: none. */
   httpAddr: { host: string; port: number } | null;
+  /**
+   * Broker-level defaults of topic configs from `--config` (`log.retention.ms`,
+   * `min.insync.replicas`, ...), by broker key; under the dynamic broker configs.
+   */
+  staticBrokerConfigs: Readonly<Record<string, string>>;
+  /** How log lines are written: text (one line, values unquoted) or JSON lines. */
+  logFormat: "text" | "json";
+  /** Keys of the `--config` file Tidelog does not use (logged once at start). */
+  unusedConfigKeys: string[];
 }
 
 /** Options of `tidelog status`. */
@@ -199,6 +214,16 @@ const FLAGS = {
     help: "MS",
     doc: "the longest transaction.timeout.ms a transactional producer may ask for (default 900000)",
   },
+  "config": {
+    type: "string",
+    help: "FILE",
+    doc: "a Kafka server.properties to read flags from (flags and TIDELOG_* win over it)",
+  },
+  "log-format": {
+    type: "string",
+    help: "FORMAT",
+    doc: "text (one line each, values unquoted) | json (JSON lines) (default text)",
+  },
   "log-level": {
     type: "string",
     help: "LEVEL",
@@ -264,6 +289,13 @@ function parsePeers(raw: string): Map<number, string> {
   return voters;
 }
 
+function parseLogFormat(raw: string): "text" | "json" {
+  if (raw !== "text" && raw !== "json") {
+    throw new UsageError(`--log-format: expected text or json, got "${raw}"`);
+  }
+  return raw;
+}
+
 function parseBool(flag: string, raw: string): boolean {
   if (raw === "true") return true;
   if (raw === "false") return false;
@@ -287,6 +319,10 @@ const LEVELS: readonly LogLevel[] = ["debug", "info", "warning", "error"];
 export function parseCommandLine(
   args: string[],
   env: (name: string) => string | undefined,
+  /** Reads `--config`'s file (main.ts passes the real file system). */
+  readTextFile: (path: string) => string = (path) => {
+    throw new Error(`no file system to read ${path} from`);
+  },
 ): Command {
   let parsed;
   try {
@@ -328,141 +364,177 @@ export function parseCommandLine(
     };
   }
   if (values.addrs !== undefined) throw new UsageError('--addrs is a flag of "status"');
+  const configPath = typeof values.config === "string" ? values.config : env("TIDELOG_CONFIG");
+  let file: ServerProperties | null = null;
+  if (configPath !== undefined) {
+    let text: string;
+    try {
+      text = readTextFile(configPath);
+    } catch (err) {
+      throw new UsageError(`--config: cannot read ${configPath}: ${(err as Error).message}`);
+    }
+    try {
+      file = mapServerProperties(parseProperties(text));
+    } catch (err) {
+      if (!(err instanceof ConfigFileError)) throw err;
+      throw new UsageError(`${configPath}: ${err.message}`);
+    }
+  }
+  // Flags win over TIDELOG_* variables, which win over the file.
+  const fromFile = (flag: string) =>
+    values[flag] === undefined && env(envName(flag)) === undefined &&
+    file?.flags.has(flag) === true;
   const get = (flag: keyof typeof FLAGS): string | undefined => {
     const v = values[flag];
-    return typeof v === "string" ? v : env(envName(flag));
+    return typeof v === "string" ? v : env(envName(flag)) ?? file?.flags.get(flag);
   };
-  const nodeId = parseInteger("node-id", get("node-id") ?? "1", 0, 2 ** 31 - 1);
-  const kafka = parseAddr("kafka-addr", get("kafka-addr") ?? "127.0.0.1:9092");
-  const advertisedRaw = get("advertised-addr");
-  const advertised = advertisedRaw ? parseAddr("advertised-addr", advertisedRaw) : kafka;
-  if (advertised.host === "0.0.0.0" || advertised.host === "::") {
-    throw new UsageError(
-      `--advertised-addr: clients cannot connect to ${advertised.host}; give a reachable host`,
-    );
-  }
-  const peersRaw = get("peers");
-  const voters = peersRaw === undefined ? new Map<number, string>() : parsePeers(peersRaw);
-  if (peersRaw !== undefined && !voters.has(nodeId)) {
-    throw new UsageError(
-      `--peers: node ${nodeId} is not among the voters; every node must be a Raft voter`,
-    );
-  }
-  const raftRaw = get("raft-addr");
-  const raft = raftRaw !== undefined
-    ? parseAddr("raft-addr", raftRaw)
-    : voters.has(nodeId)
-    ? parseAddr("peers", voters.get(nodeId)!)
-    : { host: "127.0.0.1", port: 0 };
-  const raftListenAddr = `${raft.host}:${raft.port}`;
-  if (!voters.has(nodeId)) voters.set(nodeId, raftListenAddr);
-  if (raft.port === kafka.port && kafka.port !== 0 && raft.host === kafka.host) {
-    throw new UsageError(`--raft-addr: ${raftListenAddr} is also the Kafka address`);
-  }
-  const httpRaw = get("http-addr") ?? "127.0.0.1:9644";
-  const httpAddr = httpRaw.trim() === "none" ? null : parseAddr("http-addr", httpRaw);
-  if (
-    httpAddr !== null && httpAddr.port !== 0 &&
-    [kafka, raft].some((a) => a.port === httpAddr.port && a.host === httpAddr.host)
-  ) {
-    throw new UsageError(`--http-addr: ${httpRaw} is also the Kafka or Raft address`);
-  }
-  const logLevel = get("log-level") ?? "info";
-  if (!LEVELS.includes(logLevel as LogLevel)) {
-    throw new UsageError(`--log-level: expected one of ${LEVELS.join(", ")}, got "${logLevel}"`);
-  }
-  return {
-    kind: "serve",
-    options: {
-      nodeId,
-      kafkaHost: kafka.host,
-      kafkaPort: kafka.port,
-      advertisedHost: advertised.host,
-      advertisedPort: advertised.port,
-      dataDir: get("data-dir") ?? `./data/node-${nodeId}`,
-      flush: parseFlush(get("flush") ?? "always"),
-      maxRequestBytes: parseInteger(
-        "max-request-bytes",
-        get("max-request-bytes") ?? "104857600",
-        1024,
-        2 ** 31 - 1,
-      ),
-      autoCreateTopics: parseBool("auto-create-topics", get("auto-create-topics") ?? "true"),
-      numPartitions: parseInteger("num-partitions", get("num-partitions") ?? "1", 1, 100_000),
-      defaultReplicationFactor: parseInteger(
-        "default-replication-factor",
-        get("default-replication-factor") ?? "3",
-        1,
-        32767,
-      ),
-      retentionCheckIntervalMs: parseInteger(
-        "retention-check-interval-ms",
-        get("retention-check-interval-ms") ?? "300000",
-        1,
-      ),
-      groupInitialRebalanceDelayMs: parseInteger(
-        "group-initial-rebalance-delay-ms",
-        get("group-initial-rebalance-delay-ms") ?? "3000",
-        0,
-      ),
-      groupMinSessionTimeoutMs: parseInteger(
-        "group-min-session-timeout-ms",
-        get("group-min-session-timeout-ms") ?? "6000",
-        1,
-      ),
-      groupMaxSessionTimeoutMs: parseInteger(
-        "group-max-session-timeout-ms",
-        get("group-max-session-timeout-ms") ?? "1800000",
-        1,
-      ),
-      logLevel: logLevel as LogLevel,
-      voters,
-      raftListenAddr,
-      replicaLagTimeMaxMs: parseInteger(
-        "replica-lag-time-max-ms",
-        get("replica-lag-time-max-ms") ?? "5000",
-        1,
-      ),
-      brokerSessionTimeoutMs: parseInteger(
-        "broker-session-timeout-ms",
-        get("broker-session-timeout-ms") ?? "1500",
-        1,
-      ),
-      brokerHeartbeatIntervalMs: parseInteger(
-        "broker-heartbeat-interval-ms",
-        get("broker-heartbeat-interval-ms") ?? "250",
-        1,
-      ),
-      leaderImbalanceCheckIntervalMs: parseInteger(
-        "leader-imbalance-check-interval-ms",
-        get("leader-imbalance-check-interval-ms") ?? "30000",
-        0,
-      ),
-      uncleanLeaderElection: parseBool(
-        "unclean-leader-election",
-        get("unclean-leader-election") ?? "false",
-      ),
-      logCleanerDedupeBufferBytes: parseInteger(
-        "log-cleaner-dedupe-buffer-bytes",
-        get("log-cleaner-dedupe-buffer-bytes") ?? String(128 * 1024 * 1024),
-        1024,
-      ),
-      logCleanerIoMaxBytesPerSecond: parseInteger(
-        "log-cleaner-io-max-bytes-per-second",
-        get("log-cleaner-io-max-bytes-per-second") ?? "0",
-        0,
-      ),
-      logCleanerBackoffMs: parseInteger(
-        "log-cleaner-backoff-ms",
-        get("log-cleaner-backoff-ms") ?? "15000",
-        1,
-      ),
-      transactionMaxTimeoutMs: parseInteger(
-        "transaction-max-timeout-ms",
-        get("transaction-max-timeout-ms") ?? "900000",
-        1,
-      ),
-      httpAddr,
-    },
+  const build = (): Command => {
+    const nodeId = parseInteger("node-id", get("node-id") ?? "1", 0, 2 ** 31 - 1);
+    const kafka = parseAddr("kafka-addr", get("kafka-addr") ?? "127.0.0.1:9092");
+    const advertisedRaw = get("advertised-addr");
+    const advertised = advertisedRaw ? parseAddr("advertised-addr", advertisedRaw) : kafka;
+    if (advertised.host === "0.0.0.0" || advertised.host === "::") {
+      throw new UsageError(
+        `--advertised-addr: clients cannot connect to ${advertised.host}; give a reachable host`,
+      );
+    }
+    const peersRaw = get("peers");
+    const voters = peersRaw === undefined ? new Map<number, string>() : parsePeers(peersRaw);
+    if (peersRaw !== undefined && !voters.has(nodeId)) {
+      throw new UsageError(
+        `--peers: node ${nodeId} is not among the voters; every node must be a Raft voter`,
+      );
+    }
+    const raftRaw = get("raft-addr");
+    const raft = raftRaw !== undefined
+      ? parseAddr("raft-addr", raftRaw)
+      : voters.has(nodeId)
+      ? parseAddr("peers", voters.get(nodeId)!)
+      : { host: "127.0.0.1", port: 0 };
+    const raftListenAddr = `${raft.host}:${raft.port}`;
+    if (!voters.has(nodeId)) voters.set(nodeId, raftListenAddr);
+    if (raft.port === kafka.port && kafka.port !== 0 && raft.host === kafka.host) {
+      throw new UsageError(`--raft-addr: ${raftListenAddr} is also the Kafka address`);
+    }
+    const httpRaw = get("http-addr") ?? "127.0.0.1:9644";
+    const httpAddr = httpRaw.trim() === "none" ? null : parseAddr("http-addr", httpRaw);
+    if (
+      httpAddr !== null && httpAddr.port !== 0 &&
+      [kafka, raft].some((a) => a.port === httpAddr.port && a.host === httpAddr.host)
+    ) {
+      throw new UsageError(`--http-addr: ${httpRaw} is also the Kafka or Raft address`);
+    }
+    const logLevel = get("log-level") ?? "info";
+    if (!LEVELS.includes(logLevel as LogLevel)) {
+      throw new UsageError(`--log-level: expected one of ${LEVELS.join(", ")}, got "${logLevel}"`);
+    }
+    return {
+      kind: "serve",
+      options: {
+        nodeId,
+        kafkaHost: kafka.host,
+        kafkaPort: kafka.port,
+        advertisedHost: advertised.host,
+        advertisedPort: advertised.port,
+        dataDir: get("data-dir") ?? `./data/node-${nodeId}`,
+        flush: parseFlush(get("flush") ?? "always"),
+        maxRequestBytes: parseInteger(
+          "max-request-bytes",
+          get("max-request-bytes") ?? "104857600",
+          1024,
+          2 ** 31 - 1,
+        ),
+        autoCreateTopics: parseBool("auto-create-topics", get("auto-create-topics") ?? "true"),
+        numPartitions: parseInteger("num-partitions", get("num-partitions") ?? "1", 1, 100_000),
+        defaultReplicationFactor: parseInteger(
+          "default-replication-factor",
+          get("default-replication-factor") ?? "3",
+          1,
+          32767,
+        ),
+        retentionCheckIntervalMs: parseInteger(
+          "retention-check-interval-ms",
+          get("retention-check-interval-ms") ?? "300000",
+          1,
+        ),
+        groupInitialRebalanceDelayMs: parseInteger(
+          "group-initial-rebalance-delay-ms",
+          get("group-initial-rebalance-delay-ms") ?? "3000",
+          0,
+        ),
+        groupMinSessionTimeoutMs: parseInteger(
+          "group-min-session-timeout-ms",
+          get("group-min-session-timeout-ms") ?? "6000",
+          1,
+        ),
+        groupMaxSessionTimeoutMs: parseInteger(
+          "group-max-session-timeout-ms",
+          get("group-max-session-timeout-ms") ?? "1800000",
+          1,
+        ),
+        logLevel: logLevel as LogLevel,
+        voters,
+        raftListenAddr,
+        replicaLagTimeMaxMs: parseInteger(
+          "replica-lag-time-max-ms",
+          get("replica-lag-time-max-ms") ?? "5000",
+          1,
+        ),
+        brokerSessionTimeoutMs: parseInteger(
+          "broker-session-timeout-ms",
+          get("broker-session-timeout-ms") ?? "1500",
+          1,
+        ),
+        brokerHeartbeatIntervalMs: parseInteger(
+          "broker-heartbeat-interval-ms",
+          get("broker-heartbeat-interval-ms") ?? "250",
+          1,
+        ),
+        leaderImbalanceCheckIntervalMs: parseInteger(
+          "leader-imbalance-check-interval-ms",
+          get("leader-imbalance-check-interval-ms") ?? "30000",
+          0,
+        ),
+        uncleanLeaderElection: parseBool(
+          "unclean-leader-election",
+          get("unclean-leader-election") ?? "false",
+        ),
+        logCleanerDedupeBufferBytes: parseInteger(
+          "log-cleaner-dedupe-buffer-bytes",
+          get("log-cleaner-dedupe-buffer-bytes") ?? String(128 * 1024 * 1024),
+          1024,
+        ),
+        logCleanerIoMaxBytesPerSecond: parseInteger(
+          "log-cleaner-io-max-bytes-per-second",
+          get("log-cleaner-io-max-bytes-per-second") ?? "0",
+          0,
+        ),
+        logCleanerBackoffMs: parseInteger(
+          "log-cleaner-backoff-ms",
+          get("log-cleaner-backoff-ms") ?? "15000",
+          1,
+        ),
+        transactionMaxTimeoutMs: parseInteger(
+          "transaction-max-timeout-ms",
+          get("transaction-max-timeout-ms") ?? "900000",
+          1,
+        ),
+        httpAddr,
+        staticBrokerConfigs: file?.brokerDefaults ?? {},
+        unusedConfigKeys: file?.unused ?? [],
+        logFormat: parseLogFormat(get("log-format") ?? "text"),
+      },
+    };
   };
+  try {
+    return build();
+  } catch (err) {
+    // A bad value from the file names the file and its key, not the flag it maps to.
+    const m = err instanceof UsageError ? /^--([a-z-]+): (.*)$/.exec(err.message) : null;
+    if (m !== null && file !== null && fromFile(m[1]!)) {
+      const key = file.keyOf.get(m[1]!)!;
+      throw new UsageError(`${configPath}: ${key}: ${m[2]}`);
+    }
+    throw err;
+  }
 }

@@ -459,6 +459,7 @@ export class Node {
         alterIsr: (req) =>
           ch.alterPartition({ brokerId: options.nodeId, brokerEpoch: brokerEpoch(), ...req }),
         onStorageFailure: (err) => fatal(err),
+        staticBrokerConfigs: options.staticBrokerConfigs,
         logCleaner: {
           dedupeBufferBytes: options.logCleanerDedupeBufferBytes,
           ioMaxBytesPerSecond: options.logCleanerIoMaxBytesPerSecond,
@@ -535,6 +536,7 @@ export class Node {
           listenAddress: `${options.kafkaHost}:${options.kafkaPort}`,
           logDir: join(options.dataDir, "topics"),
           quorumVoters: [...options.voters].map(([id, addr]) => `${id}@${addr}`).join(","),
+          staticBrokerConfigs: options.staticBrokerConfigs,
         },
         metadata: store,
         replicas,

@@ -102,11 +102,17 @@ export class MetadataImage {
   }
 
   /** The dynamic broker configs in effect on `brokerId` (its own over the cluster's). */
-  brokerConfigLayers(brokerId: number): BrokerConfigLayers {
-    if (this.brokerConfigs.size === 0) return NO_BROKER_CONFIGS;
+  brokerConfigLayers(
+    brokerId: number,
+    staticConfigs: Readonly<Record<string, string>> = {},
+  ): BrokerConfigLayers {
+    if (this.brokerConfigs.size === 0 && Object.keys(staticConfigs).length === 0) {
+      return NO_BROKER_CONFIGS;
+    }
     return {
       broker: this.brokerConfigs.get(String(brokerId)) ?? {},
       cluster: this.brokerConfigs.get("") ?? {},
+      static: staticConfigs,
     };
   }
 

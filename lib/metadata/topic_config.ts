@@ -391,6 +391,8 @@ export const BROKER_LOG_CONFIGS: ReadonlyMap<string, string> = new Map(
 export interface BrokerConfigLayers {
   readonly broker: Readonly<Record<string, string>>;
   readonly cluster: Readonly<Record<string, string>>;
+  /** The node's own static defaults (its `--config` file), under the dynamic ones. */
+  readonly static?: Readonly<Record<string, string>>;
 }
 
 export const NO_BROKER_CONFIGS: BrokerConfigLayers = Object.freeze({ broker: {}, cluster: {} });
@@ -400,6 +402,7 @@ export type TopicConfigSource =
   | "TOPIC_CONFIG"
   | "DYNAMIC_BROKER_CONFIG"
   | "DYNAMIC_DEFAULT_BROKER_CONFIG"
+  | "STATIC_BROKER_CONFIG"
   | "DEFAULT_CONFIG";
 
 /** The value of `name` for a topic with overrides `configs`, and its source. */
@@ -417,6 +420,8 @@ export function resolveTopicConfig(
     if (own !== undefined) return { value: own, source: "DYNAMIC_BROKER_CONFIG" };
     const cluster = brokers.cluster[d.brokerKey];
     if (cluster !== undefined) return { value: cluster, source: "DYNAMIC_DEFAULT_BROKER_CONFIG" };
+    const staticValue = brokers.static?.[d.brokerKey];
+    if (staticValue !== undefined) return { value: staticValue, source: "STATIC_BROKER_CONFIG" };
   }
   return { value: d.defaultValue, source: "DEFAULT_CONFIG" };
 }

@@ -55,6 +55,8 @@ import { ReplicaFetcherManager } from "./replica_fetcher.ts";
 const log = getLogger(["tidelog", "replication"]);
 /** Partitions opened at once when an image brings new ones (start-up, CreateTopics). */
 const OPEN_CONCURRENCY = 32;
+/** How often a long opening of partitions logs its progress. */
+const PROGRESS_INTERVAL_MS = 2000;
 /** File descriptors kept free for connections, rolled segments and checkpoints. */
 const DESCRIPTOR_RESERVE = 512;
 
@@ -80,6 +82,8 @@ export interface ReplicaManagerOptions {
    * the ISR never changes.
    */
   alterIsr?: (req: IsrChange) => Promise<IsrChangeAnswer>;
+  /** The node's static broker defaults of topic configs (its `--config` file), by broker key. */
+  staticBrokerConfigs?: Readonly<Record<string, string>>;
   /**
    * Called once when a partition log fails (an fsync or write error): the node must stop,
    * as Kafka halts a broker whose only log directory failed, so the controller moves its
@@ -343,7 +347,10 @@ export class ReplicaManager {
   async #applyImage(image: MetadataImage): Promise<void> {
     const first = this.#image === null;
     this.#image = image;
-    const layers = image.brokerConfigLayers(this.#options.nodeId);
+    const layers = image.brokerConfigLayers(
+      this.#options.nodeId,
+      this.#options.staticBrokerConfigs,
+    );
     await ensureDir(this.#fs, this.#options.topicsDir);
     const wanted = new Map<string, { topic: TopicImage; partitionId: number }>();
     for (const topic of image.topicsById.values()) {
@@ -384,6 +391,22 @@ export class ReplicaManager {
         await this.#applyRole(existing, topic.partitions[partitionId]!);
       },
     );
+    // Long start-ups (many partitions, logs to recover) say how far they are.
+    let opened = 0;
+    let openedBytes = 0;
+    const openStarted = this.#clock.nowMs();
+    let lastProgress = openStarted;
+    const progress = () => {
+      const now = this.#clock.nowMs();
+      if (now - lastProgress < PROGRESS_INTERVAL_MS) return;
+      lastProgress = now;
+      log.info("Opening partitions: {done} of {total} ({mib} MiB) after {seconds} s", {
+        done: opened,
+        total: created.length,
+        mib: Math.round(openedBytes / 1048576),
+        seconds: Math.round((now - openStarted) / 1000),
+      });
+    };
     await forEachConcurrently(created, OPEN_CONCURRENCY, async ([name, { topic, partitionId }]) => {
       const state = topic.partitions[partitionId]!;
       const dir = join(this.#options.topicsDir, name);
@@ -426,8 +449,18 @@ export class ReplicaManager {
       partitionLog.onFailure((err) => this.#options.onStorageFailure?.(err));
       this.#partitions.set(name, partition);
       await this.#applyRole(partition, state);
+      opened++;
+      openedBytes += partitionLog.sizeInBytes;
+      progress();
       if (!first) log.info("Created partition {partition}", { partition: name });
     });
+    if (created.length > 0 && this.#clock.nowMs() - openStarted >= PROGRESS_INTERVAL_MS) {
+      log.info("Opened {total} partitions ({mib} MiB) in {seconds} s", {
+        total: created.length,
+        mib: Math.round(openedBytes / 1048576),
+        seconds: Math.round((this.#clock.nowMs() - openStarted) / 1000),
+      });
+    }
     // Folders no topic owns are removed once, and only from an image this node may trust:
     // a restarted node's first image is its own recovered one, which can predate topics
     // it holds data for (its Raft commit index is not fsynced on every change), and
@@ -565,7 +598,10 @@ export class ReplicaManager {
         `Unknown topic of ${partition.name}`,
       );
     }
-    const layers = this.#image?.brokerConfigLayers(this.#options.nodeId);
+    const layers = this.#image?.brokerConfigLayers(
+      this.#options.nodeId,
+      this.#options.staticBrokerConfigs,
+    );
     const maxMessageBytes = topicConfigNumber(topic.configs, "max.message.bytes", layers);
     const batches = splitBatches(records);
     const headers: BatchHeader[] = [];

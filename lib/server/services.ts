@@ -40,6 +40,11 @@ export interface BrokerConfig {
   logDir: string;
   /** `controller.quorum.voters`: id@host:port of every Raft voter. */
   quorumVoters: string;
+  /**
+   * Static broker defaults of topic configs from the `--config` file (`log.retention.ms`,
+   * `min.insync.replicas`, ...), by broker key: under the dynamic broker configs.
+   */
+  staticBrokerConfigs: Readonly<Record<string, string>>;
 }
 
 /** Everything a handler can reach. */

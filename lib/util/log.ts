@@ -5,11 +5,13 @@
  */
 import {
   configure,
-  defaultTextFormatter,
   getLogger,
+  getTextFormatter,
+  jsonLinesFormatter,
   type LogLevel,
   type LogRecord,
   reset,
+  type TextFormatter,
 } from "@logtape/logtape";
 
 export { getLogger, type LogLevel };
@@ -17,8 +19,24 @@ export { getLogger, type LogLevel };
 let configured = false;
 const encoder = new TextEncoder();
 
-/** Sends "tidelog" records at `level` and above to stderr as one line each. */
-export async function configureLogging(level: LogLevel = "info"): Promise<void> {
+/**
+ * Text lines with values as they read (strings unquoted, an error as its message), so a
+ * line is one line and reads as a sentence.
+ */
+const textFormatter: TextFormatter = getTextFormatter({
+  value: (v, inspect) =>
+    typeof v === "string" ? v : v instanceof Error ? `${v.name}: ${v.message}` : inspect(v),
+});
+
+/**
+ * Sends "tidelog" records at `level` and above to stderr as one line each: text, or JSON
+ * lines (`--log-format json`) for log shippers.
+ */
+export async function configureLogging(
+  level: LogLevel = "info",
+  format: "text" | "json" = "text",
+): Promise<void> {
+  const formatter = format === "json" ? jsonLinesFormatter : textFormatter;
   if (configured) await reset();
   configured = true;
   await configure({
@@ -26,7 +44,7 @@ export async function configureLogging(level: LogLevel = "info"): Promise<void> 
       // Synchronous stderr writes: stdout stays free for command output, and a line
       // logged just before a crash is not lost in a buffer.
       stderr: (record: LogRecord) => {
-        Deno.stderr.writeSync(encoder.encode(defaultTextFormatter(record)));
+        Deno.stderr.writeSync(encoder.encode(formatter(record)));
       },
     },
     loggers: [

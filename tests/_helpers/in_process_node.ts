@@ -50,6 +50,9 @@ export async function startTestNode(
     logCleanerBackoffMs: 15_000,
     transactionMaxTimeoutMs: 900_000,
     httpAddr: null,
+    staticBrokerConfigs: {},
+    logFormat: "text",
+    unusedConfigKeys: [],
     ...overrides,
   };
   const connections: KafkaConnection[] = [];

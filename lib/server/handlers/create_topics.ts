@@ -63,7 +63,10 @@ export const createTopicsHandler: ApiHandler<typeof ApiKey.CreateTopics> = {
           replicationFactor: plan.replicationFactor,
           configs: describeTopicConfigs(
             plan.configs,
-            ctx.services.metadata.image.brokerConfigLayers(ctx.services.config.nodeId),
+            ctx.services.metadata.image.brokerConfigLayers(
+              ctx.services.config.nodeId,
+              ctx.services.config.staticBrokerConfigs,
+            ),
           ).map(({ synonyms: _, ...c }) => c),
         });
       } catch (err) {

@@ -132,7 +132,10 @@ export const describeConfigsHandler: ApiHandler<typeof ApiKey.DescribeConfigs> =
         }
         configs = describeTopicConfigs(
           topic.configs,
-          services.metadata.image.brokerConfigLayers(services.config.nodeId),
+          services.metadata.image.brokerConfigLayers(
+            services.config.nodeId,
+            services.config.staticBrokerConfigs,
+          ),
         );
       } else if (r.resourceType === ResourceType.BROKER) {
         if (r.resourceName !== "" && r.resourceName !== String(services.config.nodeId)) {
@@ -141,7 +144,10 @@ export const describeConfigsHandler: ApiHandler<typeof ApiKey.DescribeConfigs> =
             `Unexpected broker id, expected ${services.config.nodeId} or empty string, but received ${r.resourceName}`,
           );
         }
-        const layers = services.metadata.image.brokerConfigLayers(services.config.nodeId);
+        const layers = services.metadata.image.brokerConfigLayers(
+          services.config.nodeId,
+          services.config.staticBrokerConfigs,
+        );
         configs = r.resourceName === ""
           ? describeBrokerLogConfigs(layers, true)
           : [...staticBrokerConfigs(services), ...describeBrokerLogConfigs(layers, false)];

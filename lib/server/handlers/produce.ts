@@ -143,7 +143,7 @@ export const produceHandler: ApiHandler<typeof ApiKey.Produce> = {
             ? topicConfigNumber(
               topic.configs,
               "min.insync.replicas",
-              image.brokerConfigLayers(services.config.nodeId),
+              image.brokerConfigLayers(services.config.nodeId, services.config.staticBrokerConfigs),
             )
             : 1;
           if (acks === -1 && isrSize < minIsr) {

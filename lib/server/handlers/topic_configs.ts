@@ -75,6 +75,14 @@ export function describeTopicConfigs(
           source: ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG,
         });
       }
+      const fromFile = brokers.static?.[brokerKey];
+      if (fromFile !== undefined) {
+        synonyms.push({
+          name: brokerKey,
+          value: fromFile,
+          source: ConfigSource.STATIC_BROKER_CONFIG,
+        });
+      }
     }
     synonyms.push({
       name: brokerKey ?? name,
@@ -119,6 +127,14 @@ export function describeBrokerLogConfigs(
         name: brokerKey,
         value: cluster,
         source: ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG,
+      });
+    }
+    const fromFile = clusterDefaultOnly ? undefined : brokers.static?.[brokerKey];
+    if (fromFile !== undefined) {
+      synonyms.push({
+        name: brokerKey,
+        value: fromFile,
+        source: ConfigSource.STATIC_BROKER_CONFIG,
       });
     }
     synonyms.push({

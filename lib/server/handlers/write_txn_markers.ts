@@ -61,7 +61,7 @@ export async function writeMarkersLocally(
       const minIsr = topicConfigNumber(
         topic.configs,
         "min.insync.replicas",
-        image.brokerConfigLayers(services.config.nodeId),
+        image.brokerConfigLayers(services.config.nodeId, services.config.staticBrokerConfigs),
       );
       if (partition.isr.length < minIsr) {
         throw new TidelogError(

@@ -359,6 +359,9 @@ export class ClusterSim {
       logCleanerBackoffMs: 15_000,
       transactionMaxTimeoutMs: 900_000,
       httpAddr: null,
+      staticBrokerConfigs: {},
+      logFormat: "text",
+      unusedConfigKeys: [],
     };
   }
 
