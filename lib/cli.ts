@@ -389,6 +389,9 @@ export function parseCommandLine(
     return typeof v === "string" ? v : env(envName(flag)) ?? file?.flags.get(flag);
   };
   const build = (): Command => {
+    /** An integer flag's value (or its default) within [min, max]. */
+    const int = (flag: keyof typeof FLAGS, fallback: string, min: number, max?: number) =>
+      parseInteger(flag, get(flag) ?? fallback, min, max);
     const nodeId = parseInteger("node-id", get("node-id") ?? "1", 0, 2 ** 31 - 1);
     const kafka = parseAddr("kafka-addr", get("kafka-addr") ?? "127.0.0.1:9092");
     const advertisedRaw = get("advertised-addr");
@@ -438,87 +441,33 @@ export function parseCommandLine(
         advertisedPort: advertised.port,
         dataDir: get("data-dir") ?? `./data/node-${nodeId}`,
         flush: parseFlush(get("flush") ?? "always"),
-        maxRequestBytes: parseInteger(
-          "max-request-bytes",
-          get("max-request-bytes") ?? "104857600",
-          1024,
-          2 ** 31 - 1,
-        ),
+        maxRequestBytes: int("max-request-bytes", "104857600", 1024, 2 ** 31 - 1),
         autoCreateTopics: parseBool("auto-create-topics", get("auto-create-topics") ?? "true"),
         numPartitions: parseInteger("num-partitions", get("num-partitions") ?? "1", 1, 100_000),
-        defaultReplicationFactor: parseInteger(
-          "default-replication-factor",
-          get("default-replication-factor") ?? "3",
-          1,
-          32767,
-        ),
-        retentionCheckIntervalMs: parseInteger(
-          "retention-check-interval-ms",
-          get("retention-check-interval-ms") ?? "300000",
-          1,
-        ),
-        groupInitialRebalanceDelayMs: parseInteger(
-          "group-initial-rebalance-delay-ms",
-          get("group-initial-rebalance-delay-ms") ?? "3000",
-          0,
-        ),
-        groupMinSessionTimeoutMs: parseInteger(
-          "group-min-session-timeout-ms",
-          get("group-min-session-timeout-ms") ?? "6000",
-          1,
-        ),
-        groupMaxSessionTimeoutMs: parseInteger(
-          "group-max-session-timeout-ms",
-          get("group-max-session-timeout-ms") ?? "1800000",
-          1,
-        ),
+        defaultReplicationFactor: int("default-replication-factor", "3", 1, 32767),
+        retentionCheckIntervalMs: int("retention-check-interval-ms", "300000", 1),
+        groupInitialRebalanceDelayMs: int("group-initial-rebalance-delay-ms", "3000", 0),
+        groupMinSessionTimeoutMs: int("group-min-session-timeout-ms", "6000", 1),
+        groupMaxSessionTimeoutMs: int("group-max-session-timeout-ms", "1800000", 1),
         logLevel: logLevel as LogLevel,
         voters,
         raftListenAddr,
-        replicaLagTimeMaxMs: parseInteger(
-          "replica-lag-time-max-ms",
-          get("replica-lag-time-max-ms") ?? "5000",
-          1,
-        ),
-        brokerSessionTimeoutMs: parseInteger(
-          "broker-session-timeout-ms",
-          get("broker-session-timeout-ms") ?? "1500",
-          1,
-        ),
-        brokerHeartbeatIntervalMs: parseInteger(
-          "broker-heartbeat-interval-ms",
-          get("broker-heartbeat-interval-ms") ?? "250",
-          1,
-        ),
-        leaderImbalanceCheckIntervalMs: parseInteger(
-          "leader-imbalance-check-interval-ms",
-          get("leader-imbalance-check-interval-ms") ?? "30000",
-          0,
-        ),
+        replicaLagTimeMaxMs: int("replica-lag-time-max-ms", "5000", 1),
+        brokerSessionTimeoutMs: int("broker-session-timeout-ms", "1500", 1),
+        brokerHeartbeatIntervalMs: int("broker-heartbeat-interval-ms", "250", 1),
+        leaderImbalanceCheckIntervalMs: int("leader-imbalance-check-interval-ms", "30000", 0),
         uncleanLeaderElection: parseBool(
           "unclean-leader-election",
           get("unclean-leader-election") ?? "false",
         ),
-        logCleanerDedupeBufferBytes: parseInteger(
+        logCleanerDedupeBufferBytes: int(
           "log-cleaner-dedupe-buffer-bytes",
-          get("log-cleaner-dedupe-buffer-bytes") ?? String(128 * 1024 * 1024),
+          String(128 * 1024 * 1024),
           1024,
         ),
-        logCleanerIoMaxBytesPerSecond: parseInteger(
-          "log-cleaner-io-max-bytes-per-second",
-          get("log-cleaner-io-max-bytes-per-second") ?? "0",
-          0,
-        ),
-        logCleanerBackoffMs: parseInteger(
-          "log-cleaner-backoff-ms",
-          get("log-cleaner-backoff-ms") ?? "15000",
-          1,
-        ),
-        transactionMaxTimeoutMs: parseInteger(
-          "transaction-max-timeout-ms",
-          get("transaction-max-timeout-ms") ?? "900000",
-          1,
-        ),
+        logCleanerIoMaxBytesPerSecond: int("log-cleaner-io-max-bytes-per-second", "0", 0),
+        logCleanerBackoffMs: int("log-cleaner-backoff-ms", "15000", 1),
+        transactionMaxTimeoutMs: int("transaction-max-timeout-ms", "900000", 1),
         httpAddr,
         staticBrokerConfigs: file?.brokerDefaults ?? {},
         unusedConfigKeys: file?.unused ?? [],
