@@ -1,7 +1,9 @@
 /**
- * Tidelog entry point: parses the command line and runs a node until SIGINT/SIGTERM.
- * Exit codes: 0 clean stop, 1 start-up failure, 2 bad command line.
+ * Tidelog entry point: parses the command line and runs a node until SIGINT/SIGTERM, or
+ * runs an admin command (`tidelog <noun> <verb>`, lib/admin).
+ * Exit codes: 0 clean stop, 1 start-up failure (or a failed admin command), 2 bad command line.
  */
+import { adminUsage, runAdmin } from "./lib/admin/mod.ts";
 import { parseCommandLine, usage, UsageError, VERSION } from "./lib/cli.ts";
 import { Node, StartupError } from "./lib/node.ts";
 import { runStatus } from "./lib/status.ts";
@@ -25,7 +27,7 @@ async function main(): Promise<number> {
     return 2;
   }
   if (command.kind === "help") {
-    write(Deno.stdout, usage());
+    write(Deno.stdout, `${usage()}\n\n${adminUsage()}`);
     return 0;
   }
   if (command.kind === "version") {
@@ -33,6 +35,7 @@ async function main(): Promise<number> {
     return 0;
   }
   if (command.kind === "status") return await runStatus(command.options);
+  if (command.kind === "admin") return await runAdmin(command.args);
   await configureLogging(command.options.logLevel, command.options.logFormat);
   const log = getLogger(["tidelog", "main"]);
   if (command.options.unusedConfigKeys.length > 0) {

@@ -4,6 +4,7 @@
  * the command line wins. A bad flag is reported in one line and exits with code 2.
  */
 import { parseArgs } from "node:util";
+import { isAdminNoun } from "./admin/mod.ts";
 import {
   ConfigFileError,
   mapServerProperties,
@@ -91,6 +92,8 @@ export class UsageError extends Error {
 export type Command =
   | { kind: "serve"; options: ServeOptions }
   | { kind: "status"; options: StatusOptions }
+  /** `tidelog <noun> <verb> ...` (lib/admin parses the rest itself). */
+  | { kind: "admin"; args: string[] }
   | { kind: "help" }
   | { kind: "version" };
 
@@ -324,6 +327,8 @@ export function parseCommandLine(
     throw new Error(`no file system to read ${path} from`);
   },
 ): Command {
+  if (args[0] === "help") return { kind: "help" };
+  if (args[0] !== undefined && isAdminNoun(args[0])) return { kind: "admin", args };
   let parsed;
   try {
     parsed = parseArgs({

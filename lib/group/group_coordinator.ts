@@ -1267,6 +1267,30 @@ export class GroupCoordinator {
     this.#maybeForgetUnusedGroup(group);
   }
 
+  /**
+   * Topics were deleted: every group coordinated here forgets its offsets of them
+   * (tombstones written), as Kafka's onPartitionsDeleted, so that a topic re-created with
+   * the same name does not resume at the old offsets.
+   */
+  removeTopicOffsets(topics: ReadonlySet<string>, nowMs: number): CoordinatorOutput {
+    this.#runTimers(nowMs);
+    for (const group of [...this.#groups.values()]) {
+      const doomed = [...group.allOffsets(), ...group.pendingPartitions()]
+        .filter((o) => topics.has(o.topic));
+      for (const o of doomed) {
+        if (!group.deleteOffset(o.topic, o.partition)) continue;
+        this.#records.push({
+          kind: "offset-tombstone",
+          groupId: group.groupId,
+          topic: o.topic,
+          partition: o.partition,
+        });
+      }
+      if (doomed.length > 0) this.#maybeForgetUnusedGroup(group);
+    }
+    return this.#finish(nowMs);
+  }
+
   // ---------------------------------------------------------------- admin
 
   /** DescribeGroups v0-5: unknown groups are described as "Dead" with no error. */

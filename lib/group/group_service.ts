@@ -119,6 +119,12 @@ export class GroupService {
     this.#core.completeTransaction(producerId, partitionId, OFFSETS_TOPIC_PARTITIONS, commit);
   }
 
+  /** Topics were deleted: their offsets are removed from the groups coordinated here. */
+  onTopicsDeleted(topics: ReadonlySet<string>): void {
+    if (topics.size === 0 || this.#closed) return;
+    this.#dispatch(this.#core.removeTopicOffsets(topics, this.#clock.nowMs()));
+  }
+
   /** Runs a read-only coordinator call. */
   read<T>(fn: (core: GroupCoordinator) => T): T {
     return fn(this.#core);

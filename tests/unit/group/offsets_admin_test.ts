@@ -639,3 +639,18 @@ Deno.test("GroupCoordinator.load() rebuilds groups from their records", async (t
     assert.equal(f3.group("g")!.state, "PreparingRebalance");
   });
 });
+
+Deno.test("a deleted topic's committed offsets are removed from every group (tombstones)", () => {
+  const h = new Harness();
+  h.commit({
+    offsets: [{ topic: "a", partition: 0, offset: 5 }, { topic: "b", partition: 0, offset: 7 }],
+  });
+  h.commit({ groupId: "only-a", offsets: [{ topic: "a", partition: 1, offset: 3 }] });
+  const out = h.absorb(h.core.removeTopicOffsets(new Set(["a"]), h.now));
+  assert.deepEqual(
+    out.records.map((r) => [r.kind, r.groupId]).sort(),
+    [["offset-tombstone", "g"], ["offset-tombstone", "only-a"]],
+  );
+  assert.deepEqual(h.fetchAll(), ["b-0=7"]);
+  assert.deepEqual(h.fetchAll("only-a"), []);
+});
