@@ -11,6 +11,7 @@ import { writeMarkersLocally } from "./server/handlers/write_txn_markers.ts";
 import { DEFAULT_TXN_CONFIG, MarkerChannel, TxnCoordinator, TxnService } from "./txn/mod.ts";
 import { HttpServer } from "./http/mod.ts";
 import { BrokerMetrics, registerNodeGauges } from "./server/broker_metrics.ts";
+import { AdminView } from "./server/admin_view.ts";
 import {
   BrokerLifecycle,
   ControllerChannel,
@@ -325,6 +326,8 @@ export class Node {
     // What /ready reads while the node starts, serves and stops.
     const view: ReadinessView = { lifecycle: undefined, quorumLost: false, stopping: false };
     const metrics = new BrokerMetrics();
+    // The JSON API's views, once the parts they read exist (503 before).
+    let views: AdminView | undefined;
     let http: HttpServer | undefined;
     if (options.httpAddr !== null) {
       const { host, port } = options.httpAddr;
@@ -332,6 +335,7 @@ export class Node {
         http = HttpServer.start(host, port, {
           notReadyReason: () => notReadyReason(view),
           metrics: () => metrics.registry.render(),
+          views: () => views,
         });
       } catch (err) {
         lock.close();
@@ -515,10 +519,13 @@ export class Node {
       );
       txn.syncPartitions();
       const r = replicas;
-      store.onChange(async (_prev, next) => {
+      store.onChange(async (prev, next) => {
         await r.applyImage(next);
         groups.syncPartitions();
         txn.syncPartitions();
+        const deleted = new Set<string>();
+        for (const [id, t] of prev.topicsById) if (!next.topicsById.has(id)) deleted.add(t.name);
+        groups.onTopicsDeleted(deleted);
       });
 
       const advertised = { host: options.advertisedHost, port: options.advertisedPort };
@@ -613,6 +620,15 @@ export class Node {
         groups,
         lifecycle: () => lifecycleNow,
         eventLoopLagMs: () => lagMs,
+      });
+      views = new AdminView({
+        nodeId: options.nodeId,
+        clock,
+        store,
+        replicas,
+        groups,
+        metrics,
+        staticBrokerConfigs: options.staticBrokerConfigs,
       });
       const lc = lifecycle;
       brokerEpoch = () => lc.brokerEpoch;

@@ -58,6 +58,11 @@ export class Counter implements Metric {
     return this.#values.get(keyOf(labels))?.value ?? 0;
   }
 
+  /** Every label set counted so far, with its count (read by the JSON API's throughput). */
+  *series(): IterableIterator<{ readonly labels: Labels; readonly value: number }> {
+    for (const { labels, value } of this.#values.values()) yield { labels, value };
+  }
+
   /** Forgets the series of `labels` (a deleted topic). */
   remove(labels: Labels): void {
     this.#values.delete(keyOf(labels));
