@@ -21,6 +21,12 @@ const ALLOWED = new Set([
   "protocol/_gen/generate.ts",
 ]);
 
+/**
+ * Folders of command-line tools: the `tidelog <noun> <verb>` admin commands are a Kafka
+ * client run once from a shell, never inside a node or the simulation.
+ */
+const ALLOWED_DIRS = ["admin/"];
+
 const FORBIDDEN: [RegExp, string][] = [
   [/\bDate\.now\(/, "Date.now (use the injected Clock)"],
   [/\bperformance\.now\(/, "performance.now (use the injected Clock)"],
@@ -47,7 +53,7 @@ Deno.test("lib/ calls the clock, timers, disk, network and randomness only throu
   const found: string[] = [];
   for await (const path of tsFiles(LIB)) {
     const rel = relative(LIB, path);
-    if (ALLOWED.has(rel)) continue;
+    if (ALLOWED.has(rel) || ALLOWED_DIRS.some((d) => rel.startsWith(d))) continue;
     const lines = (await Deno.readTextFile(path)).split("\n");
     lines.forEach((line, i) => {
       const code = line.trim();
