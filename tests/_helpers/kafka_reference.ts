@@ -44,6 +44,12 @@ export interface KafkaReferenceOptions {
   jvmArgs?: string[];
   /** How long start-up may take before it fails. @default 120000 */
   timeoutMs?: number;
+  /**
+   * Feature levels the cluster is formatted with (`kafka-storage format --feature K=V`), e.g.
+   * `{ "transaction.version": 1 }` for KIP-98 transactions without KIP-890; default: those of
+   * Kafka's latest metadata version.
+   */
+  features?: Record<string, number>;
 }
 
 /** One node of a {@linkcode KafkaReference}. */
@@ -180,6 +186,7 @@ export class KafkaReference implements AsyncDisposable {
           "--config",
           join(n.dir, "server.properties"),
           "--ignore-formatted",
+          ...Object.entries(options.features ?? {}).flatMap(([k, v]) => ["--feature", `${k}=${v}`]),
         ], n);
       }));
       const formatted = performance.now();

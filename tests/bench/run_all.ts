@@ -19,6 +19,10 @@ const runs: { label: string; args: string[] }[] = [
   { label: "protocol codec", args: ["bench", "--allow-all", here("./codec_bench.ts")] },
   { label: "log cleaner", args: ["run", "--allow-all", here("./cleaner_bench.ts")] },
   {
+    label: "transactions beside Apache Kafka (Kafka's producer, 10 and 1,000 records each)",
+    args: ["run", "--allow-all", here("./txn_bench.ts")],
+  },
+  {
     label: "Tidelog beside Apache Kafka, with rdkafka_performance and its ceiling",
     args: ["run", "--allow-all", here("./side_by_side.ts")],
   },
