@@ -464,12 +464,14 @@ export class Node {
           ch.alterPartition({ brokerId: options.nodeId, brokerEpoch: brokerEpoch(), ...req }),
         onStorageFailure: (err) => fatal(err),
         staticBrokerConfigs: options.staticBrokerConfigs,
+        onLogSyncMs: (ms) => metrics.logFsyncTime.observe(ms),
         logCleaner: {
           dedupeBufferBytes: options.logCleanerDedupeBufferBytes,
           ioMaxBytesPerSecond: options.logCleanerIoMaxBytesPerSecond,
           backoffMs: options.logCleanerBackoffMs,
         },
       });
+      store.onCommitMs = (ms) => metrics.raftCommitTime.observe(ms);
       deps.observe?.({ store, replicas });
       await replicas.applyImage(store.image);
       const groups = new GroupService(

@@ -260,6 +260,9 @@ export class PartitionLog {
   #timer: TimerHandle | undefined;
   #stats: LogStats = { syncs: 0, rolls: 0 };
 
+  /** Told how long each group-commit fsync round took, in ms (the fsync latency metric). */
+  onSyncMs: ((ms: number) => void) | null = null;
+
   private constructor(
     dir: string,
     name: string,
@@ -1217,12 +1220,14 @@ export class PartitionLog {
     const dirSync = this.#dirSyncNeeded;
     this.#dirSyncNeeded = false;
     this.#stats.syncs++;
+    const started = this.#clock.nowMs();
     for (const seg of rolled) {
       await seg.file.syncData();
       await seg.syncIndexFiles();
     }
     await active.file.syncData();
     if (dirSync) await syncDir(this.#fs, this.dir);
+    this.onSyncMs?.(this.#clock.nowMs() - started);
     if (target > this.#durableEnd) this.#durableEnd = target;
     this.#resolveWaiters();
     if (rolled.length > 0 && active.baseOffset > this.#recoveryPoint) {

@@ -84,6 +84,8 @@ export interface ReplicaManagerOptions {
   alterIsr?: (req: IsrChange) => Promise<IsrChangeAnswer>;
   /** The node's static broker defaults of topic configs (its `--config` file), by broker key. */
   staticBrokerConfigs?: Readonly<Record<string, string>>;
+  /** Told how long each partition log's fsync round took, in ms (metrics). */
+  onLogSyncMs?: (ms: number) => void;
   /**
    * Called once when a partition log fails (an fsync or write error): the node must stop,
    * as Kafka halts a broker whose only log directory failed, so the controller moves its
@@ -421,6 +423,7 @@ export class ReplicaManager {
           name,
         },
       );
+      partitionLog.onSyncMs = this.#options.onLogSyncMs ?? null;
       const producerState = await PartitionProducerState.load(partitionLog, {
         clock: this.#clock,
         fs: this.#fs,

@@ -48,6 +48,14 @@ export class BrokerMetrics {
     "kafka_network_requestmetrics_totaltimems",
     "Time from a request's arrival to its response being ready, in ms, per API",
   );
+  readonly raftCommitTime = this.registry.histogram(
+    "tidelog_raft_commit_latency_ms",
+    "Time from a controller proposal to its commit in the metadata quorum, in ms",
+  );
+  readonly logFsyncTime = this.registry.histogram(
+    "kafka_log_logflushstats_logflushrateandtimems",
+    "Time of each partition log's group-commit fsync round, in ms",
+  );
 }
 
 /** Traffic labels of a topic. */

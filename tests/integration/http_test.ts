@@ -91,6 +91,8 @@ Deno.test("http: /metrics counts a produce/consume run and the group's lag goes 
     assert.ok(sum(m, "kafka_server_replicamanager_leadercount") >= 3);
     assert.equal(sum(m, "kafka_controller_kafkacontroller_activecontrollercount"), 1);
     assert.ok(sum(m, "kafka_log_log_size", 'topic="m"') > 100_000);
+    assert.ok(sum(m, "kafka_log_logflushstats_logflushrateandtimems_count") > 0, "fsync rounds");
+    assert.ok(sum(m, "tidelog_raft_commit_latency_ms_count") > 0, "metadata proposals");
 
     // A group commits where it is, without reading: its lag is everything.
     await admin.setOffsets({
